@@ -1,0 +1,10 @@
+//! sea-orm entities for uplift's schema. Plain data, no logic: the service layer in the
+//! `uplift` crate owns every rule about them.
+
+pub mod app;
+pub mod app_version;
+pub mod deployment;
+pub mod deployment_event;
+pub mod deployment_tag;
+pub mod folder;
+pub mod role_assignment;

@@ -1,0 +1,244 @@
+//! Folder and tenant permissions, read from the database on every request (so a revoked
+//! grant stops working on the very next call). Roles mirror UiPath Orchestrator's.
+
+use std::{fmt, str::FromStr};
+
+use entity::{folder, role_assignment};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::{auth::Principal, error::ApiError};
+
+/// Deepest folder nesting walked when collecting inherited grants.
+const MAX_FOLDER_DEPTH: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    AppsView,
+    AppsEdit,
+    AppsCreate,
+    AppsDelete,
+    AppVersionsView,
+    AppVersionsCreate,
+    AppVersionsDelete,
+}
+
+impl Permission {
+    fn is_tenant_level(self) -> bool {
+        matches!(
+            self,
+            Permission::AppVersionsView
+                | Permission::AppVersionsCreate
+                | Permission::AppVersionsDelete
+        )
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Permission::AppsView => "Apps.View",
+            Permission::AppsEdit => "Apps.Edit",
+            Permission::AppsCreate => "Apps.Create",
+            Permission::AppsDelete => "Apps.Delete",
+            Permission::AppVersionsView => "AppVersions.View",
+            Permission::AppVersionsCreate => "AppVersions.Create",
+            Permission::AppVersionsDelete => "AppVersions.Delete",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything; tenant-level permissions only when granted tenant-wide.
+    Administrator,
+    /// The four Apps permissions in a folder and below.
+    FolderAdministrator,
+    /// `Apps.View`.
+    AutomationUser,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [
+        Role::Administrator,
+        Role::FolderAdministrator,
+        Role::AutomationUser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "Administrator",
+            Role::FolderAdministrator => "FolderAdministrator",
+            Role::AutomationUser => "AutomationUser",
+        }
+    }
+
+    /// Whether holding this role (tenant-wide when `tenant_wide`) grants `permission`.
+    pub fn grants(self, permission: Permission, tenant_wide: bool) -> bool {
+        if permission.is_tenant_level() {
+            return tenant_wide && self == Role::Administrator;
+        }
+        match self {
+            Role::Administrator | Role::FolderAdministrator => true,
+            Role::AutomationUser => permission == Permission::AppsView,
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown role {s:?}; roles are Administrator, FolderAdministrator, AutomationUser"))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses an `X-UiPath-FolderKey` value; a malformed key is the client's mistake (400).
+pub fn parse_folder_key(raw: &str) -> Result<String, ApiError> {
+    Uuid::parse_str(raw.trim())
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::bad_request("header X-UiPath-FolderKey is not a UUID"))
+}
+
+/// Loads the folder named by `key` in the caller's tenant and checks that the caller
+/// holds `permission` there (directly, on an ancestor, or tenant-wide).
+pub async fn authorize_folder<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+    key: &str,
+    permission: Permission,
+) -> Result<folder::Model, ApiError> {
+    let key = parse_folder_key(key)?;
+    let folder = folder::Entity::find()
+        .filter(folder::Column::Key.eq(&key))
+        .filter(folder::Column::TenantId.eq(&principal.tenant_id))
+        .one(db)
+        .await?
+        // Same answer as "no permission": never reveal which folders exist.
+        .ok_or_else(|| forbidden(permission))?;
+    let chain = ancestry(db, &folder).await?;
+    if holds(db, principal, &chain, permission).await? {
+        Ok(folder)
+    } else {
+        Err(forbidden(permission))
+    }
+}
+
+/// Checks a tenant-level permission (such as `AppVersions.Create`).
+pub async fn authorize_tenant<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    if holds(db, principal, &[], permission).await? {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "you need the {permission} permission in this tenant"
+        )))
+    }
+}
+
+fn forbidden(permission: Permission) -> ApiError {
+    ApiError::Forbidden(format!(
+        "you need the {permission} permission in this folder"
+    ))
+}
+
+/// The folder's id followed by its ancestors' ids, nearest first.
+pub async fn ancestry<C: ConnectionTrait>(
+    db: &C,
+    folder: &folder::Model,
+) -> Result<Vec<i32>, ApiError> {
+    let mut chain = vec![folder.id];
+    let mut parent = folder.parent_id;
+    while let Some(id) = parent {
+        if chain.len() >= MAX_FOLDER_DEPTH || chain.contains(&id) {
+            break;
+        }
+        chain.push(id);
+        parent = folder::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .and_then(|f| f.parent_id);
+    }
+    Ok(chain)
+}
+
+async fn holds<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+    folder_chain: &[i32],
+    permission: Permission,
+) -> Result<bool, ApiError> {
+    let mut scope = Condition::any().add(role_assignment::Column::FolderId.is_null());
+    if !folder_chain.is_empty() {
+        scope = scope.add(role_assignment::Column::FolderId.is_in(folder_chain.iter().copied()));
+    }
+    let grants = role_assignment::Entity::find()
+        .filter(role_assignment::Column::TenantId.eq(&principal.tenant_id))
+        .filter(role_assignment::Column::Subject.eq(&principal.subject))
+        .filter(scope)
+        .all(db)
+        .await?;
+    Ok(grants.iter().any(|g| {
+        g.role
+            .parse::<Role>()
+            .is_ok_and(|role| role.grants(permission, g.folder_id.is_none()))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_administrator_holds_every_apps_permission_but_no_tenant_permission() {
+        for p in [
+            Permission::AppsView,
+            Permission::AppsEdit,
+            Permission::AppsCreate,
+            Permission::AppsDelete,
+        ] {
+            assert!(Role::FolderAdministrator.grants(p, false));
+        }
+        assert!(!Role::FolderAdministrator.grants(Permission::AppVersionsCreate, true));
+    }
+
+    #[test]
+    fn automation_user_may_only_view() {
+        assert!(Role::AutomationUser.grants(Permission::AppsView, false));
+        assert!(!Role::AutomationUser.grants(Permission::AppsEdit, true));
+    }
+
+    #[test]
+    fn administrator_gets_tenant_permissions_only_when_granted_tenant_wide() {
+        assert!(Role::Administrator.grants(Permission::AppVersionsCreate, true));
+        assert!(!Role::Administrator.grants(Permission::AppVersionsCreate, false));
+        assert!(Role::Administrator.grants(Permission::AppsEdit, false));
+    }
+
+    #[test]
+    fn role_names_parse_case_insensitively_and_unknown_ones_are_refused() {
+        assert_eq!(
+            "folderadministrator".parse::<Role>().unwrap(),
+            Role::FolderAdministrator
+        );
+        assert!("Owner".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn folder_keys_are_normalised_to_lowercase_uuids() {
+        let key = parse_folder_key("6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap();
+        assert_eq!(key, "6f9619ff-8b86-d011-b42d-00c04fc964ff");
+        assert!(parse_folder_key("not-a-key").is_err());
+    }
+}

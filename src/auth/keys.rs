@@ -1,0 +1,437 @@
+//! The keys that verify (and, where we hold a private key, sign) bearer tokens.
+//!
+//! Exactly one verification source is configured: an HS256 secret, an RSA/EC public
+//! key, or a JWKS URL. The algorithm a token names must belong to that key's family,
+//! which rules out `alg: none` and the HS/RS confusion attack (RFC 8725 §2.1, §3.1).
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::JwkSet,
+};
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, RwLock};
+
+use super::secret_file;
+use crate::config::Settings;
+
+/// Why a token was refused. The message is safe to show to the client.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
+
+/// Tokens larger than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// How long a JWKS refresh triggered by an unknown `kid` blocks further refreshes, so
+/// a flood of tokens with random key ids cannot hammer the key server.
+const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
+
+pub struct Keys {
+    verifier: Verifier,
+    signer: Option<Signer>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    tenant_claim: String,
+}
+
+enum Verifier {
+    Static {
+        key: DecodingKey,
+        allowed: &'static [Algorithm],
+    },
+    Jwks(JwksCache),
+}
+
+struct Signer {
+    key: EncodingKey,
+    algorithm: Algorithm,
+}
+
+struct JwksCache {
+    url: String,
+    client: reqwest::Client,
+    keys: RwLock<HashMap<String, (DecodingKey, Option<Algorithm>)>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+/// A verified token's claims as a JSON object.
+pub type Claims = Map<String, Value>;
+
+impl Keys {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let configured = [
+            settings.jwt_secret.is_some(),
+            settings.jwt_public_key.is_some(),
+            settings.jwks_url.is_some(),
+        ];
+        if configured.iter().filter(|c| **c).count() > 1 {
+            bail!(
+                "configure only one of UPLIFT_JWT_SECRET, UPLIFT_JWT_PUBLIC_KEY and UPLIFT_JWKS_URL"
+            );
+        }
+        let (verifier, signer) = if let Some(pem) = &settings.jwt_public_key {
+            let pem = read_pem(pem).context("reading UPLIFT_JWT_PUBLIC_KEY")?;
+            let (key, allowed) = public_key(&pem)?;
+            let signer = match &settings.jwt_private_key {
+                Some(private) => Some(private_key(
+                    &read_pem(private).context("reading UPLIFT_JWT_PRIVATE_KEY")?,
+                )?),
+                None => None,
+            };
+            (Verifier::Static { key, allowed }, signer)
+        } else if let Some(url) = &settings.jwks_url {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .context("building the JWKS client")?;
+            let cache = JwksCache {
+                url: url.clone(),
+                client,
+                keys: RwLock::new(HashMap::new()),
+                last_fetch: Mutex::new(None),
+            };
+            (Verifier::Jwks(cache), None)
+        } else {
+            let secret = match &settings.jwt_secret {
+                Some(secret) => secret.clone(),
+                None => secret_file::load_or_generate(&settings.generated_secret_path())?,
+            };
+            if secret.len() < secret_file::MIN_SECRET_BYTES {
+                bail!(
+                    "UPLIFT_JWT_SECRET must be at least {} bytes long",
+                    secret_file::MIN_SECRET_BYTES
+                );
+            }
+            let verifier = Verifier::Static {
+                key: DecodingKey::from_secret(secret.as_bytes()),
+                allowed: &[Algorithm::HS256],
+            };
+            let signer = Signer {
+                key: EncodingKey::from_secret(secret.as_bytes()),
+                algorithm: Algorithm::HS256,
+            };
+            (verifier, Some(signer))
+        };
+        Ok(Keys {
+            verifier,
+            signer,
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            tenant_claim: settings.jwt_tenant_claim.clone(),
+        })
+    }
+
+    pub fn tenant_claim(&self) -> &str {
+        &self.tenant_claim
+    }
+
+    /// Checks signature, algorithm, `exp`, `nbf`, and `iss`/`aud` when configured.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError(format!(
+                "token is larger than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| TokenError("malformed token".into()))?;
+        let key = match &self.verifier {
+            Verifier::Static { key, allowed } => {
+                if !allowed.contains(&header.alg) {
+                    return Err(TokenError(format!(
+                        "algorithm {:?} is not accepted",
+                        header.alg
+                    )));
+                }
+                key.clone()
+            }
+            Verifier::Jwks(cache) => {
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| TokenError("token has no key id (kid)".into()))?;
+                let (key, pinned) = cache.key(kid).await?;
+                let family_ok = key.family().algorithms().contains(&header.alg)
+                    && key.family() != jsonwebtoken::AlgorithmFamily::Hmac;
+                if !family_ok || pinned.is_some_and(|alg| alg != header.alg) {
+                    return Err(TokenError(format!(
+                        "algorithm {:?} does not match key {kid}",
+                        header.alg
+                    )));
+                }
+                key
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError(describe(e.kind())))
+    }
+
+    /// Mints a token the way our own token endpoint and `uplift token` do.
+    pub fn issue(
+        &self,
+        tenant: &str,
+        subject: &str,
+        scope: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        let signer = self.signer.as_ref().context(
+            "this service only verifies tokens (no secret or private key is configured), so it cannot mint one",
+        )?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let mut claims = json!({
+            "sub": subject,
+            "scope": scope,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl.as_secs(),
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        claims[self.tenant_claim.as_str()] = json!(tenant);
+        if let Some(iss) = &self.issuer {
+            claims["iss"] = json!(iss);
+        }
+        if let Some(aud) = &self.audience {
+            claims["aud"] = json!(aud);
+        }
+        jsonwebtoken::encode(&Header::new(signer.algorithm), &claims, &signer.key)
+            .context("signing the token")
+    }
+}
+
+impl JwksCache {
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Option<Algorithm>), TokenError> {
+        if let Some(found) = self.keys.read().await.get(kid) {
+            return Ok(found.clone());
+        }
+        self.refresh().await;
+        self.keys
+            .read()
+            .await
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| TokenError(format!("no verification key with id {kid}")))
+    }
+
+    async fn refresh(&self) {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < JWKS_MIN_REFRESH) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => *self.keys.write().await = keys,
+            Err(e) => tracing::warn!(url = %self.url, error = %e, "could not refresh the JWKS"),
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<HashMap<String, (DecodingKey, Option<Algorithm>)>> {
+        let set: JwkSet = self
+            .client
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let pinned = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            keys.insert(kid, (key, pinned));
+        }
+        Ok(keys)
+    }
+}
+
+fn describe(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "token has expired".into(),
+        ErrorKind::ImmatureSignature => "token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidIssuer => "token has the wrong issuer".into(),
+        ErrorKind::InvalidAudience => "token has the wrong audience".into(),
+        ErrorKind::InvalidSignature => "token signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm => "token algorithm is not accepted".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("token has no {claim} claim"),
+        _ => "malformed token".into(),
+    }
+}
+
+/// A PEM given inline or as a path to a file.
+fn read_pem(value: &str) -> anyhow::Result<Vec<u8>> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        Ok(value.as_bytes().to_vec())
+    } else {
+        std::fs::read(Path::new(value)).with_context(|| format!("reading {value}"))
+    }
+}
+
+fn public_key(pem: &[u8]) -> anyhow::Result<(DecodingKey, &'static [Algorithm])> {
+    if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        return Ok((
+            key,
+            &[
+                Algorithm::RS256,
+                Algorithm::RS384,
+                Algorithm::RS512,
+                Algorithm::PS256,
+            ],
+        ));
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        return Ok((key, &[Algorithm::ES256, Algorithm::ES384]));
+    }
+    bail!("the public key is neither an RSA nor an EC key in PEM form")
+}
+
+fn private_key(pem: &[u8]) -> anyhow::Result<Signer> {
+    if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
+        return Ok(Signer {
+            key,
+            algorithm: Algorithm::RS256,
+        });
+    }
+    if let Ok(key) = EncodingKey::from_ec_pem(pem) {
+        return Ok(Signer {
+            key,
+            algorithm: Algorithm::ES256,
+        });
+    }
+    bail!("the private key is neither an RSA nor an EC key in PEM form")
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+
+    fn hs_keys() -> Keys {
+        let settings = Settings {
+            jwt_secret: Some("s".repeat(40)),
+            ..Settings::default()
+        };
+        Keys::from_settings(&settings).unwrap()
+    }
+
+    fn b64(v: &Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_minted_token_verifies_and_carries_tenant_and_scope() {
+        let keys = hs_keys();
+        let token = keys
+            .issue(
+                "t1",
+                "alice",
+                "Apps OR.Folders.Read",
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let claims = keys.verify(&token).await.unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["tenant_id"], "t1");
+        assert_eq!(claims["scope"], "Apps OR.Folders.Read");
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_refused() {
+        let keys = hs_keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let header = b64(&json!({"alg": "none", "typ": "JWT"}));
+        let payload = b64(&json!({"sub": "x", "tenant_id": "t", "exp": now + 60}));
+        assert!(keys.verify(&format!("{header}.{payload}.")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_token_signed_with_another_secret_is_refused() {
+        let keys = hs_keys();
+        let other = Keys::from_settings(&Settings {
+            jwt_secret: Some("o".repeat(40)),
+            ..Settings::default()
+        })
+        .unwrap();
+        let token = other
+            .issue("t", "x", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            keys.verify(&token).await.unwrap_err().0,
+            "token signature does not verify"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refused() {
+        let keys = hs_keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": "x", "tenant_id": "t", "exp": now - 120});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret("s".repeat(40).as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            keys.verify(&token).await.unwrap_err().0,
+            "token has expired"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_hs384_token_is_refused_when_only_hs256_is_configured() {
+        let keys = hs_keys();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": "x", "tenant_id": "t", "exp": now + 60});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS384),
+            &claims,
+            &EncodingKey::from_secret("s".repeat(40).as_bytes()),
+        )
+        .unwrap();
+        assert!(keys.verify(&token).await.is_err());
+    }
+
+    #[test]
+    fn a_short_configured_secret_is_refused() {
+        let settings = Settings {
+            jwt_secret: Some("short".into()),
+            ..Settings::default()
+        };
+        assert!(Keys::from_settings(&settings).is_err());
+    }
+
+    #[test]
+    fn two_verification_sources_are_refused() {
+        let settings = Settings {
+            jwt_secret: Some("s".repeat(40)),
+            jwks_url: Some("http://127.0.0.1:1/jwks".into()),
+            ..Settings::default()
+        };
+        assert!(Keys::from_settings(&settings).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The OAuth scopes UiPath's Apps API asks for. Scopes are checked before folder
+//! permissions, so a token that could never make a call is turned away first.
+
+use crate::error::ApiError;
+
+pub const APPS: &str = "Apps";
+pub const APPS_READ: &str = "Apps.Read";
+pub const APPS_WRITE: &str = "Apps.Write";
+pub const FOLDERS_READ: &str = "OR.Folders.Read";
+
+/// What a call needs from the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeRule {
+    /// `Apps` or `Apps.Read`.
+    Read,
+    /// `Apps` or `Apps.Write` (tenant-level calls such as publish).
+    Write,
+    /// `Apps` or `Apps.Write`, plus `OR.Folders.Read` (folder-level writes).
+    WriteInFolder,
+}
+
+impl ScopeRule {
+    pub fn check(self, scopes: &[String]) -> Result<(), ApiError> {
+        let has = |s: &str| scopes.iter().any(|granted| granted == s);
+        let (ok, required) = match self {
+            ScopeRule::Read => (has(APPS) || has(APPS_READ), "Apps or Apps.Read"),
+            ScopeRule::Write => (has(APPS) || has(APPS_WRITE), "Apps or Apps.Write"),
+            ScopeRule::WriteInFolder => (
+                (has(APPS) || has(APPS_WRITE)) && has(FOLDERS_READ),
+                "Apps or Apps.Write, and OR.Folders.Read",
+            ),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(required.into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn folder_writes_need_both_an_apps_write_scope_and_folders_read() {
+        assert!(
+            ScopeRule::WriteInFolder
+                .check(&scopes(&["Apps.Write", "OR.Folders.Read"]))
+                .is_ok()
+        );
+        assert!(
+            ScopeRule::WriteInFolder
+                .check(&scopes(&["Apps", "OR.Folders.Read"]))
+                .is_ok()
+        );
+        assert!(
+            ScopeRule::WriteInFolder
+                .check(&scopes(&["Apps.Write"]))
+                .is_err()
+        );
+        assert!(
+            ScopeRule::WriteInFolder
+                .check(&scopes(&["Apps.Read", "OR.Folders.Read"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn reads_accept_apps_or_apps_read_only() {
+        assert!(ScopeRule::Read.check(&scopes(&["Apps"])).is_ok());
+        assert!(ScopeRule::Read.check(&scopes(&["Apps.Read"])).is_ok());
+        assert!(
+            ScopeRule::Read
+                .check(&scopes(&["OR.Folders.Read"]))
+                .is_err()
+        );
+        assert!(ScopeRule::Read.check(&[]).is_err());
+    }
+
+    #[test]
+    fn scope_names_are_case_sensitive() {
+        assert!(ScopeRule::Read.check(&scopes(&["apps"])).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! One `Settings` struct, read from defaults, then an optional `uplift.toml`, then
+//! `UPLIFT_*` environment variables (each layer overriding the one before).
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address the HTTP server binds to.
+    pub listen: String,
+    /// Database URL; `None` means an SQLite file under `data_dir`.
+    pub database_url: Option<String>,
+    /// Where the default SQLite database and the generated signing secret live.
+    pub data_dir: PathBuf,
+    /// The `{organization}` segment of UiPath-style URLs.
+    pub organization: String,
+    /// HS256 secret shared with the token issuer.
+    pub jwt_secret: Option<String>,
+    /// RS256/ES256 public key (PEM text or a path to a PEM file) that verifies tokens.
+    pub jwt_public_key: Option<String>,
+    /// Matching private key (PEM text or path), needed only to mint tokens with it.
+    pub jwt_private_key: Option<String>,
+    /// JWKS document to fetch verification keys from (cached, refreshed on unknown `kid`).
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// Claim that carries the tenant id.
+    pub jwt_tenant_claim: String,
+    /// Lifetime of tokens minted by `uplift token` and the token endpoint.
+    pub token_ttl_seconds: u64,
+    /// Most deployment ids accepted in one bulk call.
+    pub max_bulk_items: usize,
+    /// Deployments upgraded at once within one bulk call.
+    pub upgrade_concurrency: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long one item waits for a row lock held by someone else before it fails as
+    /// `conflict` (PostgreSQL `lock_timeout`, SQLite busy timeout).
+    pub lock_timeout_ms: u64,
+    /// Size of the database connection pool.
+    pub db_max_connections: u32,
+    /// HTTP worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+    /// `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// Region given to new folders when none is named (the Rainbond `region_name`).
+    pub default_region: String,
+    /// Seconds the server waits for in-flight requests on shutdown.
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            organization: "local".into(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_private_key: None,
+            jwks_url: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_tenant_claim: "tenant_id".into(),
+            token_ttl_seconds: 3600,
+            max_bulk_items: 1000,
+            upgrade_concurrency: 8,
+            max_body_bytes: 1024 * 1024,
+            lock_timeout_ms: 2000,
+            db_max_connections: 16,
+            workers: None,
+            log_format: LogFormat::Text,
+            default_region: "default".into(),
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `uplift.toml` (or the file named by `config_file`) and `UPLIFT_*` variables.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let file = config_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("uplift.toml"));
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("UPLIFT_").ignore(&["config", "test_postgres_url"]))
+            .extract()
+            .map_err(Box::new)?;
+        settings
+            .validate()
+            .map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_bulk_items == 0 {
+            return Err("max_bulk_items must be at least 1".into());
+        }
+        if self.upgrade_concurrency == 0 {
+            return Err("upgrade_concurrency must be at least 1".into());
+        }
+        if self.organization.is_empty() || self.organization.contains('/') {
+            return Err("organization must be a non-empty path segment".into());
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("uplift.db").display()
+            ),
+        }
+    }
+
+    /// Where the generated HS256 secret is kept when no key is configured.
+    pub fn generated_secret_path(&self) -> PathBuf {
+        self.data_dir.join("jwt-secret")
+    }
+
+    /// The UiPath base path: `/{organization}/apps_/default/api/v1/default`.
+    pub fn uipath_base_path(&self) -> String {
+        format!("/{}/apps_/default/api/v1/default", self.organization)
+    }
+}
+
+#[cfg(test)]
+// figment::Jail fixes the closure's error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_an_sqlite_file_in_the_data_dir() {
+        let settings = Settings::default();
+        assert_eq!(
+            settings.database_url(),
+            "sqlite://./data/uplift.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UPLIFT_MAX_BULK_ITEMS", "25");
+            jail.set_env("UPLIFT_ORGANIZATION", "acme");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(settings.max_bulk_items, 25);
+            assert_eq!(settings.organization, "acme");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_toml_file_is_read_and_the_environment_wins_over_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "uplift.toml",
+                "organization = \"fromfile\"\nlisten = \"0.0.0.0:9000\"",
+            )?;
+            jail.set_env("UPLIFT_LISTEN", "127.0.0.1:9999");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(settings.organization, "fromfile");
+            assert_eq!(settings.listen, "127.0.0.1:9999");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn zero_bulk_items_is_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UPLIFT_MAX_BULK_ITEMS", "0");
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+}

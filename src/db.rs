@@ -1,0 +1,194 @@
+//! Connecting, migrating, starting write transactions, and telling lock conflicts from
+//! other database errors, for both supported backends.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    sqlx::{
+        self,
+        sqlite::{SqliteJournalMode, SqliteSynchronous},
+    },
+};
+
+use crate::config::Settings;
+
+/// Opens the pool, creating the SQLite file (and its folder) when needed.
+pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let url = settings.database_url();
+    if let Some(path) = sqlite_file_path(&url)
+        && let Some(dir) = Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+    }
+    let lock_timeout = Duration::from_millis(settings.lock_timeout_ms);
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(settings.db_max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            // WAL lets readers run beside the single writer; the busy timeout is how
+            // long a write transaction queues for the write lock.
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(lock_timeout)
+                .foreign_keys(true)
+        })
+        .map_sqlx_postgres_opts(move |o| {
+            // Bounded lock wait for every statement: a row held by another transaction
+            // fails that item as a conflict instead of stalling the bulk call.
+            o.options([("lock_timeout", format!("{}ms", lock_timeout.as_millis()))])
+        });
+    let db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(&url)))?;
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("running database migrations")
+}
+
+pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(settings).await?;
+    migrate(&db).await?;
+    Ok(db)
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail
+/// with a busy-snapshot error that no busy timeout resolves.
+pub async fn begin_write<C>(db: &C) -> Result<C::Transaction, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}
+
+/// True when the error means "someone else holds the row or the database right now":
+/// PostgreSQL lock timeout, serialization failure or deadlock; SQLite busy or locked.
+pub fn is_lock_conflict(err: &DbErr) -> bool {
+    let Some(sqlx_err) = sqlx_error(err) else {
+        return false;
+    };
+    match sqlx_err {
+        sqlx::Error::Database(db_err) => {
+            let code = db_err.code();
+            matches!(
+                code.as_deref(),
+                // PostgreSQL: lock_not_available, serialization_failure, deadlock_detected
+                Some("55P03" | "40001" | "40P01")
+                // SQLite: BUSY, LOCKED, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT
+                | Some("5" | "6" | "261" | "517" | "773")
+            )
+        }
+        _ => false,
+    }
+}
+
+/// True when the database could not be reached at all (as opposed to refusing a query).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        _ => matches!(
+            sqlx_error(err),
+            Some(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        ),
+    }
+}
+
+/// True when a unique constraint refused the write.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+fn sqlx_error(err: &DbErr) -> Option<&sqlx::Error> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => Some(e.as_ref()),
+        _ => None,
+    }
+}
+
+/// The file behind an `sqlite:` URL, or `None` for other databases and in-memory ones.
+pub fn sqlite_file_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.to_string())
+    }
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_path_strips_scheme_and_query() {
+        assert_eq!(
+            sqlite_file_path("sqlite://./data/uplift.db?mode=rwc").as_deref(),
+            Some("./data/uplift.db")
+        );
+        assert_eq!(
+            sqlite_file_path("sqlite:/tmp/x.db").as_deref(),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(sqlite_file_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_path("postgres://localhost/db"), None);
+    }
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/uplift"),
+            "postgres://app:***@db:5432/uplift"
+        );
+        assert_eq!(redact_url("postgres://db/uplift"), "postgres://db/uplift");
+    }
+}

@@ -1,0 +1,64 @@
+//! The append-only deployment history. Every change to a deployment's version is
+//! recorded by `record`, inside the transaction that makes the change.
+
+use std::fmt;
+
+use chrono::Utc;
+use entity::deployment_event;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+
+use super::Actor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Deploy,
+    Upgrade,
+    Edit,
+    Rollback,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Deploy => "deploy",
+            EventKind::Upgrade => "upgrade",
+            EventKind::Edit => "edit",
+            EventKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub struct Change<'a> {
+    pub tenant_id: &'a str,
+    pub deployment_id: &'a str,
+    pub kind: EventKind,
+    pub from_version: Option<i32>,
+    pub to_version: i32,
+}
+
+pub async fn record<C: ConnectionTrait>(
+    txn: &C,
+    change: Change<'_>,
+    actor: &Actor,
+) -> Result<(), DbErr> {
+    deployment_event::ActiveModel {
+        tenant_id: Set(change.tenant_id.to_string()),
+        deployment_id: Set(change.deployment_id.to_string()),
+        kind: Set(change.kind.as_str().to_string()),
+        from_version: Set(change.from_version),
+        to_version: Set(change.to_version),
+        actor: Set(actor.subject.clone()),
+        request_id: Set(actor.request_id.clone()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

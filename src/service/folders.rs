@@ -1,0 +1,74 @@
+//! Folders: the permission boundary deployments live in. A folder has a UUID key (the
+//! `X-UiPath-FolderKey` header), a small integer id (Rainbond's `app_id`) and a region.
+
+use chrono::Utc;
+use entity::folder;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use crate::{access, error::ApiError};
+
+const MAX_NAME_CHARS: usize = 200;
+
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    name: &str,
+    parent_key: Option<&str>,
+    region: &str,
+) -> Result<folder::Model, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "folder name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if tenant.trim().is_empty() {
+        return Err(ApiError::bad_request("tenant must not be empty"));
+    }
+    let parent = match parent_key {
+        Some(key) => Some(
+            find_by_key(db, tenant, &access::parse_folder_key(key)?)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("parent folder {key} not found")))?,
+        ),
+        None => None,
+    };
+    let folder = folder::ActiveModel {
+        key: Set(Uuid::new_v4().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        name: Set(name.to_string()),
+        parent_id: Set(parent.as_ref().map(|p| p.id)),
+        region: Set(region.to_string()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(folder)
+}
+
+pub async fn find_by_key<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<folder::Model>, ApiError> {
+    Ok(folder::Entity::find()
+        .filter(folder::Column::TenantId.eq(tenant))
+        .filter(folder::Column::Key.eq(key))
+        .one(db)
+        .await?)
+}
+
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<Vec<folder::Model>, ApiError> {
+    Ok(folder::Entity::find()
+        .filter(folder::Column::TenantId.eq(tenant))
+        .order_by_asc(folder::Column::Id)
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,24 @@
+//! Domain operations shared by the HTTP routes, the CLI and the tests. Nothing here
+//! knows about requests; callers pass the tenant and actor explicitly.
+
+pub mod catalog;
+pub mod deployments;
+pub mod events;
+pub mod folders;
+pub mod roles;
+
+/// Who caused a change, as recorded in the deployment history.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub subject: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn new(subject: impl Into<String>, request_id: Option<String>) -> Self {
+        Actor {
+            subject: subject.into(),
+            request_id,
+        }
+    }
+}

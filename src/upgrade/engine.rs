@@ -1,0 +1,211 @@
+//! One transaction per deployment:
+//!
+//! ```text
+//! begin (SQLite: IMMEDIATE)
+//! select the deployment and its app's system name   (PostgreSQL: FOR UPDATE OF deployments)
+//! check tenant and folder on the locked row
+//! select the latest published version               (PostgreSQL: FOR SHARE, so an unpublish waits)
+//! if newer: update the version, append an 'upgrade' event
+//! commit
+//! ```
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use entity::{app, app_version, deployment};
+use futures_util::{StreamExt, stream};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionSession, TransactionTrait,
+    sea_query::{Expr, LockType},
+};
+use uuid::Uuid;
+
+use super::outcome::{Failure, FailureCode, Outcome, Updated};
+use crate::{
+    db,
+    service::{
+        Actor,
+        events::{self, Change, EventKind},
+    },
+};
+
+/// One bulk call's scope: the caller's tenant and the folder it is authorised in.
+pub struct BulkUpgrade<'a> {
+    pub tenant_id: &'a str,
+    pub folder_id: i32,
+    pub actor: &'a Actor,
+    pub concurrency: usize,
+}
+
+/// Upgrades each distinct id (first spelling wins) and returns one outcome per
+/// distinct id, in request order.
+pub async fn upgrade_to_latest<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String]) -> Vec<Outcome>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    stream::iter(distinct(ids))
+        .map(|item| upgrade_one(db, job, item))
+        .buffered(job.concurrency.max(1))
+        .collect()
+        .await
+}
+
+struct Item {
+    /// As the client sent it, so the answer matches the request.
+    raw: String,
+    /// Lowercase hyphenated UUID, or `None` when the id is not a UUID at all.
+    canonical: Option<String>,
+}
+
+fn distinct(ids: &[String]) -> Vec<Item> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter()
+        .filter_map(|raw| {
+            let canonical = Uuid::parse_str(raw.trim())
+                .ok()
+                .map(|u| u.hyphenated().to_string());
+            let key = canonical.clone().unwrap_or_else(|| raw.clone());
+            seen.insert(key).then(|| Item {
+                raw: raw.clone(),
+                canonical,
+            })
+        })
+        .collect()
+}
+
+enum ItemError {
+    NoPublishedVersion,
+    Db(DbErr),
+}
+
+impl From<DbErr> for ItemError {
+    fn from(e: DbErr) -> Self {
+        ItemError::Db(e)
+    }
+}
+
+async fn upgrade_one<C>(db: &C, job: &BulkUpgrade<'_>, item: Item) -> Outcome
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let Some(id) = item.canonical else {
+        return Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound));
+    };
+    match upgrade_in_transaction(db, job, &id).await {
+        Ok(Some((app_system_name, previous_version, version))) => Outcome::Updated(Updated {
+            id: item.raw,
+            app_system_name,
+            version,
+            previous_version,
+        }),
+        Ok(None) => Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound)),
+        Err(ItemError::NoPublishedVersion) => {
+            Outcome::Failed(Failure::new(&item.raw, FailureCode::NoPublishedVersion))
+        }
+        Err(ItemError::Db(e)) if db::is_lock_conflict(&e) => {
+            tracing::info!(deployment = %id, error = %e, "upgrade conflicted with another transaction");
+            Outcome::Failed(Failure::new(&item.raw, FailureCode::Conflict))
+        }
+        Err(ItemError::Db(e)) => {
+            tracing::warn!(deployment = %id, error = %e, "upgrade failed and was rolled back");
+            Outcome::Failed(Failure::new(&item.raw, FailureCode::Internal))
+        }
+    }
+}
+
+/// `Ok(None)`: no such deployment in this tenant and folder. `Ok(Some((app, from, to)))`
+/// otherwise, with `from == to` when it was already on the latest version.
+async fn upgrade_in_transaction<C>(
+    db: &C,
+    job: &BulkUpgrade<'_>,
+    id: &str,
+) -> Result<Option<(String, i32, i32)>, ItemError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db::begin_write(db).await?;
+
+    let mut query = deployment::Entity::find_by_id(id.to_string())
+        .filter(deployment::Column::TenantId.eq(job.tenant_id))
+        .find_also_related(app::Entity);
+    // Lock only the deployment row: locking the shared app row would serialise every
+    // upgrade of the same app.
+    QuerySelect::query(&mut query).lock_with_tables(LockType::Update, [deployment::Entity]);
+    let Some((current, Some(app))) = query.one(&txn).await? else {
+        return Ok(None);
+    };
+    if current.folder_id != job.folder_id {
+        return Ok(None);
+    }
+
+    let latest: Option<i32> = app_version::Entity::find()
+        .select_only()
+        .column(app_version::Column::Version)
+        .filter(app_version::Column::AppId.eq(current.app_id))
+        .filter(app_version::Column::Published.eq(true))
+        .order_by_desc(app_version::Column::Version)
+        .limit(1)
+        .lock(LockType::Share)
+        .into_tuple()
+        .one(&txn)
+        .await?;
+    let latest = latest.ok_or(ItemError::NoPublishedVersion)?;
+
+    // A deployment already on (or, after an unpublish, beyond) the latest published
+    // version stays where it is: an upgrade never moves a deployment backwards.
+    if latest <= current.version {
+        txn.rollback().await?;
+        return Ok(Some((app.system_name, current.version, current.version)));
+    }
+
+    deployment::Entity::update_many()
+        .col_expr(deployment::Column::Version, Expr::value(latest))
+        .col_expr(deployment::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(deployment::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    events::record(
+        &txn,
+        Change {
+            tenant_id: job.tenant_id,
+            deployment_id: id,
+            kind: EventKind::Upgrade,
+            from_version: Some(current.version),
+            to_version: latest,
+        },
+        job.actor,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some((app.system_name, current.version, latest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_dropped_keeping_the_first_spelling_and_order() {
+        let a = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        let ids: Vec<String> = vec![
+            a.to_uppercase(),
+            "junk".into(),
+            a.into(),
+            "junk".into(),
+            "11111111-1111-1111-1111-111111111111".into(),
+        ];
+        let items = distinct(&ids);
+        let raws: Vec<&str> = items.iter().map(|i| i.raw.as_str()).collect();
+        assert_eq!(
+            raws,
+            [
+                a.to_uppercase().as_str(),
+                "junk",
+                "11111111-1111-1111-1111-111111111111"
+            ]
+        );
+        assert_eq!(items[0].canonical.as_deref(), Some(a));
+        assert_eq!(items[1].canonical, None);
+    }
+}

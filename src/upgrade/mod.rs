@@ -1,0 +1,10 @@
+//! The bulk upgrade engine: every distinct deployment id is upgraded to the latest
+//! published version of its app in its own transaction, at most N at once, and the
+//! outcomes come back in request order. No actix types: the routes, the CLI and the
+//! tests drive it directly.
+
+mod engine;
+mod outcome;
+
+pub use engine::{BulkUpgrade, upgrade_to_latest};
+pub use outcome::{Failure, FailureCode, Outcome, Updated};

@@ -1,0 +1,73 @@
+//! What happened to each id of a bulk upgrade.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Updated(Updated),
+    Failed(Failure),
+}
+
+/// A deployment now on the latest published version (possibly unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Updated {
+    /// The id as the client sent it.
+    pub id: String,
+    pub app_system_name: String,
+    pub version: i32,
+    pub previous_version: i32,
+}
+
+impl Updated {
+    pub fn changed(&self) -> bool {
+        self.version != self.previous_version
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub id: String,
+    pub code: FailureCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Unknown, malformed, or in another folder or tenant: never says which.
+    NotFound,
+    /// The app has no published version to upgrade to.
+    NoPublishedVersion,
+    /// Another transaction held the deployment longer than the lock timeout.
+    Conflict,
+    /// Anything else; the cause is in the server log under the request id.
+    Internal,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::NotFound => "not_found",
+            FailureCode::NoPublishedVersion => "no_published_version",
+            FailureCode::Conflict => "conflict",
+            FailureCode::Internal => "internal",
+        }
+    }
+}
+
+impl Failure {
+    pub fn new(id: &str, code: FailureCode) -> Self {
+        let message = match code {
+            FailureCode::NotFound => "no deployment with this id in this folder",
+            FailureCode::NoPublishedVersion => "the app has no published version",
+            FailureCode::Conflict => "the deployment is being changed by another request; retry",
+            FailureCode::Internal => "the upgrade failed and was rolled back; see the server log",
+        };
+        Failure {
+            id: id.to_string(),
+            code,
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `spawn_app()`: a server on a random port over a fresh database, plus fixture
+//! builders that set data up through the service layer.
+
+use std::time::Duration;
+
+use entity::{deployment, deployment_event, folder};
+use reqwest::{Response, header::HeaderMap};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use serde_json::Value;
+use uplift::{
+    access::Role,
+    auth::Keys,
+    config::Settings,
+    db,
+    service::{
+        Actor,
+        catalog::{self, AppDefaults, Published},
+        deployments::{self, DeployOptions},
+        folders, roles,
+    },
+    startup::Application,
+    telemetry,
+};
+
+pub const WRITE_SCOPES: &str = "Apps.Write OR.Folders.Read";
+
+pub struct TestApp {
+    pub address: String,
+    /// `address` + the UiPath base path.
+    pub base: String,
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    pub keys: Keys,
+    pub tenant: String,
+    pub client: reqwest::Client,
+    _database: TestDatabase,
+}
+
+enum TestDatabase {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let TestDatabase::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs outside any runtime we may block on, so use a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("UPLIFT_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
+async fn fresh_database(settings: &mut Settings) -> TestDatabase {
+    match std::env::var("UPLIFT_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(admin_url) => {
+            let name = format!("uplift_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url)
+                .await
+                .expect("connect to UPLIFT_TEST_POSTGRES_URL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            let (prefix, _) = admin_url
+                .rsplit_once('/')
+                .expect("UPLIFT_TEST_POSTGRES_URL has a database path");
+            settings.database_url = Some(format!("{prefix}/{name}"));
+            TestDatabase::Postgres { admin_url, name }
+        }
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            settings.data_dir = dir.path().to_path_buf();
+            TestDatabase::Sqlite(dir)
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        telemetry::init(uplift::config::LogFormat::Text);
+    }
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        organization: "acme".into(),
+        jwt_secret: Some(format!("test-secret-{}", uuid::Uuid::new_v4())),
+        workers: Some(2),
+        db_max_connections: 12,
+        ..Settings::default()
+    };
+    let database = fresh_database(&mut settings).await;
+    configure(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build the application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let db = db::connect(&settings).await.unwrap();
+    let keys = Keys::from_settings(&settings).unwrap();
+    TestApp {
+        base: format!("{address}{}", settings.uipath_base_path()),
+        address,
+        db,
+        settings,
+        keys,
+        tenant: format!("tenant-{}", uuid::Uuid::new_v4().simple()),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap(),
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, subject: &str, scope: &str) -> String {
+        self.token_for(&self.tenant, subject, scope)
+    }
+
+    pub fn token_for(&self, tenant: &str, subject: &str, scope: &str) -> String {
+        self.keys
+            .issue(tenant, subject, scope, Duration::from_secs(3600))
+            .unwrap()
+    }
+
+    pub async fn folder(&self, name: &str) -> folder::Model {
+        folders::create(&self.db, &self.tenant, name, None, "default")
+            .await
+            .unwrap()
+    }
+
+    pub async fn subfolder(&self, name: &str, parent: &folder::Model) -> folder::Model {
+        folders::create(
+            &self.db,
+            &parent.tenant_id,
+            name,
+            Some(&parent.key),
+            "default",
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn folder_in(&self, tenant: &str, name: &str) -> folder::Model {
+        folders::create(&self.db, tenant, name, None, "default")
+            .await
+            .unwrap()
+    }
+
+    pub async fn grant(&self, subject: &str, role: Role, folder: Option<&folder::Model>) {
+        let tenant = folder
+            .map(|f| f.tenant_id.clone())
+            .unwrap_or_else(|| self.tenant.clone());
+        roles::assign(
+            &self.db,
+            &tenant,
+            subject,
+            role,
+            folder.map(|f| f.key.as_str()),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn revoke(&self, subject: &str, role: Role, folder: Option<&folder::Model>) {
+        roles::revoke(
+            &self.db,
+            &self.tenant,
+            subject,
+            role,
+            folder.map(|f| f.key.as_str()),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn publish(&self, package: &str, version: &str) -> Published {
+        self.publish_in(&self.tenant, package, version).await
+    }
+
+    pub async fn publish_in(&self, tenant: &str, package: &str, version: &str) -> Published {
+        catalog::publish(
+            &self.db,
+            tenant,
+            package,
+            version,
+            &Actor::new("publisher", None),
+            &AppDefaults::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn deploy(
+        &self,
+        folder: &folder::Model,
+        system_name: &str,
+        version: i32,
+    ) -> deployment::Model {
+        deployments::deploy(
+            &self.db,
+            folder,
+            system_name,
+            version,
+            DeployOptions::default(),
+            &Actor::new("deployer", None),
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn deployment(&self, id: &str) -> deployment::Model {
+        deployment::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn events(&self, deployment_id: &str) -> Vec<deployment_event::Model> {
+        deployment_event::Entity::find()
+            .filter(deployment_event::Column::DeploymentId.eq(deployment_id))
+            .order_by_asc(deployment_event::Column::Id)
+            .all(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub fn uipath_headers(&self, token: &str, folder_key: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        headers.insert("X-UiPath-Internal-TenantId", self.tenant.parse().unwrap());
+        headers.insert("X-UiPath-FolderKey", folder_key.parse().unwrap());
+        headers
+    }
+
+    pub fn bulk_url(&self) -> String {
+        format!(
+            "{}/models/deployed/apps/updateToLatestAppVersionBulk",
+            self.base
+        )
+    }
+
+    /// A bulk call with a token for `subject` holding the write scopes.
+    pub async fn bulk(&self, subject: &str, folder_key: &str, ids: &[String]) -> Response {
+        let token = self.token(subject, WRITE_SCOPES);
+        self.client
+            .post(self.bulk_url())
+            .headers(self.uipath_headers(&token, folder_key))
+            .json(&serde_json::json!({ "deploymentIds": ids }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn bulk_json(&self, subject: &str, folder_key: &str, ids: &[String]) -> Value {
+        let response = self.bulk(subject, folder_key, ids).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// Asserts a problem+json answer with `status`, returning its body.
+pub async fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["traceId"], request_id.as_str());
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
+
+pub fn ids(deployments: &[&deployment::Model]) -> Vec<String> {
+    deployments.iter().map(|d| d.id.clone()).collect()
+}
