@@ -1,39 +1,48 @@
 #!/usr/bin/env bash
-# Follows the README's "Try it" section against a fresh data directory and fails unless
-# the bulk call answers 200. Usage: scripts/readme-smoke.sh [path/to/uplift]
+# Runs the README's shell examples ("Try it", "Walk the whole lifecycle", "Demo data")
+# verbatim against a fresh server and data directory, and checks what they print.
+# Usage: scripts/readme-smoke.sh [path/to/uplift]
 set -euo pipefail
 
-uplift=$(realpath "${1:-target/debug/uplift}")
+repo=$(cd "$(dirname "$0")/.." && pwd)
+uplift=$(realpath "${1:-$repo/target/debug/uplift}")
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 cd "$work"
 export UPLIFT_LISTEN=127.0.0.1:$port
-base=http://127.0.0.1:$port/local/apps_/default/api/v1/default
 
 "$uplift" serve >server.log 2>&1 &
 server=$!
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 
-# --- the README's commands, verbatim apart from the binary path ---
-TENANT=my-tenant
-FOLDER=$("$uplift" folder create --tenant $TENANT --name Finance)
-"$uplift" role assign --tenant $TENANT --subject ci-bot --role FolderAdministrator --folder "$FOLDER"
-TOKEN=$("$uplift" token --tenant $TENANT --subject ci-bot --scope "Apps.Write OR.Folders.Read")
-status=$(curl -s -o answer.json -w '%{http_code}' -X POST "$base/models/deployed/apps/updateToLatestAppVersionBulk" \
-  -H "Authorization: Bearer $TOKEN" \
-  -H "X-UiPath-Internal-TenantId: $TENANT" \
-  -H "X-UiPath-FolderKey: $FOLDER" \
-  -H "Content-Type: application/json" \
-  -d '{"deploymentIds": ["3f1c2b1e-0000-4000-8000-000000000001"]}')
-# ---
+# The README's ```sh blocks of these sections, with its binary path and port swapped in.
+python3 - "$repo/README.md" "$uplift" "$port" >walkthrough.sh <<'PY'
+import re, sys
+readme, binary, port = sys.argv[1], sys.argv[2], sys.argv[3]
+sections = ("## Try it", "## Walk the whole lifecycle", "## Demo data in one command")
+text = open(readme).read()
+out = []
+for title in sections:
+    body = text.split(title, 1)[1].split("\n## ", 1)[0]
+    for block in re.findall(r"```sh\n(.*?)```", body, re.S):
+        out.append(block.replace("./target/release/uplift", binary).replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+print("set -euo pipefail\nuplift() { %s \"$@\"; }\n" % binary + "\n".join(out).replace("uplift() { %s \"$@\"; }" % binary, ""))
+PY
+bash walkthrough.sh >output.txt 2>walkthrough.err || { cat walkthrough.err output.txt server.log >&2; exit 1; }
+cat output.txt
 
-cat answer.json; echo
-if [ "$status" != 200 ]; then
-  echo "readme-smoke: expected 200 from the bulk call, got $status" >&2
-  cat server.log >&2
-  exit 1
-fi
-python3 -c 'import json,sys; a=json.load(open("answer.json")); assert set(a) >= {"updatedDeployments","failedItems"}, a'
+fail() { echo "readme-smoke: $*" >&2; cat walkthrough.err >&2; exit 1; }
+grep -q '"code":"not_found"' output.txt || fail "the first bulk call did not answer with not_found"
+grep -q '"deployVersion":2' output.txt || fail "the second publish did not become version 2"
+[ "$(grep -o '"version":2,"previousVersion":1' output.txt | wc -l)" = 3 ] || fail "the bulk call did not upgrade three deployments"
+grep -q '"@odata.count":3' output.txt || fail "the list did not show the three deployments"
+python3 - output.txt <<'PY' || fail "uplift seed --demo did not print the demo JSON"
+import json, sys
+text = open(sys.argv[1]).read()
+demo = json.loads(text[text.index('{\n'):])
+assert {"tenantId", "folders", "deployments", "tokens"} <= demo.keys(), demo.keys()
+assert len(demo["deployments"]) == 12 and len(demo["tokens"]) == 3
+PY
 echo "readme-smoke: ok"

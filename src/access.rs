@@ -147,6 +147,41 @@ pub async fn authorize_tenant<C: ConnectionTrait>(
     }
 }
 
+/// Reading the tenant's catalogue of published apps: `AppVersions.View` tenant-wide, or
+/// any role in the tenant (whoever deploys or runs apps needs to see what exists).
+pub async fn authorize_catalog_read<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    if holds(db, principal, &[], Permission::AppVersionsView).await? {
+        return Ok(());
+    }
+    let any_role = role_assignment::Entity::find()
+        .filter(role_assignment::Column::TenantId.eq(&principal.tenant_id))
+        .filter(role_assignment::Column::Subject.eq(&principal.subject))
+        .one(db)
+        .await?
+        .is_some();
+    if any_role {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "you need the AppVersions.View permission or a role in this tenant".into(),
+        ))
+    }
+}
+
+/// A tenant named in the path (`{cloudTenantId}`) must be the caller's own.
+pub fn require_own_tenant(principal: &Principal, tenant_in_path: &str) -> Result<(), ApiError> {
+    if tenant_in_path == principal.tenant_id {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the token was issued for another tenant than the path names".into(),
+        ))
+    }
+}
+
 fn forbidden(permission: Permission) -> ApiError {
     ApiError::Forbidden(format!(
         "you need the {permission} permission in this folder"

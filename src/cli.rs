@@ -10,7 +10,7 @@ use crate::{
     access::Role,
     auth::Keys,
     config::Settings,
-    db,
+    db, seed,
     service::{folders, roles},
     startup::Application,
 };
@@ -43,6 +43,12 @@ pub enum Command {
     /// Grant or revoke roles.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Create demo data and print its ids and tokens as JSON.
+    Seed {
+        /// A demo tenant with folders, grants, apps and deployments on older versions.
+        #[arg(long, required = true)]
+        demo: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +156,12 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     })
                 );
             }
+        }
+        Command::Seed { demo: _ } => {
+            let db = db::connect_and_migrate(&settings).await?;
+            let keys = Keys::from_settings(&settings)?;
+            let demo = seed::demo(&db, &settings, &keys).await?;
+            println!("{}", serde_json::to_string_pretty(&demo)?);
         }
         Command::Role(RoleCommand::Assign(args)) => {
             let db = db::connect_and_migrate(&settings).await?;

@@ -21,33 +21,61 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
-            None => true,
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split(';').next())
-                .map(|mime| {
-                    let mime = mime.trim().to_ascii_lowercase();
-                    mime == "application/json" || mime.ends_with("+json")
-                })
-                .unwrap_or(false),
-        };
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.max_body_bytes)
-            .unwrap_or(256 * 1024);
-        let body = Bytes::from_request(req, payload);
+        let body = read_json_bytes(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(JsonBody) })
+    }
+}
+
+/// A JSON body that may be left out entirely (an empty body reads as `T::default()`).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json_bytes(req, payload);
         Box::pin(async move {
-            if !content_type_ok {
-                return Err(ApiError::UnsupportedMediaType(
-                    "send the body as application/json".into(),
-                ));
+            let bytes = body.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                Ok(OptionalJsonBody(T::default()))
+            } else {
+                parse_json(&bytes).map(OptionalJsonBody)
             }
-            let bytes = body.await.map_err(|e| body_error(e, limit))?;
-            parse_json(&bytes).map(JsonBody)
         })
     }
+}
+
+/// Reads the body within the configured limit, refusing content types other than JSON.
+fn read_json_bytes(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
+    let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false),
+    };
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.max_body_bytes)
+        .unwrap_or(256 * 1024);
+    let body = Bytes::from_request(req, payload);
+    Box::pin(async move {
+        if !content_type_ok {
+            return Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".into(),
+            ));
+        }
+        body.await.map_err(|e| body_error(e, limit))
+    })
 }
 
 /// Deserialises JSON, naming the failing field path in the error.

@@ -224,6 +224,87 @@ pub async fn latest_published<C: ConnectionTrait>(
         .await
 }
 
+/// Withdraws a published version: deployments on it keep running, but nothing is
+/// upgraded or deployed to it any more. Unpublishing twice is not an error.
+pub async fn unpublish<C>(
+    db: &C,
+    tenant: &str,
+    system_name: &str,
+    version: i32,
+) -> Result<(), ApiError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let app = find_app(db, tenant, system_name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
+    let txn = db::begin_write(db).await?;
+    // FOR UPDATE waits for upgrades holding this row FOR SHARE, so no upgrade can move
+    // a deployment onto it after the unpublish commits.
+    let row = app_version::Entity::find()
+        .filter(app_version::Column::AppId.eq(app.id))
+        .filter(app_version::Column::Version.eq(version))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("version {version} of app {system_name} not found"))
+        })?;
+    if row.published {
+        let mut active: app_version::ActiveModel = row.into();
+        active.published = Set(false);
+        active.unpublished_at = Set(Some(Utc::now()));
+        active.update(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Each app of the tenant with a published version, and its latest published version.
+pub async fn published_apps<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<Vec<(app::Model, app_version::Model)>, ApiError> {
+    let apps = app::Entity::find()
+        .filter(app::Column::TenantId.eq(tenant))
+        .order_by_asc(app::Column::SystemName)
+        .all(db)
+        .await?;
+    let app_ids: Vec<i32> = apps.iter().map(|a| a.id).collect();
+    let versions = app_version::Entity::find()
+        .filter(app_version::Column::AppId.is_in(app_ids))
+        .filter(app_version::Column::Published.eq(true))
+        .order_by_asc(app_version::Column::Version)
+        .all(db)
+        .await?;
+    let mut latest = std::collections::HashMap::new();
+    for v in versions {
+        latest.insert(v.app_id, v);
+    }
+    Ok(apps
+        .into_iter()
+        .filter_map(|a| latest.remove(&a.id).map(|v| (a, v)))
+        .collect())
+}
+
+/// The published versions of an app, newest first; `None` when the app does not exist.
+pub async fn published_versions<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    system_name: &str,
+) -> Result<Option<(app::Model, Vec<app_version::Model>)>, ApiError> {
+    let Some(app) = find_app(db, tenant, system_name).await? else {
+        return Ok(None);
+    };
+    let versions = app_version::Entity::find()
+        .filter(app_version::Column::AppId.eq(app.id))
+        .filter(app_version::Column::Published.eq(true))
+        .order_by_desc(app_version::Column::Version)
+        .all(db)
+        .await?;
+    Ok(Some((app, versions)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use chrono::Utc;
 use entity::{deployment, deployment_tag, folder};
 use rand::Rng;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
     TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
@@ -108,6 +108,204 @@ where
     .await?;
     txn.commit().await?;
     Ok(model)
+}
+
+/// A partial update of a deployment; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
+    pub version: Option<i32>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub maintenance: Option<MaintenancePatch>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MaintenancePatch {
+    pub enabled: Option<bool>,
+    pub url: Option<String>,
+    pub excluded_users: Option<Vec<String>>,
+}
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 4000;
+const MAX_URL_CHARS: usize = 2048;
+const MAX_EXCLUDED_USERS: usize = 1000;
+
+impl Edit {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(title) = &self.title
+            && (title.trim().is_empty() || title.chars().count() > MAX_TITLE_CHARS)
+        {
+            return Err(ApiError::bad_request(format!(
+                "title must be 1 to {MAX_TITLE_CHARS} characters"
+            )));
+        }
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+        {
+            return Err(ApiError::bad_request(format!(
+                "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+            )));
+        }
+        if self.version.is_some_and(|v| v < 1) {
+            return Err(ApiError::bad_request(
+                "version must be a published version number (1 or more)",
+            ));
+        }
+        if let Some(m) = &self.maintenance {
+            if let Some(url) = &m.url
+                && !url.is_empty()
+                && (url.len() > MAX_URL_CHARS
+                    || !(url.starts_with("https://") || url.starts_with("http://")))
+            {
+                return Err(ApiError::bad_request(
+                    "maintenanceModeData.maintenanceModeUrl must be an http(s) URL of at most 2048 characters",
+                ));
+            }
+            if let Some(users) = &m.excluded_users
+                && (users.len() > MAX_EXCLUDED_USERS
+                    || users.iter().any(|u| u.trim().is_empty() || u.len() > 256))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "maintenanceModeData.maintenanceExcludedUsers must hold at most {MAX_EXCLUDED_USERS} non-empty names"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies `edit` to the deployment `id` in `folder_id`, in one transaction with the row
+/// locked. Moving `version` goes only to a published version. Writes an `edit` event
+/// when anything changed. `Ok(None)`: no such deployment in this tenant and folder.
+pub async fn edit<C>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+    id: &str,
+    edit: Edit,
+    actor: &Actor,
+) -> Result<Option<(deployment::Model, String)>, ApiError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    edit.validate()?;
+    let tags = edit.tags.as_deref().map(normalize_tags).transpose()?;
+    let Some(id) = canonical_id(id) else {
+        return Ok(None);
+    };
+    let txn = db::begin_write(db).await?;
+    let Some(current) = deployment::Entity::find_by_id(id.clone())
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let app = entity::app::Entity::find_by_id(current.app_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
+    if let Some(version) = edit.version
+        && version != current.version
+        && !is_published(&txn, current.app_id, version).await?
+    {
+        return Err(ApiError::bad_request(format!(
+            "version {version} of app {} is not published; a deployment moves only to a published version",
+            app.system_name
+        )));
+    }
+
+    let mut active: deployment::ActiveModel = current.clone().into();
+    if let Some(version) = edit.version {
+        active.version = Set(version);
+    }
+    if let Some(title) = edit.title {
+        active.title = Set(title.trim().to_string());
+    }
+    if let Some(description) = edit.description {
+        active.description = Set(description);
+    }
+    if let Some(m) = edit.maintenance {
+        if let Some(enabled) = m.enabled {
+            active.maintenance_enabled = Set(enabled);
+        }
+        if let Some(url) = m.url {
+            active.maintenance_url = Set(Some(url).filter(|u| !u.is_empty()));
+        }
+        if let Some(users) = m.excluded_users {
+            active.maintenance_excluded_users =
+                Set(serde_json::to_string(&users).map_err(anyhow::Error::from)?);
+        }
+    }
+    let fields_changed = active.is_changed()
+        && (active.version.as_ref() != &current.version
+            || active.title.as_ref() != &current.title
+            || active.description.as_ref() != &current.description
+            || active.maintenance_enabled.as_ref() != &current.maintenance_enabled
+            || active.maintenance_url.as_ref() != &current.maintenance_url
+            || active.maintenance_excluded_users.as_ref() != &current.maintenance_excluded_users);
+    let tags_changed = match &tags {
+        Some(new) => {
+            let old = super::listing::tags_of(&txn, std::slice::from_ref(&id))
+                .await?
+                .remove(&id)
+                .unwrap_or_default();
+            let mut sorted = new.clone();
+            sorted.sort();
+            sorted != old
+        }
+        None => false,
+    };
+    if !fields_changed && !tags_changed {
+        txn.rollback().await?;
+        return Ok(Some((current, app.system_name)));
+    }
+    active.updated_at = Set(Utc::now());
+    let updated = active.update(&txn).await?;
+    if let Some(tags) = &tags {
+        replace_tags(&txn, &id, tags).await?;
+    }
+    events::record(
+        &txn,
+        Change {
+            tenant_id: tenant,
+            deployment_id: &id,
+            kind: EventKind::Edit,
+            from_version: Some(current.version),
+            to_version: updated.version,
+        },
+        actor,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some((updated, app.system_name)))
+}
+
+pub async fn is_published<C: ConnectionTrait>(
+    db: &C,
+    app_id: i32,
+    version: i32,
+) -> Result<bool, ApiError> {
+    Ok(entity::app_version::Entity::find()
+        .filter(entity::app_version::Column::AppId.eq(app_id))
+        .filter(entity::app_version::Column::Version.eq(version))
+        .filter(entity::app_version::Column::Published.eq(true))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// A deployment id as stored (lowercase hyphenated UUID); `None` when it is not a UUID.
+pub fn canonical_id(raw: &str) -> Option<String> {
+    Uuid::parse_str(raw.trim())
+        .ok()
+        .map(|u| u.hyphenated().to_string())
 }
 
 pub async fn is_routing_name_free<C: ConnectionTrait>(

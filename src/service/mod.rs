@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod deployments;
 pub mod events;
 pub mod folders;
+pub mod listing;
 pub mod roles;
 
 /// Who caused a change, as recorded in the deployment history.

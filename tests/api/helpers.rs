@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use entity::{deployment, deployment_event, folder};
-use reqwest::{Response, header::HeaderMap};
+use reqwest::{RequestBuilder, Response, header::HeaderMap};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder,
@@ -26,6 +26,8 @@ use uplift::{
 };
 
 pub const WRITE_SCOPES: &str = "Apps.Write OR.Folders.Read";
+pub const READ_SCOPES: &str = "Apps.Read";
+pub const ALL_SCOPES: &str = "Apps OR.Folders.Read";
 
 pub struct TestApp {
     pub address: String,
@@ -262,6 +264,26 @@ impl TestApp {
         headers.insert("X-UiPath-Internal-TenantId", self.tenant.parse().unwrap());
         headers.insert("X-UiPath-FolderKey", folder_key.parse().unwrap());
         headers
+    }
+
+    /// A UiPath-API request to `{base}{path}` with the tenant header, and the folder
+    /// header when `folder_key` is given.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        folder_key: Option<&str>,
+    ) -> RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("X-UiPath-Internal-TenantId", &self.tenant);
+        if let Some(key) = folder_key {
+            request = request.header("X-UiPath-FolderKey", key);
+        }
+        request
     }
 
     pub fn bulk_url(&self) -> String {

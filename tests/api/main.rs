@@ -3,6 +3,8 @@
 
 mod auth;
 mod bulk_upgrade;
+mod catalog;
 mod concurrency;
+mod deployed_apps;
 mod helpers;
 mod permissions;

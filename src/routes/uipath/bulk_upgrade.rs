@@ -1,6 +1,6 @@
 //! `POST /models/deployed/apps/updateToLatestAppVersionBulk`.
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -8,9 +8,7 @@ use crate::{
     auth::{UiPathCaller, scopes::ScopeRule},
     error::ApiError,
     extract::{FolderKeyHeader, JsonBody},
-    service::Actor,
     startup::AppState,
-    telemetry::RequestId,
     upgrade::{self, BulkUpgrade, Failure, Outcome, Updated},
 };
 
@@ -69,8 +67,7 @@ pub async fn update_to_latest_app_version_bulk(
     }
     let folder =
         access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsEdit).await?;
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let actor = Actor::new(caller.subject.clone(), request_id);
+    let actor = super::actor(&req, &caller);
     let job = BulkUpgrade {
         tenant_id: &caller.tenant_id,
         folder_id: folder.id,

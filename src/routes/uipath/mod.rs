@@ -1,9 +1,31 @@
 //! UiPath Apps API routes, served under `/{organization}/apps_/default/api/v1/default`.
 
 mod bulk_upgrade;
+mod catalog;
+mod deployed_apps;
+mod odata;
 
-use actix_web::web;
+use actix_web::{HttpMessage, HttpRequest, web};
+
+use crate::{auth::Principal, service::Actor, telemetry::RequestId};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(bulk_upgrade::update_to_latest_app_version_bulk);
+    // The name check's fixed path must be registered before the `{deployedAppId}` routes.
+    cfg.service(deployed_apps::check_unique_name)
+        .service(bulk_upgrade::update_to_latest_app_version_bulk)
+        .service(deployed_apps::list_deployed_apps)
+        .service(deployed_apps::edit_deployed_app)
+        .service(deployed_apps::deploy)
+        .service(catalog::publish_coded_app)
+        .service(catalog::published_apps)
+        .service(catalog::published_versions)
+        .service(catalog::unpublish_version);
+}
+
+/// The caller and request id, as recorded in the deployment history.
+fn actor(req: &HttpRequest, principal: &Principal) -> Actor {
+    Actor::new(
+        principal.subject.clone(),
+        req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    )
 }

@@ -1,0 +1,295 @@
+//! The deployed-apps list: paging, ordering, search and tag filters, always in a total
+//! order (the id breaks ties) so pages never repeat or skip an item.
+
+use std::{collections::HashMap, str::FromStr};
+
+use entity::{app, deployment, deployment_tag};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+pub const MAX_TOP: u64 = 1000;
+pub const DEFAULT_TOP: u64 = 100;
+
+/// A deployed app as UiPath's list call shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedApp {
+    pub id: String,
+    pub app_system_name: String,
+    pub title: String,
+    pub description: String,
+    pub version: i32,
+    pub routing_name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Id,
+    Title,
+    Description,
+    Version,
+    RoutingName,
+    AppSystemName,
+}
+
+impl FromStr for SortField {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "id" => SortField::Id,
+            "title" => SortField::Title,
+            "description" => SortField::Description,
+            "version" => SortField::Version,
+            "routingname" => SortField::RoutingName,
+            "appsystemname" => SortField::AppSystemName,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "orderBy field {s:?} is unknown; use id, title, description, version, routingName or appSystemName"
+                )));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub top: u64,
+    pub skip: u64,
+    pub order_by: Vec<(SortField, Order)>,
+    pub search_text: Option<String>,
+    /// A deployment matches when it carries every one of these tags.
+    pub tags: Vec<String>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            top: DEFAULT_TOP,
+            skip: 0,
+            order_by: Vec::new(),
+            search_text: None,
+            tags: Vec::new(),
+        }
+    }
+}
+
+/// Parses `orderBy` as OData does: `field [asc|desc]`, several separated by commas.
+pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, ApiError> {
+    raw.split(',')
+        .filter(|term| !term.trim().is_empty())
+        .map(|term| {
+            let mut words = term.split_whitespace();
+            let field: SortField = words.next().unwrap_or_default().parse()?;
+            let order = match words.next().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("asc") => Order::Asc,
+                Some("desc") => Order::Desc,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "orderBy direction {other:?} must be asc or desc"
+                    )));
+                }
+            };
+            if words.next().is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "orderBy term {term:?} must be 'field [asc|desc]'"
+                )));
+            }
+            Ok((field, order))
+        })
+        .collect()
+}
+
+/// Parses a non-negative whole number query parameter, naming it when it is not one.
+pub fn parse_count(name: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
+    raw.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{name} must be a whole number from 0 to {max}, not {raw:?}"
+            ))
+        })
+}
+
+/// Total matching count and the requested page.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+    query: &ListQuery,
+) -> Result<(u64, Vec<DeployedApp>), ApiError> {
+    let mut select = deployment::Entity::find()
+        .find_also_related(app::Entity)
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id));
+    if let Some(text) = query
+        .search_text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let like = |col: Expr| {
+            Expr::expr(Func::lower(col)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        select = select.filter(
+            Condition::any()
+                .add(like(Expr::col((
+                    deployment::Entity,
+                    deployment::Column::Title,
+                ))))
+                .add(like(Expr::col((
+                    deployment::Entity,
+                    deployment::Column::RoutingName,
+                ))))
+                .add(like(Expr::col((app::Entity, app::Column::SystemName)))),
+        );
+    }
+    if !query.tags.is_empty() {
+        let tagged = deployment_tag::Entity::find()
+            .select_only()
+            .column(deployment_tag::Column::DeploymentId)
+            .filter(deployment_tag::Column::Tag.is_in(query.tags.iter().cloned()))
+            .group_by(deployment_tag::Column::DeploymentId)
+            .having(
+                Expr::col(deployment_tag::Column::Tag)
+                    .count_distinct()
+                    .eq(query.tags.len() as i64),
+            )
+            .into_query();
+        select = select.filter(deployment::Column::Id.in_subquery(tagged));
+    }
+    let total = select.clone().count(db).await?;
+
+    for (field, order) in &query.order_by {
+        select = match field {
+            SortField::Id => select.order_by(deployment::Column::Id, order.clone()),
+            SortField::Title => select.order_by(deployment::Column::Title, order.clone()),
+            SortField::Description => {
+                select.order_by(deployment::Column::Description, order.clone())
+            }
+            SortField::Version => select.order_by(deployment::Column::Version, order.clone()),
+            SortField::RoutingName => {
+                select.order_by(deployment::Column::RoutingName, order.clone())
+            }
+            SortField::AppSystemName => select.order_by(app::Column::SystemName, order.clone()),
+        };
+    }
+    if query.order_by.is_empty() {
+        select = select.order_by_asc(deployment::Column::Title);
+    }
+    // The id makes the order total, so paging is stable.
+    let rows = select
+        .order_by_asc(deployment::Column::Id)
+        .offset(query.skip)
+        .limit(query.top)
+        .all(db)
+        .await?;
+
+    let ids: Vec<String> = rows.iter().map(|(d, _)| d.id.clone()).collect();
+    let mut tags = tags_of(db, &ids).await?;
+    Ok((
+        total,
+        rows.into_iter()
+            .map(|(d, a)| {
+                let tags = tags.remove(&d.id).unwrap_or_default();
+                to_deployed_app(d, a.map(|a| a.system_name).unwrap_or_default(), tags)
+            })
+            .collect(),
+    ))
+}
+
+pub fn to_deployed_app(
+    d: deployment::Model,
+    app_system_name: String,
+    tags: Vec<String>,
+) -> DeployedApp {
+    DeployedApp {
+        id: d.id,
+        app_system_name,
+        title: d.title,
+        description: d.description,
+        version: d.version,
+        routing_name: d.routing_name,
+        tags,
+    }
+}
+
+/// Tags of each deployment, sorted.
+pub async fn tags_of<C: ConnectionTrait>(
+    db: &C,
+    ids: &[String],
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = deployment_tag::Entity::find()
+        .filter(deployment_tag::Column::DeploymentId.is_in(ids.iter().cloned()))
+        .order_by_asc(deployment_tag::Column::Tag)
+        .all(db)
+        .await?;
+    for row in rows {
+        out.entry(row.deployment_id).or_default().push(row.tag);
+    }
+    Ok(out)
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_by_accepts_odata_terms() {
+        let order = parse_order_by("title asc, version DESC,routingName").unwrap();
+        assert_eq!(
+            order,
+            vec![
+                (SortField::Title, Order::Asc),
+                (SortField::Version, Order::Desc),
+                (SortField::RoutingName, Order::Asc)
+            ]
+        );
+    }
+
+    #[test]
+    fn order_by_names_an_unknown_field_or_direction() {
+        let err = parse_order_by("colour asc").unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        assert!(
+            parse_order_by("title sideways")
+                .unwrap_err()
+                .to_string()
+                .contains("sideways")
+        );
+        assert!(parse_order_by("title asc extra").is_err());
+    }
+
+    #[test]
+    fn counts_must_be_non_negative_whole_numbers_within_bounds() {
+        assert_eq!(parse_count("top", "10", 1000).unwrap(), 10);
+        for bad in ["-1", "ten", "1.5", "1001", ""] {
+            let err = parse_count("top", bad, 1000).unwrap_err().to_string();
+            assert!(err.contains("top"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn like_wildcards_in_search_text_are_taken_literally() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

@@ -1,0 +1,660 @@
+//! Deploy, list, edit and the routing-name check, and the full lifecycle through HTTP.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use entity::deployment;
+use reqwest::Method;
+use sea_orm::{EntityTrait, Set};
+use serde_json::{Value, json};
+use uplift::access::Role;
+
+use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, assert_problem, spawn_app};
+
+async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    (folder, app.token("editor", ALL_SCOPES))
+}
+
+async fn list(app: &TestApp, token: &str, folder: &str, query: &str) -> reqwest::Response {
+    app.request(
+        Method::GET,
+        &format!("/models/deployed/apps{query}"),
+        token,
+        Some(folder),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.publish("Portal", "1.0.0").await;
+    let response = app
+        .request(
+            Method::POST,
+            "/models/Portal/publish/versions/1/deploy",
+            &token,
+            Some(&folder.key),
+        )
+        .json(&json!({"tags": ["prod", "eu"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed: Value = list(&app, &token, &folder.key, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["@odata.count"], 1);
+    let item = &listed["value"][0];
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["appSystemName"], "Portal");
+    assert_eq!(item["version"], 1);
+    assert_eq!(item["tags"], json!(["eu", "prod"]));
+    let keys: HashSet<&str> = item
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from([
+            "id",
+            "appSystemName",
+            "title",
+            "description",
+            "version",
+            "routingName",
+            "tags"
+        ])
+    );
+    let events = app.events(&id).await;
+    assert_eq!(
+        (
+            events[0].kind.as_str(),
+            events[0].from_version,
+            events[0].to_version
+        ),
+        ("deploy", None, 1)
+    );
+    assert_eq!(events[0].actor, "editor");
+}
+
+#[tokio::test]
+async fn deploy_refuses_what_cannot_be_deployed_with_a_clear_status() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.publish("Portal", "1.0.0").await;
+    app.publish_in("other-tenant", "Theirs", "1.0.0").await;
+    let deploy = |path: &str, body: Value| {
+        app.request(Method::POST, path, &token, Some(&folder.key))
+            .json(&body)
+            .send()
+    };
+    assert_problem(
+        deploy("/models/Portal/publish/versions/7/deploy", json!({}))
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    let theirs = assert_problem(
+        deploy("/models/Theirs/publish/versions/1/deploy", json!({}))
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    let nothing = assert_problem(
+        deploy("/models/Nothing/publish/versions/1/deploy", json!({}))
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(
+        theirs["detail"].as_str().unwrap().replace("Theirs", "X"),
+        nothing["detail"].as_str().unwrap().replace("Nothing", "X"),
+        "another tenant's app reads like a missing one"
+    );
+    assert_problem(
+        deploy("/models/Portal/publish/versions/one/deploy", json!({}))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_problem(
+        deploy(
+            "/models/Portal/publish/versions/1/deploy",
+            json!({"tags": "prod"}),
+        )
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
+    let taken = deploy(
+        "/models/Portal/publish/versions/1/deploy",
+        json!({"routingName": "portal"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(taken.status(), 200);
+    assert_problem(
+        deploy(
+            "/models/Portal/publish/versions/1/deploy",
+            json!({"routingName": "portal"}),
+        )
+        .await
+        .unwrap(),
+        409,
+    )
+    .await;
+    assert_problem(
+        deploy(
+            "/models/Portal/publish/versions/1/deploy",
+            json!({"routingName": "Not Valid"}),
+        )
+        .await
+        .unwrap(),
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn each_permission_is_needed_for_its_call() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("viewer", Role::AutomationUser, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let d = app.deploy(&folder, "Portal", 1).await;
+    let viewer = app.token("viewer", ALL_SCOPES);
+    // Apps.View is enough to list, but not to deploy (Apps.Create) or edit (Apps.Edit).
+    assert_eq!(list(&app, &viewer, &folder.key, "").await.status(), 200);
+    let deploy = app
+        .request(
+            Method::POST,
+            "/models/Portal/publish/versions/1/deploy",
+            &viewer,
+            Some(&folder.key),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(deploy, 403).await;
+    let edit = app
+        .request(
+            Method::PATCH,
+            &format!("/models/deployed/apps/{}", d.id),
+            &viewer,
+            Some(&folder.key),
+        )
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(edit, 403).await;
+    // Without any role in the folder even listing is refused; without a read scope too.
+    assert_problem(
+        list(&app, &app.token("stranger", ALL_SCOPES), &folder.key, "").await,
+        403,
+    )
+    .await;
+    assert_problem(
+        list(&app, &app.token("viewer", WRITE_SCOPES), &folder.key, "").await,
+        403,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn paging_through_2500_deployments_returns_each_exactly_once_in_a_stable_order() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    let published = app.publish("Portal", "1.0.0").await;
+    app.publish("Portal", "1.1.0").await;
+    let now = Utc::now();
+    let rows: Vec<deployment::ActiveModel> = (0..2500)
+        .map(|i| deployment::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            tenant_id: Set(app.tenant.clone()),
+            folder_id: Set(folder.id),
+            app_id: Set(published.app.id),
+            version: Set(1 + (i % 2)),
+            // Many equal titles: the order must still be total.
+            title: Set(format!("App {:02}", i % 7)),
+            description: Set(String::new()),
+            routing_name: Set(format!("portal-{i}")),
+            maintenance_enabled: Set(false),
+            maintenance_url: Set(None),
+            maintenance_excluded_users: Set("[]".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    for chunk in rows.chunks(250) {
+        deployment::Entity::insert_many(chunk.to_vec())
+            .exec(&app.db)
+            .await
+            .unwrap();
+    }
+    for order in [
+        "",
+        "&orderBy=version desc",
+        "&orderBy=title asc,routingName desc",
+    ] {
+        let mut seen = Vec::new();
+        for page in 0..3 {
+            let body: Value = list(
+                &app,
+                &token,
+                &folder.key,
+                &format!("?top=1000&skip={}{order}", page * 1000),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            assert_eq!(body["@odata.count"], 2500);
+            seen.extend(
+                body["value"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v["id"].as_str().unwrap().to_string()),
+            );
+        }
+        let distinct: HashSet<&String> = seen.iter().collect();
+        assert_eq!(
+            (seen.len(), distinct.len()),
+            (2500, 2500),
+            "order {order:?}"
+        );
+    }
+    let newest: Value = list(&app, &token, &folder.key, "?top=3&orderBy=version desc")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        newest["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["version"] == 2)
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    let other = app.folder("Other").await;
+    app.publish("Portal", "1.0.0").await;
+    let token_body = |title: &str, tags: Value| json!({"title": title, "tags": tags});
+    for (title, tags) in [
+        ("Payroll EU", json!(["prod", "eu"])),
+        ("Payroll US", json!(["prod"])),
+        ("Docs 100%", json!([])),
+    ] {
+        let response = app
+            .request(
+                Method::POST,
+                "/models/Portal/publish/versions/1/deploy",
+                &token,
+                Some(&folder.key),
+            )
+            .json(&token_body(title, tags))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    app.deploy(&other, "Portal", 1).await;
+    let titles = |body: Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = titles(
+        list(&app, &token, &folder.key, "")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(all, ["Docs 100%", "Payroll EU", "Payroll US"]);
+    let search = titles(
+        list(&app, &token, &folder.key, "?searchText=payroll")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(search, ["Payroll EU", "Payroll US"]);
+    let literal = titles(
+        list(&app, &token, &folder.key, "?searchText=0%25")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        literal,
+        ["Docs 100%"],
+        "% in the search text is a literal character"
+    );
+    let tagged = titles(
+        list(&app, &token, &folder.key, "?tags=prod,eu")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        tagged,
+        ["Payroll EU"],
+        "a deployment must carry every listed tag"
+    );
+}
+
+#[tokio::test]
+async fn list_parameters_out_of_bounds_are_a_400_naming_the_parameter() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    for (query, named) in [
+        ("?top=1001", "top"),
+        ("?top=-1", "top"),
+        ("?top=ten", "top"),
+        ("?skip=-5", "skip"),
+        ("?orderBy=colour", "colour"),
+        ("?orderBy=title%20sideways", "sideways"),
+    ] {
+        let body = assert_problem(list(&app, &token, &folder.key, query).await, 400).await;
+        assert!(
+            body["detail"].as_str().unwrap().contains(named),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_edit_event() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        app.publish("Portal", v).await;
+    }
+    let d = app.deploy(&folder, "Portal", 1).await;
+    uplift::service::catalog::unpublish(&app.db, &app.tenant, "Portal", 3)
+        .await
+        .unwrap();
+    let path = format!("/models/deployed/apps/{}", d.id);
+    let patch = |body: Value| {
+        app.request(Method::PATCH, &path, &token, Some(&folder.key))
+            .json(&body)
+            .send()
+    };
+
+    let response = patch(json!({
+        "version": 2,
+        "title": "Portal (EU)",
+        "description": "Customer portal",
+        "tags": ["eu"],
+        "maintenanceModeData": {"isMaintenanceModeEnabled": true, "maintenanceModeUrl": "https://status.example.org", "maintenanceExcludedUsers": ["ops@example.org"]}
+    }))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (
+            body["version"].clone(),
+            body["title"].clone(),
+            body["tags"].clone()
+        ),
+        (json!(2), json!("Portal (EU)"), json!(["eu"]))
+    );
+    assert_eq!(
+        body["maintenanceModeData"]["maintenanceExcludedUsers"],
+        json!(["ops@example.org"])
+    );
+    let events = app.events(&d.id).await;
+    assert_eq!(
+        (
+            events[1].kind.as_str(),
+            events[1].from_version,
+            events[1].to_version
+        ),
+        ("edit", Some(1), 2)
+    );
+
+    let refused = assert_problem(patch(json!({"version": 3})).await.unwrap(), 400).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not published")
+    );
+    assert_problem(patch(json!({"version": 9})).await.unwrap(), 400).await;
+    assert_problem(patch(json!({"title": ""})).await.unwrap(), 400).await;
+    assert_problem(patch(json!({"version": "two"})).await.unwrap(), 400).await;
+    assert_problem(
+        patch(json!({"maintenanceModeData": {"maintenanceModeUrl": "ftp://x"}}))
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert_eq!(
+        app.deployment(&d.id).await.version,
+        2,
+        "refused edits change nothing"
+    );
+    assert_eq!(app.events(&d.id).await.len(), 2);
+
+    let unchanged = patch(json!({"title": "Portal (EU)"})).await.unwrap();
+    assert_eq!(unchanged.status(), 200);
+    assert_eq!(
+        app.events(&d.id).await.len(),
+        2,
+        "an edit that changes nothing writes no event"
+    );
+}
+
+#[tokio::test]
+async fn another_folders_or_tenants_deployment_cannot_be_edited_and_reads_like_a_missing_one() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    let other = app.folder("Other").await;
+    app.publish("Portal", "1.0.0").await;
+    let elsewhere = app.deploy(&other, "Portal", 1).await;
+    let theirs_folder = app.folder_in("other-tenant", "Theirs").await;
+    app.publish_in("other-tenant", "Portal", "1.0.0").await;
+    let theirs = app.deploy(&theirs_folder, "Portal", 1).await;
+    let mut details = HashSet::new();
+    for id in [
+        elsewhere.id.clone(),
+        theirs.id.clone(),
+        uuid::Uuid::new_v4().to_string(),
+        "junk".into(),
+    ] {
+        let response = app
+            .request(
+                Method::PATCH,
+                &format!("/models/deployed/apps/{id}"),
+                &token,
+                Some(&folder.key),
+            )
+            .json(&json!({"title": "hijacked"}))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(response, 404).await;
+        details.insert(body["detail"].as_str().unwrap().replace(&id, "ID"));
+    }
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert_eq!(app.deployment(&elsewhere.id).await.title, "Portal");
+    assert_eq!(app.deployment(&theirs.id).await.title, "Portal");
+}
+
+#[tokio::test]
+async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.publish("Portal", "1.0.0").await;
+    app.request(
+        Method::POST,
+        "/models/Portal/publish/versions/1/deploy",
+        &token,
+        Some(&folder.key),
+    )
+    .json(&json!({"routingName": "portal"}))
+    .send()
+    .await
+    .unwrap();
+    let theirs_folder = app.folder_in("other-tenant", "Theirs").await;
+    app.publish_in("other-tenant", "X", "1.0.0").await;
+    uplift::service::deployments::deploy(
+        &app.db,
+        &theirs_folder,
+        "X",
+        1,
+        uplift::service::deployments::DeployOptions {
+            routing_name: Some("theirs".into()),
+            ..Default::default()
+        },
+        &uplift::service::Actor::new("x", None),
+    )
+    .await
+    .unwrap();
+    let reader = app.token("editor", READ_SCOPES);
+    for (name, free) in [("portal", false), ("portal-2", true), ("theirs", true)] {
+        let body: Value = app
+            .request(
+                Method::GET,
+                &format!("/models/deployed/apps/uniquename/check/{name}"),
+                &reader,
+                None,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body, json!({"routingName": name, "isUnique": free}));
+    }
+    let bad = app
+        .request(
+            Method::GET,
+            "/models/deployed/apps/uniquename/check/Bad%20Name",
+            &reader,
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad, 400).await;
+}
+
+#[tokio::test]
+async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_http() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.grant("release-bot", Role::Administrator, None).await;
+    let release = app.token("release-bot", "Apps.Write");
+    let publish = |version: &str| {
+        app.request(
+            Method::POST,
+            "/models/apps/codedapp/publish",
+            &release,
+            None,
+        )
+        .json(&json!({"packageName": "Portal", "packageVersion": version, "tenantName": "Default"}))
+        .send()
+    };
+    assert_eq!(
+        publish("1.0.0")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["deployVersion"],
+        1
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .request(
+                Method::POST,
+                "/models/Portal/publish/versions/1/deploy",
+                &token,
+                Some(&folder.key),
+            )
+            .send()
+            .await
+            .unwrap();
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        publish("1.1.0")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["deployVersion"],
+        2
+    );
+    let upgraded: Value = app
+        .request(
+            Method::POST,
+            "/models/deployed/apps/updateToLatestAppVersionBulk",
+            &token,
+            Some(&folder.key),
+        )
+        .json(&json!({"deploymentIds": ids}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(upgraded["updatedDeployments"].as_array().unwrap().len(), 3);
+    let listed: Value = list(&app, &token, &folder.key, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["version"] == 2),
+        "{listed}"
+    );
+}
