@@ -13,24 +13,34 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct Settings {
     /// Address the HTTP server binds to.
+    #[serde(deserialize_with = "lenient::string")]
     pub listen: String,
     /// Database URL; `None` means an SQLite file under `data_dir`.
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub database_url: Option<String>,
     /// Where the default SQLite database and the generated signing secret live.
     pub data_dir: PathBuf,
     /// The `{organization}` segment of UiPath-style URLs.
+    #[serde(deserialize_with = "lenient::string")]
     pub organization: String,
     /// HS256 secret shared with the token issuer.
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_secret: Option<String>,
     /// RS256/ES256 public key (PEM text or a path to a PEM file) that verifies tokens.
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_public_key: Option<String>,
     /// Matching private key (PEM text or path), needed only to mint tokens with it.
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_private_key: Option<String>,
     /// JWKS document to fetch verification keys from (cached, refreshed on unknown `kid`).
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwks_url: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_issuer: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_audience: Option<String>,
     /// Claim that carries the tenant id.
+    #[serde(deserialize_with = "lenient::string")]
     pub jwt_tenant_claim: String,
     /// Lifetime of tokens minted by `uplift token` and the token endpoint.
     pub token_ttl_seconds: u64,
@@ -50,6 +60,7 @@ pub struct Settings {
     /// `text` (default) or `json`.
     pub log_format: LogFormat,
     /// Region given to new folders when none is named (the Rainbond `region_name`).
+    #[serde(deserialize_with = "lenient::string")]
     pub default_region: String,
     /// Seconds the server waits for in-flight requests on shutdown.
     pub shutdown_timeout_seconds: u64,
@@ -111,6 +122,10 @@ impl Settings {
         if self.max_bulk_items == 0 {
             return Err("max_bulk_items must be at least 1".into());
         }
+        if self.lock_timeout_ms == 0 {
+            // 0 would mean "wait forever" on PostgreSQL but "fail at once" on SQLite.
+            return Err("lock_timeout_ms must be at least 1".into());
+        }
         if self.upgrade_concurrency == 0 {
             return Err("upgrade_concurrency must be at least 1".into());
         }
@@ -138,6 +153,42 @@ impl Settings {
     /// The UiPath base path: `/{organization}/apps_/default/api/v1/default`.
     pub fn uipath_base_path(&self) -> String {
         format!("/{}/apps_/default/api/v1/default", self.organization)
+    }
+}
+
+/// Environment values reach serde typed (`UPLIFT_ORGANIZATION=123` is a number): string
+/// settings take any scalar as its text.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    impl Scalar {
+        fn into_string(self) -> String {
+            match self {
+                Scalar::Text(s) => s,
+                Scalar::Unsigned(n) => n.to_string(),
+                Scalar::Signed(n) => n.to_string(),
+                Scalar::Float(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            }
+        }
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Scalar::deserialize(d).map(Scalar::into_string)
+    }
+
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Option::<Scalar>::deserialize(d).map(|v| v.map(Scalar::into_string))
     }
 }
 
@@ -179,6 +230,18 @@ mod tests {
             let settings = Settings::load(None).map_err(|e| *e)?;
             assert_eq!(settings.organization, "fromfile");
             assert_eq!(settings.listen, "127.0.0.1:9999");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn string_settings_accept_values_that_look_like_numbers() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UPLIFT_ORGANIZATION", "123");
+            jail.set_env("UPLIFT_JWT_AUDIENCE", "42");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(settings.organization, "123");
+            assert_eq!(settings.jwt_audience.as_deref(), Some("42"));
             Ok(())
         });
     }

@@ -54,10 +54,25 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
     Ok(db)
 }
 
+/// Applies pending migrations. On PostgreSQL they run in one transaction holding an
+/// advisory lock, so replicas starting together on an empty database take turns.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .context("running database migrations")
+    if db.get_database_backend() == DbBackend::Postgres {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7117961222)")
+            .await?;
+        Migrator::up(&txn, None)
+            .await
+            .context("running database migrations")?;
+        txn.commit()
+            .await
+            .context("committing database migrations")?;
+        Ok(())
+    } else {
+        Migrator::up(db, None)
+            .await
+            .context("running database migrations")
+    }
 }
 
 pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<DatabaseConnection> {

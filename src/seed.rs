@@ -90,7 +90,7 @@ pub async fn demo(
     let token = |subject: &str, scope: &str| keys.issue(&tenant, subject, scope, ttl);
     Ok(json!({
         "tenantId": tenant,
-        "baseUrl": format!("http://{}{}", settings.listen, settings.uipath_base_path()),
+        "baseUrl": format!("http://{}{}", settings.listen.replace("0.0.0.0", "127.0.0.1"), settings.uipath_base_path()),
         "folders": {
             "operations": {"key": operations.key, "id": operations.id},
             "payroll": {"key": payroll.key, "id": payroll.id, "parentKey": operations.key},

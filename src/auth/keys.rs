@@ -170,14 +170,21 @@ impl Keys {
         let mut validation = Validation::new(header.alg);
         validation.leeway = 30;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // jsonwebtoken checks iss/aud only when the token carries them: a configured
+        // issuer or audience must also be required, or leaving the claim out passes.
+        let mut required = vec!["exp", "sub"];
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|e| TokenError(describe(e.kind())))
@@ -414,6 +421,32 @@ mod tests {
         )
         .unwrap();
         assert!(keys.verify(&token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_configured_issuer_and_audience_are_required_not_just_checked_when_present() {
+        let settings = Settings {
+            jwt_secret: Some("s".repeat(40)),
+            jwt_issuer: Some("https://issuer.test".into()),
+            jwt_audience: Some("uplift".into()),
+            ..Settings::default()
+        };
+        let keys = Keys::from_settings(&settings).unwrap();
+        let good = keys
+            .issue("t", "x", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert!(keys.verify(&good).await.is_ok());
+        let now = jsonwebtoken::get_current_timestamp();
+        let secret = EncodingKey::from_secret("s".repeat(40).as_bytes());
+        for claims in [
+            json!({"sub": "x", "tenant_id": "t", "exp": now + 60, "aud": "uplift"}),
+            json!({"sub": "x", "tenant_id": "t", "exp": now + 60, "iss": "https://issuer.test"}),
+            json!({"sub": "x", "tenant_id": "t", "exp": now + 60, "iss": "https://other.test", "aud": "uplift"}),
+        ] {
+            let token =
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &secret).unwrap();
+            assert!(keys.verify(&token).await.is_err(), "{claims}");
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ where
         .filter(entity::app_version::Column::AppId.eq(app.id))
         .filter(entity::app_version::Column::Version.eq(version))
         .filter(entity::app_version::Column::Published.eq(true))
+        .lock_shared()
         .one(&txn)
         .await?;
     if published.is_none() {
@@ -287,8 +288,10 @@ where
     Ok(Some((updated, app.system_name)))
 }
 
+/// Whether `version` is published, holding the row FOR SHARE (PostgreSQL) until the
+/// transaction ends, so a concurrent unpublish waits for the move to commit.
 pub async fn is_published<C: ConnectionTrait>(
-    db: &C,
+    txn: &C,
     app_id: i32,
     version: i32,
 ) -> Result<bool, ApiError> {
@@ -296,7 +299,8 @@ pub async fn is_published<C: ConnectionTrait>(
         .filter(entity::app_version::Column::AppId.eq(app_id))
         .filter(entity::app_version::Column::Version.eq(version))
         .filter(entity::app_version::Column::Published.eq(true))
-        .one(db)
+        .lock_shared()
+        .one(txn)
         .await?
         .is_some())
 }

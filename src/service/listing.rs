@@ -154,15 +154,17 @@ pub async fn list<C: ConnectionTrait>(
         );
     }
     if !query.tags.is_empty() {
+        // Distinct, or `tags=a,a` would ask for two matching tags and find none.
+        let wanted: std::collections::BTreeSet<&String> = query.tags.iter().collect();
         let tagged = deployment_tag::Entity::find()
             .select_only()
             .column(deployment_tag::Column::DeploymentId)
-            .filter(deployment_tag::Column::Tag.is_in(query.tags.iter().cloned()))
+            .filter(deployment_tag::Column::Tag.is_in(wanted.iter().map(|t| t.to_string())))
             .group_by(deployment_tag::Column::DeploymentId)
             .having(
                 Expr::col(deployment_tag::Column::Tag)
                     .count_distinct()
-                    .eq(query.tags.len() as i64),
+                    .eq(wanted.len() as i64),
             )
             .into_query();
         select = select.filter(deployment::Column::Id.in_subquery(tagged));
