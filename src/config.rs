@@ -64,6 +64,10 @@ pub struct Settings {
     pub default_region: String,
     /// Seconds the server waits for in-flight requests on shutdown.
     pub shutdown_timeout_seconds: u64,
+    /// How long the answer of a call made with an `Idempotency-Key` is kept.
+    pub idempotency_retention_hours: u64,
+    /// Lease a running keyed call renews; after a crash a retry waits at most this long.
+    pub idempotency_lease_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -97,6 +101,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             default_region: "default".into(),
             shutdown_timeout_seconds: 30,
+            idempotency_retention_hours: 24,
+            idempotency_lease_seconds: 30,
         }
     }
 }
@@ -121,6 +127,9 @@ impl Settings {
     fn validate(&self) -> Result<(), String> {
         if self.max_bulk_items == 0 {
             return Err("max_bulk_items must be at least 1".into());
+        }
+        if self.idempotency_lease_seconds < 3 {
+            return Err("idempotency_lease_seconds must be at least 3".into());
         }
         if self.lock_timeout_ms == 0 {
             // 0 would mean "wait forever" on PostgreSQL but "fail at once" on SQLite.

@@ -12,7 +12,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tracing_actix_web::TracingLogger;
 
-use crate::{auth::Keys, config::Settings, db, extract, routes, telemetry};
+use crate::{auth::Keys, config::Settings, db, extract, idempotency, routes, telemetry};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -45,6 +45,10 @@ impl Application {
         let workers = settings.workers;
         let shutdown = settings.shutdown_timeout_seconds;
         let settings = Arc::new(settings);
+        spawn_idempotency_purge(
+            db.clone(),
+            Duration::from_secs(settings.idempotency_retention_hours * 3600),
+        );
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
@@ -88,4 +92,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Deletes idempotency keys past their retention, now and every ten minutes.
+fn spawn_idempotency_purge(db: DatabaseConnection, retention: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match idempotency::store::purge_expired(&db, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
+            }
+        }
+    });
 }

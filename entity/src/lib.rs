@@ -7,4 +7,5 @@ pub mod deployment;
 pub mod deployment_event;
 pub mod deployment_tag;
 pub mod folder;
+pub mod idempotency_key;
 pub mod role_assignment;

@@ -7,18 +7,22 @@ use actix_web::{
     body::MessageBody,
     dev::ServiceResponse,
     http::{StatusCode, header},
-    middleware::ErrorHandlerResponse,
+    middleware::{ErrorHandlerResponse, from_fn},
     web,
 };
 
 use crate::{
     config::Settings,
     error::{PROBLEM_JSON, Problem},
+    idempotency,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    cfg.configure(ops::configure)
-        .service(web::scope(&settings.uipath_base_path()).configure(uipath::configure));
+    cfg.configure(ops::configure).service(
+        web::scope(&settings.uipath_base_path())
+            .wrap(from_fn(idempotency::middleware))
+            .configure(uipath::configure),
+    );
 }
 
 /// Turns any error response that is not already problem+json (unknown route, wrong

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod deployments;
 pub mod events;
 pub mod folders;
+pub mod history;
 pub mod listing;
 pub mod roles;
 

@@ -8,8 +8,14 @@
 //! if newer: update the version, append an 'upgrade' event
 //! commit
 //! ```
+//!
+//! A dry run reads the same rows without locks and writes nothing, so it gives the
+//! answer a real call would give at that moment.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use chrono::Utc;
 use entity::{app, app_version, deployment};
@@ -36,6 +42,10 @@ pub struct BulkUpgrade<'a> {
     pub folder_id: i32,
     pub actor: &'a Actor,
     pub concurrency: usize,
+    /// Read and report, but change nothing.
+    pub dry_run: bool,
+    /// Once this many items have failed, items not yet started are skipped.
+    pub max_failures: Option<usize>,
 }
 
 /// Upgrades each distinct id (first spelling wins) and returns one outcome per
@@ -44,8 +54,25 @@ pub async fn upgrade_to_latest<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String])
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    let failures = AtomicUsize::new(0);
     stream::iter(distinct(ids))
-        .map(|item| upgrade_one(db, job, item))
+        .map(|item| {
+            let failures = &failures;
+            async move {
+                // Checked when the item starts, so in-flight items still finish.
+                if job
+                    .max_failures
+                    .is_some_and(|max| failures.load(Ordering::SeqCst) >= max)
+                {
+                    return Outcome::Failed(Failure::new(&item.raw, FailureCode::Skipped));
+                }
+                let outcome = upgrade_one(db, job, item).await;
+                if matches!(outcome, Outcome::Failed(_)) {
+                    failures.fetch_add(1, Ordering::SeqCst);
+                }
+                outcome
+            }
+        })
         .buffered(job.concurrency.max(1))
         .collect()
         .await
@@ -124,14 +151,20 @@ async fn upgrade_in_transaction<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let txn = db::begin_write(db).await?;
+    let txn = if job.dry_run {
+        db.begin().await?
+    } else {
+        db::begin_write(db).await?
+    };
 
     let mut query = deployment::Entity::find_by_id(id.to_string())
         .filter(deployment::Column::TenantId.eq(job.tenant_id))
         .find_also_related(app::Entity);
-    // Lock only the deployment row: locking the shared app row would serialise every
-    // upgrade of the same app.
-    QuerySelect::query(&mut query).lock_with_tables(LockType::Update, [deployment::Entity]);
+    if !job.dry_run {
+        // Lock only the deployment row: locking the shared app row would serialise
+        // every upgrade of the same app.
+        QuerySelect::query(&mut query).lock_with_tables(LockType::Update, [deployment::Entity]);
+    }
     let Some((current, Some(app))) = query.one(&txn).await? else {
         return Ok(None);
     };
@@ -139,17 +172,17 @@ where
         return Ok(None);
     }
 
-    let latest: Option<i32> = app_version::Entity::find()
+    let mut latest_query = app_version::Entity::find()
         .select_only()
         .column(app_version::Column::Version)
         .filter(app_version::Column::AppId.eq(current.app_id))
         .filter(app_version::Column::Published.eq(true))
         .order_by_desc(app_version::Column::Version)
-        .limit(1)
-        .lock(LockType::Share)
-        .into_tuple()
-        .one(&txn)
-        .await?;
+        .limit(1);
+    if !job.dry_run {
+        latest_query = latest_query.lock(LockType::Share);
+    }
+    let latest: Option<i32> = latest_query.into_tuple().one(&txn).await?;
     let latest = latest.ok_or(ItemError::NoPublishedVersion)?;
 
     // A deployment already on (or, after an unpublish, beyond) the latest published
@@ -157,6 +190,10 @@ where
     if latest <= current.version {
         txn.rollback().await?;
         return Ok(Some((app.system_name, current.version, current.version)));
+    }
+    if job.dry_run {
+        txn.rollback().await?;
+        return Ok(Some((app.system_name, current.version, latest)));
     }
 
     deployment::Entity::update_many()

@@ -43,6 +43,8 @@ pub enum FailureCode {
     Conflict,
     /// Anything else; the cause is in the server log under the request id.
     Internal,
+    /// Not started: the call's failure budget (`maxFailures`) was spent.
+    Skipped,
 }
 
 impl FailureCode {
@@ -52,6 +54,7 @@ impl FailureCode {
             FailureCode::NoPublishedVersion => "no_published_version",
             FailureCode::Conflict => "conflict",
             FailureCode::Internal => "internal",
+            FailureCode::Skipped => "skipped",
         }
     }
 }
@@ -63,6 +66,7 @@ impl Failure {
             FailureCode::NoPublishedVersion => "the app has no published version",
             FailureCode::Conflict => "the deployment is being changed by another request; retry",
             FailureCode::Internal => "the upgrade failed and was rolled back; see the server log",
+            FailureCode::Skipped => "not started: the failure budget (maxFailures) was spent",
         };
         Failure {
             id: id.to_string(),

@@ -41,7 +41,7 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
-enum TestDatabase {
+pub enum TestDatabase {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -75,7 +75,7 @@ pub fn is_postgres() -> bool {
     std::env::var("UPLIFT_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
 }
 
-async fn fresh_database(settings: &mut Settings) -> TestDatabase {
+pub async fn fresh_database(settings: &mut Settings) -> TestDatabase {
     match std::env::var("UPLIFT_TEST_POSTGRES_URL")
         .ok()
         .filter(|v| !v.is_empty())
@@ -335,6 +335,84 @@ pub async fn assert_problem(response: Response, status: u16) -> Value {
     assert_eq!(body["traceId"], request_id.as_str());
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
     body
+}
+
+/// Inserts `n` deployments of `app_id` at `version` (with their deploy events) in bulk,
+/// for tests that need many; returns their ids.
+pub async fn seed_deployments(
+    db: &DatabaseConnection,
+    folder: &folder::Model,
+    app_id: i32,
+    version: i32,
+    n: usize,
+) -> Vec<String> {
+    use sea_orm::Set;
+    let now = chrono::Utc::now();
+    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for chunk in ids.chunks(200) {
+        deployment::Entity::insert_many(chunk.iter().map(|id| deployment::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(folder.tenant_id.clone()),
+            folder_id: Set(folder.id),
+            app_id: Set(app_id),
+            version: Set(version),
+            title: Set(format!("App {id}")),
+            description: Set(String::new()),
+            routing_name: Set(format!("r-{id}")),
+            maintenance_enabled: Set(false),
+            maintenance_url: Set(None),
+            maintenance_excluded_users: Set("[]".into()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }))
+        .exec(db)
+        .await
+        .unwrap();
+        deployment_event::Entity::insert_many(chunk.iter().map(|id| {
+            deployment_event::ActiveModel {
+                tenant_id: Set(folder.tenant_id.clone()),
+                deployment_id: Set(id.clone()),
+                kind: Set("deploy".into()),
+                from_version: Set(None),
+                to_version: Set(version),
+                actor: Set("seed".into()),
+                request_id: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            }
+        }))
+        .exec(db)
+        .await
+        .unwrap();
+    }
+    ids
+}
+
+/// Checks every deployment's history straight from the database: an unbroken chain
+/// from its deploy event to its current version. Returns the number of events.
+pub async fn assert_history_chains(db: &DatabaseConnection) -> usize {
+    let events = deployment_event::Entity::find()
+        .order_by_asc(deployment_event::Column::Id)
+        .all(db)
+        .await
+        .unwrap();
+    let mut last: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
+    for e in &events {
+        match last.get(&e.deployment_id) {
+            None => assert_eq!((e.kind.as_str(), e.from_version), ("deploy", None), "{e:?}"),
+            Some(previous) => assert_eq!(e.from_version, Some(*previous), "broken chain at {e:?}"),
+        }
+        last.insert(e.deployment_id.clone(), e.to_version);
+    }
+    for d in deployment::Entity::find().all(db).await.unwrap() {
+        assert_eq!(
+            last.get(&d.id),
+            Some(&d.version),
+            "history of {} does not end at its version",
+            d.id
+        );
+    }
+    events.len()
 }
 
 pub fn ids(deployments: &[&deployment::Model]) -> Vec<String> {

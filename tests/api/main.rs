@@ -6,5 +6,7 @@ mod bulk_upgrade;
 mod catalog;
 mod concurrency;
 mod deployed_apps;
+mod extensions;
 mod helpers;
+mod idempotency;
 mod permissions;

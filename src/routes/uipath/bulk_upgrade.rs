@@ -1,5 +1,7 @@
 //! `POST /models/deployed/apps/updateToLatestAppVersionBulk`.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 
@@ -48,15 +50,62 @@ impl BulkUpgradeResponse {
     }
 }
 
+/// Query options, both uplift extensions.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BulkOptions {
+    /// `dryRun=true`: the answer a real call would give now; nothing is written.
+    pub dry_run: bool,
+    /// `maxFailures=N`: once N items have failed, items not started are `skipped`.
+    pub max_failures: Option<usize>,
+}
+
+impl BulkOptions {
+    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let dry_run = match query
+            .get("dryRun")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") | Some("") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "dryRun must be true or false, not {other:?}"
+                )));
+            }
+        };
+        let max_failures = query
+            .get("maxFailures")
+            .map(|raw| {
+                raw.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "maxFailures must be a whole number of at least 1, not {raw:?}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(BulkOptions {
+            dry_run,
+            max_failures,
+        })
+    }
+}
+
 #[post("/models/deployed/apps/updateToLatestAppVersionBulk")]
 pub async fn update_to_latest_app_version_bulk(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
+    query: web::Query<HashMap<String, String>>,
     body: JsonBody<BulkUpgradeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(ScopeRule::WriteInFolder)?;
+    let options = BulkOptions::from_query(&query)?;
     let ids = body.0.deployment_ids;
     let max = state.settings.max_bulk_items;
     if ids.len() > max {
@@ -73,7 +122,53 @@ pub async fn update_to_latest_app_version_bulk(
         folder_id: folder.id,
         actor: &actor,
         concurrency: state.settings.upgrade_concurrency,
+        dry_run: options.dry_run,
+        max_failures: options.max_failures,
     };
     let outcomes = upgrade::upgrade_to_latest(&state.db, &job, &ids).await;
     Ok(HttpResponse::Ok().json(BulkUpgradeResponse::from_outcomes(outcomes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_default_to_a_real_call_without_a_budget() {
+        assert_eq!(
+            BulkOptions::from_query(&query(&[])).unwrap(),
+            BulkOptions::default()
+        );
+    }
+
+    #[test]
+    fn dry_run_and_max_failures_are_parsed_and_bad_values_named() {
+        let options =
+            BulkOptions::from_query(&query(&[("dryRun", "TRUE"), ("maxFailures", "3")])).unwrap();
+        assert_eq!(
+            options,
+            BulkOptions {
+                dry_run: true,
+                max_failures: Some(3)
+            }
+        );
+        for (k, v) in [
+            ("dryRun", "maybe"),
+            ("maxFailures", "0"),
+            ("maxFailures", "-1"),
+            ("maxFailures", "x"),
+        ] {
+            let err = BulkOptions::from_query(&query(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k), "{k}={v}: {err}");
+        }
+    }
 }

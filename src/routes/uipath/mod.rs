@@ -3,6 +3,7 @@
 mod bulk_upgrade;
 mod catalog;
 mod deployed_apps;
+mod history;
 mod odata;
 
 use actix_web::{HttpMessage, HttpRequest, web};
@@ -14,6 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(deployed_apps::check_unique_name)
         .service(bulk_upgrade::update_to_latest_app_version_bulk)
         .service(deployed_apps::list_deployed_apps)
+        .service(history::deployment_history)
+        .service(history::rollback_deployment)
         .service(deployed_apps::edit_deployed_app)
         .service(deployed_apps::deploy)
         .service(catalog::publish_coded_app)

@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "idempotency_keys")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub subject: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key: String,
+    /// SHA-256 of method, path, query and body: the same key with another request is refused.
+    pub request_hash: String,
+    /// `running` until the answer is stored, then `done`.
+    pub state: String,
+    pub response_status: Option<i32>,
+    pub response_content_type: Option<String>,
+    pub response_body: Option<Vec<u8>>,
+    /// A running call renews this while it works; once it lapses (the server died),
+    /// a retry takes the key over.
+    pub lease_expires_at: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

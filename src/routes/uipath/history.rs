@@ -1,0 +1,86 @@
+//! Deployment history and rollback (uplift extensions).
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+
+use super::{deployed_apps::deployment_not_found, odata};
+use crate::{
+    access::{self, Permission},
+    auth::{UiPathCaller, scopes::ScopeRule},
+    error::ApiError,
+    extract::{FolderKeyHeader, OptionalJsonBody},
+    service::{
+        history,
+        listing::{self, DEFAULT_TOP, MAX_TOP},
+    },
+    startup::AppState,
+};
+
+/// `GET /models/deployed/apps/{id}/history?top&skip`: events, newest first.
+#[get("/models/deployed/apps/{deployed_app_id}/history")]
+pub async fn deployment_history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: UiPathCaller,
+    folder_key: FolderKeyHeader,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(ScopeRule::Read)?;
+    let get = |name: &str| query.get(name).or_else(|| query.get(&format!("${name}")));
+    let top = get("top")
+        .map(|v| listing::parse_count("top", v, MAX_TOP))
+        .transpose()?
+        .unwrap_or(DEFAULT_TOP);
+    let skip = get("skip")
+        .map(|v| listing::parse_count("skip", v, u32::MAX as u64))
+        .transpose()?
+        .unwrap_or(0);
+    let folder =
+        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsView).await?;
+    let id = path.into_inner();
+    let (count, entries) = history::page(&state.db, &caller.tenant_id, folder.id, &id, top, skip)
+        .await?
+        .ok_or_else(|| deployment_not_found(&id))?;
+    Ok(HttpResponse::Ok().json(odata::collection(&req, "DeploymentHistory", count, entries)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RollbackRequest {
+    /// Target version; without it, the version before the last version change.
+    pub version: Option<i32>,
+}
+
+/// `POST /models/deployed/apps/{id}/rollback` with an optional `{version}`.
+#[post("/models/deployed/apps/{deployed_app_id}/rollback")]
+pub async fn rollback_deployment(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: UiPathCaller,
+    folder_key: FolderKeyHeader,
+    path: web::Path<String>,
+    body: OptionalJsonBody<RollbackRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(ScopeRule::WriteInFolder)?;
+    let folder =
+        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsEdit).await?;
+    let id = path.into_inner();
+    if body.0.version.is_some_and(|v| v < 1) {
+        return Err(ApiError::bad_request(
+            "version must be a published version number (1 or more)",
+        ));
+    }
+    let rolled_back = history::rollback(
+        &state.db,
+        &caller.tenant_id,
+        folder.id,
+        &id,
+        body.0.version,
+        &super::actor(&req, &caller),
+    )
+    .await?
+    .ok_or_else(|| deployment_not_found(&id))?;
+    Ok(HttpResponse::Ok().json(rolled_back))
+}

@@ -1,0 +1,195 @@
+//! A deployment's history (its events, newest first) and rolling it back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{app, app_version, deployment, deployment_event};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+use serde::Serialize;
+
+use super::{
+    Actor,
+    deployments::{canonical_id, is_published},
+    events::{self, Change, EventKind},
+};
+use crate::{db, error::ApiError};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub kind: String,
+    pub from_version: Option<i32>,
+    pub from_package_version: Option<String>,
+    pub to_version: i32,
+    pub to_package_version: Option<String>,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The deployment (when it is in this tenant and folder), and one page of its events,
+/// newest first, with the total count.
+pub async fn page<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+    id: &str,
+    top: u64,
+    skip: u64,
+) -> Result<Option<(u64, Vec<HistoryEntry>)>, ApiError> {
+    let Some(deployment) = find_in_folder(db, tenant, folder_id, id).await? else {
+        return Ok(None);
+    };
+    let query = deployment_event::Entity::find()
+        .filter(deployment_event::Column::DeploymentId.eq(&deployment.id));
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_desc(deployment_event::Column::Id)
+        .offset(skip)
+        .limit(top)
+        .all(db)
+        .await?;
+    let labels: HashMap<i32, String> = app_version::Entity::find()
+        .filter(app_version::Column::AppId.eq(deployment.app_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|v| (v.version, v.package_version))
+        .collect();
+    let entries = rows
+        .into_iter()
+        .map(|e| HistoryEntry {
+            id: e.id,
+            kind: e.kind,
+            from_package_version: e.from_version.and_then(|v| labels.get(&v).cloned()),
+            from_version: e.from_version,
+            to_package_version: labels.get(&e.to_version).cloned(),
+            to_version: e.to_version,
+            actor: e.actor,
+            request_id: e.request_id,
+            created_at: e.created_at,
+        })
+        .collect();
+    Ok(Some((total, entries)))
+}
+
+async fn find_in_folder<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+    id: &str,
+) -> Result<Option<deployment::Model>, ApiError> {
+    let Some(id) = canonical_id(id) else {
+        return Ok(None);
+    };
+    Ok(deployment::Entity::find_by_id(id)
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id))
+        .one(db)
+        .await?)
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    pub id: String,
+    pub app_system_name: String,
+    pub version: i32,
+    pub previous_version: i32,
+}
+
+/// Moves the deployment back to `target`, or without one to the version it had before
+/// its last version change. Only to a published version; its own transaction with a
+/// `rollback` event. `Ok(None)`: no such deployment in this tenant and folder.
+pub async fn rollback<C>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+    id: &str,
+    target: Option<i32>,
+    actor: &Actor,
+) -> Result<Option<RolledBack>, ApiError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let Some(id) = canonical_id(id) else {
+        return Ok(None);
+    };
+    let txn = db::begin_write(db).await?;
+    let Some(current) = deployment::Entity::find_by_id(id.clone())
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let app = app::Entity::find_by_id(current.app_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
+    let target = match target {
+        Some(version) => version,
+        None => {
+            let last_change = deployment_event::Entity::find()
+                .filter(deployment_event::Column::DeploymentId.eq(&id))
+                .filter(deployment_event::Column::FromVersion.is_not_null())
+                .filter(
+                    Expr::col(deployment_event::Column::FromVersion)
+                        .ne(Expr::col(deployment_event::Column::ToVersion)),
+                )
+                .order_by_desc(deployment_event::Column::Id)
+                .one(&txn)
+                .await?;
+            last_change.and_then(|e| e.from_version).ok_or_else(|| {
+                ApiError::Conflict(
+                    "the deployment has never changed version, so there is nothing to roll back to"
+                        .into(),
+                )
+            })?
+        }
+    };
+    let answer = |version| RolledBack {
+        id: id.clone(),
+        app_system_name: app.system_name.clone(),
+        version,
+        previous_version: current.version,
+    };
+    if target == current.version {
+        txn.rollback().await?;
+        return Ok(Some(answer(target)));
+    }
+    if !is_published(&txn, current.app_id, target).await? {
+        return Err(ApiError::bad_request(format!(
+            "version {target} of app {} is not published; a deployment moves only to a published version",
+            app.system_name
+        )));
+    }
+    deployment::Entity::update_many()
+        .col_expr(deployment::Column::Version, Expr::value(target))
+        .col_expr(deployment::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(deployment::Column::Id.eq(&id))
+        .exec(&txn)
+        .await?;
+    events::record(
+        &txn,
+        Change {
+            tenant_id: tenant,
+            deployment_id: &id,
+            kind: EventKind::Rollback,
+            from_version: Some(current.version),
+            to_version: target,
+        },
+        actor,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Some(answer(target)))
+}

@@ -1,0 +1,394 @@
+//! Beyond UiPath: dry run, failure budget, history and rollback.
+
+use entity::{deployment_event, idempotency_key};
+use reqwest::Method;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use uplift::{access::Role, service::catalog};
+
+use crate::helpers::{
+    ALL_SCOPES, TestApp, assert_history_chains, assert_problem, ids, spawn_app, spawn_app_with,
+};
+
+async fn bulk_with(
+    app: &TestApp,
+    folder: &str,
+    query: &str,
+    ids: &[String],
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .request(
+            Method::POST,
+            &format!("/models/deployed/apps/updateToLatestAppVersionBulk{query}"),
+            &app.token("editor", ALL_SCOPES),
+            Some(folder),
+        )
+        .json(&json!({ "deploymentIds": ids }));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn event_count(app: &TestApp) -> u64 {
+    deployment_event::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let behind = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    let current = app.deploy(&folder, "Portal", 2).await;
+    let orphan_app = app.publish("Orphan", "1.0.0").await;
+    let orphan = app.deploy(&folder, "Orphan", 1).await;
+    catalog::unpublish(&app.db, &app.tenant, &orphan_app.app.system_name, 1)
+        .await
+        .unwrap();
+    let request = vec![
+        behind.id.clone(),
+        current.id.clone(),
+        uuid::Uuid::new_v4().to_string(),
+        "junk".into(),
+        orphan.id.clone(),
+    ];
+    let events_before = event_count(&app).await;
+
+    let preview = bulk_with(&app, &folder.key, "?dryRun=true", &request, Some("dry-key")).await;
+    assert_eq!(preview.status(), 200);
+    let preview: Value = preview.json().await.unwrap();
+    assert_eq!(
+        app.deployment(&behind.id).await.version,
+        1,
+        "a dry run changes no version"
+    );
+    assert_eq!(
+        event_count(&app).await,
+        events_before,
+        "a dry run writes no event"
+    );
+    assert_eq!(
+        idempotency_key::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        0,
+        "nor an idempotency record"
+    );
+
+    let real: Value = bulk_with(&app, &folder.key, "", &request, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview, real);
+    assert_eq!(real["updatedDeployments"][0]["version"], 2);
+    assert_eq!(real["updatedDeployments"][0]["previousVersion"], 1);
+    assert_eq!(app.deployment(&behind.id).await.version, 2);
+}
+
+#[tokio::test]
+async fn once_the_failure_budget_is_spent_no_new_item_starts() {
+    let app = spawn_app_with(|s| s.upgrade_concurrency = 1).await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let first = app.deploy(&folder, "Portal", 1).await;
+    let last = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    let request = vec![
+        first.id.clone(),
+        "missing-1".into(),
+        "missing-2".into(),
+        last.id.clone(),
+    ];
+
+    let body: Value = bulk_with(&app, &folder.key, "?maxFailures=1", &request, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["updatedDeployments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["failedItems"],
+        json!(["missing-1", "missing-2", last.id])
+    );
+    let codes: Vec<&str> = body["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["not_found", "skipped", "skipped"]);
+    assert_eq!(
+        app.deployment(&last.id).await.version,
+        1,
+        "a skipped item is not touched"
+    );
+
+    let without_budget: Value = bulk_with(&app, &folder.key, "", &request, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        without_budget["updatedDeployments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    for bad in ["?maxFailures=0", "?maxFailures=-3", "?dryRun=perhaps"] {
+        assert_problem(bulk_with(&app, &folder.key, bad, &request, None).await, 400).await;
+    }
+}
+
+async fn history(app: &TestApp, folder: &str, id: &str, query: &str) -> reqwest::Response {
+    app.request(
+        Method::GET,
+        &format!("/models/deployed/apps/{id}/history{query}"),
+        &app.token("editor", ALL_SCOPES),
+        Some(folder),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn rollback(app: &TestApp, folder: &str, id: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.request(
+        Method::POST,
+        &format!("/models/deployed/apps/{id}/rollback"),
+        &app.token("editor", ALL_SCOPES),
+        Some(folder),
+    );
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn history_lists_each_change_newest_first_with_versions_actor_and_request_id() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let d = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    app.publish("Portal", "1.2.0").await;
+    bulk_with(&app, &folder.key, "", &ids(&[&d]), None).await;
+    let edit = app
+        .request(
+            Method::PATCH,
+            &format!("/models/deployed/apps/{}", d.id),
+            &app.token("editor", ALL_SCOPES),
+            Some(&folder.key),
+        )
+        .json(&json!({"version": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edit.status(), 200);
+    let back = rollback(&app, &folder.key, &d.id, None).await;
+    assert_eq!(back.status(), 200);
+    assert_eq!(
+        back.json::<Value>().await.unwrap()["version"],
+        3,
+        "back to the version before the last change"
+    );
+
+    let body: Value = history(&app, &folder.key, &d.id, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["@odata.count"], 4);
+    let steps: Vec<(Value, Value, Value, Value)> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].clone(),
+                e["fromVersion"].clone(),
+                e["toVersion"].clone(),
+                e["toPackageVersion"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (json!("rollback"), json!(2), json!(3), json!("1.2.0")),
+            (json!("edit"), json!(3), json!(2), json!("1.1.0")),
+            (json!("upgrade"), json!(1), json!(3), json!("1.2.0")),
+            (json!("deploy"), Value::Null, json!(1), json!("1.0.0")),
+        ]
+    );
+    let newest = &body["value"][0];
+    assert_eq!(newest["actor"], "editor");
+    assert_eq!(newest["fromPackageVersion"], "1.1.0");
+    assert!(newest["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(newest["createdAt"].as_str().is_some());
+
+    let page: Value = history(&app, &folder.key, &d.id, "?top=2&skip=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["edit", "upgrade"]);
+    assert_problem(history(&app, &folder.key, &d.id, "?top=5000").await, 400).await;
+    assert_problem(
+        history(&app, &folder.key, &uuid::Uuid::new_v4().to_string(), "").await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    let other = app.folder("Other").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.grant("viewer", Role::AutomationUser, Some(&folder))
+        .await;
+    for v in ["1.0.0", "1.1.0", "1.2.0"] {
+        app.publish("Portal", v).await;
+    }
+    let fresh = app.deploy(&folder, "Portal", 1).await;
+    let d = app.deploy(&folder, "Portal", 3).await;
+    let elsewhere = app.deploy(&other, "Portal", 3).await;
+
+    let named = rollback(&app, &folder.key, &d.id, Some(json!({"version": 1}))).await;
+    assert_eq!(named.status(), 200);
+    assert_eq!(
+        named.json::<Value>().await.unwrap(),
+        json!({"id": d.id, "appSystemName": "Portal", "version": 1, "previousVersion": 3})
+    );
+    catalog::unpublish(&app.db, &app.tenant, "Portal", 3)
+        .await
+        .unwrap();
+    let to_unpublished = assert_problem(rollback(&app, &folder.key, &d.id, None).await, 400).await;
+    assert!(
+        to_unpublished["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not published")
+    );
+    assert_problem(rollback(&app, &folder.key, &fresh.id, None).await, 409).await;
+    assert_problem(
+        rollback(&app, &folder.key, &d.id, Some(json!({"version": 0}))).await,
+        400,
+    )
+    .await;
+    assert_problem(
+        rollback(&app, &folder.key, &d.id, Some(json!({"version": "one"}))).await,
+        400,
+    )
+    .await;
+    assert_problem(
+        rollback(
+            &app,
+            &folder.key,
+            &elsewhere.id,
+            Some(json!({"version": 1})),
+        )
+        .await,
+        404,
+    )
+    .await;
+    let as_viewer = app
+        .request(
+            Method::POST,
+            &format!("/models/deployed/apps/{}/rollback", d.id),
+            &app.token("viewer", ALL_SCOPES),
+            Some(&folder.key),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(as_viewer, 403).await;
+    assert_eq!(app.deployment(&d.id).await.version, 1);
+    assert_eq!(app.deployment(&elsewhere.id).await.version, 3);
+    assert_history_chains(&app.db).await;
+}
+
+#[tokio::test]
+async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the_current_version() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let mut deployments = Vec::new();
+    for _ in 0..6 {
+        deployments.push(app.deploy(&folder, "Portal", 1).await.id);
+    }
+    let token = app.token("editor", ALL_SCOPES);
+    for round in 0..6u32 {
+        app.publish("Portal", &format!("1.{}.0", round + 1)).await;
+        if round % 3 == 2 {
+            catalog::unpublish(
+                &app.db,
+                &app.tenant,
+                "Portal",
+                i32::try_from(round).unwrap() + 1,
+            )
+            .await
+            .unwrap();
+        }
+        let (a, b, c) = tokio::join!(
+            bulk_with(&app, &folder.key, "", &deployments[..4], None),
+            app.request(
+                Method::PATCH,
+                &format!("/models/deployed/apps/{}", deployments[4]),
+                &token,
+                Some(&folder.key)
+            )
+            .json(&json!({"version": 1, "title": format!("round {round}")}))
+            .send(),
+            rollback(&app, &folder.key, &deployments[(round as usize) % 4], None),
+        );
+        assert_eq!(a.status(), 200);
+        assert!(b.unwrap().status().is_success());
+        assert!(
+            matches!(c.status().as_u16(), 200 | 400 | 409),
+            "{}",
+            c.status()
+        );
+    }
+    // The chain check reads the same events the history call shows.
+    let events = assert_history_chains(&app.db).await;
+    assert!(
+        events > deployments.len() * 2,
+        "the workload changed versions"
+    );
+    for id in &deployments {
+        let body: Value = history(&app, &folder.key, id, "?top=1000")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let newest_to = &body["value"][0]["toVersion"];
+        assert_eq!(newest_to, &json!(app.deployment(id).await.version));
+    }
+}

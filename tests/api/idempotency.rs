@@ -1,0 +1,477 @@
+//! `Idempotency-Key`: replay, mismatch, in-progress, scoping, expiry, and a server
+//! killed in the middle of a keyed bulk call.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use entity::{deployment, deployment_event, idempotency_key};
+use reqwest::Method;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
+use serde_json::{Value, json};
+use uplift::{access::Role, config::Settings, db, idempotency::store};
+
+use crate::helpers::{
+    ALL_SCOPES, TestApp, assert_history_chains, assert_problem, fresh_database, seed_deployments,
+    spawn_app,
+};
+
+fn keyed(
+    app: &TestApp,
+    subject: &str,
+    folder: &str,
+    key: &str,
+    body: Value,
+) -> reqwest::RequestBuilder {
+    app.request(
+        Method::POST,
+        "/models/deployed/apps/updateToLatestAppVersionBulk",
+        &app.token(subject, ALL_SCOPES),
+        Some(folder),
+    )
+    .header("Idempotency-Key", key)
+    .json(&body)
+}
+
+async fn events(app: &TestApp) -> u64 {
+    deployment_event::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let d = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    let body = json!({"deploymentIds": [d.id]});
+
+    let first = keyed(&app, "editor", &folder.key, "run-1", body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.bytes().await.unwrap();
+    app.publish("Portal", "1.2.0").await;
+    let events_before = events(&app).await;
+
+    let repeat = keyed(&app, "editor", &folder.key, "run-1", body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeat.status(), 200);
+    assert_eq!(repeat.headers()["idempotent-replayed"], "true");
+    assert_eq!(repeat.headers()["content-type"], "application/json");
+    assert_eq!(
+        repeat.bytes().await.unwrap(),
+        first_body,
+        "the stored answer, byte for byte"
+    );
+    assert_eq!(
+        events(&app).await,
+        events_before,
+        "the repeat changed nothing"
+    );
+    assert_eq!(app.deployment(&d.id).await.version, 2);
+
+    // Another subject's key space is its own: the same key runs afresh for them.
+    app.grant("other-bot", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let theirs: Value = keyed(&app, "other-bot", &folder.key, "run-1", body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["updatedDeployments"][0]["version"], 3);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    app.publish("Portal", "1.0.0").await;
+    let a = app.deploy(&folder, "Portal", 1).await;
+    let b = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    keyed(
+        &app,
+        "editor",
+        &folder.key,
+        "k",
+        json!({"deploymentIds": [a.id]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let other = keyed(
+        &app,
+        "editor",
+        &folder.key,
+        "k",
+        json!({"deploymentIds": [b.id]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(other, 422).await;
+    assert_eq!(app.deployment(&b.id).await.version, 1);
+    let bad_key = keyed(
+        &app,
+        "editor",
+        &folder.key,
+        "has space",
+        json!({"deploymentIds": []}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(bad_key, 400).await;
+}
+
+#[tokio::test]
+async fn every_data_changing_call_honours_the_key() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("admin", Role::Administrator, None).await;
+    let token = app.token("admin", ALL_SCOPES);
+    let publish = || {
+        app.request(Method::POST, "/models/apps/codedapp/publish", &token, None)
+            .header("Idempotency-Key", "publish-1")
+            .json(&json!({"packageName": "Portal", "packageVersion": "1.0.0"}))
+            .send()
+    };
+    assert_eq!(publish().await.unwrap().status(), 200);
+    assert_eq!(
+        publish().await.unwrap().headers()["idempotent-replayed"],
+        "true"
+    );
+    let deploy = || {
+        app.request(
+            Method::POST,
+            "/models/Portal/publish/versions/1/deploy",
+            &token,
+            Some(&folder.key),
+        )
+        .header("Idempotency-Key", "deploy-1")
+        .send()
+    };
+    let first: Value = deploy().await.unwrap().json().await.unwrap();
+    let second: Value = deploy().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first, second,
+        "the retried deploy returns the first deployment's id"
+    );
+    assert_eq!(
+        deployment::Entity::find().count(&app.db).await.unwrap(),
+        1,
+        "and creates no second one"
+    );
+    let id = first["id"].as_str().unwrap();
+    let edit = || {
+        app.request(
+            Method::PATCH,
+            &format!("/models/deployed/apps/{id}"),
+            &token,
+            Some(&folder.key),
+        )
+        .header("Idempotency-Key", "edit-1")
+        .json(&json!({"title": "Renamed"}))
+        .send()
+    };
+    assert_eq!(edit().await.unwrap().status(), 200);
+    assert_eq!(
+        edit().await.unwrap().headers()["idempotent-replayed"],
+        "true"
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_call_still_runs_gets_a_409_then_the_answer() {
+    let app = crate::helpers::spawn_app_with(|s| s.upgrade_concurrency = 1).await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let published = app.publish("Portal", "1.0.0").await;
+    let ids = seed_deployments(&app.db, &folder, published.app.id, 1, 900).await;
+    app.publish("Portal", "1.1.0").await;
+    let body = json!({"deploymentIds": ids});
+
+    let first = tokio::spawn(keyed(&app, "editor", &folder.key, "slow", body.clone()).send());
+    wait_for_upgrade_events(&app.db, 1).await;
+    let during = keyed(&app, "editor", &folder.key, "slow", body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(during.headers().contains_key("retry-after"));
+    assert_problem(during, 409).await;
+    let first: Value = first.await.unwrap().unwrap().json().await.unwrap();
+    let after: Value = keyed(&app, "editor", &folder.key, "slow", body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first, after);
+}
+
+#[tokio::test]
+async fn keys_past_their_retention_are_purged_and_run_afresh() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let body = json!({"deploymentIds": []});
+    keyed(&app, "editor", &folder.key, "old", body.clone())
+        .send()
+        .await
+        .unwrap();
+    keyed(&app, "editor", &folder.key, "new", body.clone())
+        .send()
+        .await
+        .unwrap();
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::CreatedAt,
+            Expr::value(Utc::now() - chrono::Duration::hours(25)),
+        )
+        .filter(idempotency_key::Column::Key.eq("old"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let fresh = keyed(&app, "editor", &folder.key, "old", body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        fresh.headers().get("idempotent-replayed").is_none(),
+        "an expired key is not replayed"
+    );
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::CreatedAt,
+            Expr::value(Utc::now() - chrono::Duration::hours(25)),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let purged = store::purge_expired(&app.db, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(purged, 2);
+    assert_eq!(
+        idempotency_key::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn wait_for_upgrade_events(db: &sea_orm::DatabaseConnection, at_least: u64) {
+    let started = Instant::now();
+    loop {
+        let n = deployment_event::Entity::find()
+            .filter(deployment_event::Column::Kind.eq("upgrade"))
+            .count(db)
+            .await
+            .unwrap();
+        if n >= at_least {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no upgrade started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `uplift serve` as a child process, killed with SIGKILL on drop.
+struct ServerProcess {
+    child: Child,
+    base: String,
+}
+
+impl ServerProcess {
+    async fn start(settings: &Settings) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_uplift"));
+        command
+            .arg("serve")
+            .env("UPLIFT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("UPLIFT_DATA_DIR", &settings.data_dir)
+            .env("UPLIFT_ORGANIZATION", &settings.organization)
+            .env("UPLIFT_JWT_SECRET", settings.jwt_secret.as_deref().unwrap())
+            .env("UPLIFT_UPGRADE_CONCURRENCY", "1")
+            .env(
+                "UPLIFT_IDEMPOTENCY_LEASE_SECONDS",
+                settings.idempotency_lease_seconds.to_string(),
+            )
+            .env("UPLIFT_MAX_BULK_ITEMS", "5000")
+            .env("UPLIFT_MAX_BODY_BYTES", "4194304")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(url) = &settings.database_url {
+            command.env("UPLIFT_DATABASE_URL", url);
+        }
+        let child = command.spawn().expect("start uplift serve");
+        let server = ServerProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("uplift serve did not become ready");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_bulk_call_retried_after_the_server_was_killed_mid_call_upgrades_each_item_exactly_once()
+ {
+    let mut settings = Settings {
+        organization: "acme".into(),
+        jwt_secret: Some(format!("crash-secret-{}", uuid::Uuid::new_v4())),
+        idempotency_lease_seconds: 3,
+        ..Settings::default()
+    };
+    let _database = fresh_database(&mut settings).await;
+    let conn = db::connect_and_migrate(&settings).await.unwrap();
+    let keys = uplift::auth::Keys::from_settings(&settings).unwrap();
+    let tenant = "crash-tenant";
+    let folder = uplift::service::folders::create(&conn, tenant, "Ops", None, "default")
+        .await
+        .unwrap();
+    uplift::service::roles::assign(
+        &conn,
+        tenant,
+        "ci",
+        Role::FolderAdministrator,
+        Some(&folder.key),
+    )
+    .await
+    .unwrap();
+    let actor = uplift::service::Actor::new("seed", None);
+    let defaults = uplift::service::catalog::AppDefaults::default();
+    let app =
+        uplift::service::catalog::publish(&conn, tenant, "Portal", "1.0.0", &actor, &defaults)
+            .await
+            .unwrap();
+    let ids = seed_deployments(&conn, &folder, app.app.id, 1, 2000).await;
+    uplift::service::catalog::publish(&conn, tenant, "Portal", "1.1.0", &actor, &defaults)
+        .await
+        .unwrap();
+
+    let token = keys
+        .issue(tenant, "ci", ALL_SCOPES, Duration::from_secs(600))
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let call = |base: &str| {
+        client
+            .post(format!("{base}/acme/apps_/default/api/v1/default/models/deployed/apps/updateToLatestAppVersionBulk"))
+            .bearer_auth(&token)
+            .header("X-UiPath-Internal-TenantId", tenant)
+            .header("X-UiPath-FolderKey", &folder.key)
+            .header("Idempotency-Key", "deploy-train-7")
+            .json(&json!({"deploymentIds": ids}))
+            .send()
+    };
+
+    let mut first = ServerProcess::start(&settings).await;
+    let in_flight = tokio::spawn(call(&first.base));
+    wait_for_upgrade_events(&conn, 20).await;
+    first.kill();
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the first call died with its server"
+    );
+    let done_before_retry = deployment::Entity::find()
+        .filter(deployment::Column::Version.eq(2))
+        .count(&conn)
+        .await
+        .unwrap();
+    assert!(
+        done_before_retry > 0 && done_before_retry < 2000,
+        "killed mid-call ({done_before_retry} done)"
+    );
+
+    let second = ServerProcess::start(&settings).await;
+    let started = Instant::now();
+    let answer: Value = loop {
+        let response = call(&second.base).await.unwrap();
+        match response.status().as_u16() {
+            // The dead call's lease has not lapsed yet.
+            409 => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the key stayed locked"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            200 => break response.json().await.unwrap(),
+            other => panic!("retry answered {other}"),
+        }
+    };
+    assert_eq!(answer["failedItems"], json!([]));
+    assert_eq!(answer["updatedDeployments"].as_array().unwrap().len(), 2000);
+    assert_eq!(
+        deployment::Entity::find()
+            .filter(deployment::Column::Version.eq(2))
+            .count(&conn)
+            .await
+            .unwrap(),
+        2000
+    );
+    let upgrades = deployment_event::Entity::find()
+        .filter(deployment_event::Column::Kind.eq("upgrade"))
+        .count(&conn)
+        .await
+        .unwrap();
+    assert_eq!(upgrades, 2000, "each item upgraded exactly once");
+    assert_history_chains(&conn).await;
+    // A further retry replays the stored answer.
+    assert_eq!(
+        call(&second.base).await.unwrap().headers()["idempotent-replayed"],
+        "true"
+    );
+}
