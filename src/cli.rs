@@ -10,7 +10,7 @@ use crate::{
     access::Role,
     auth::Keys,
     config::Settings,
-    db, seed,
+    db, openapi, seed,
     service::{folders, roles},
     startup::Application,
 };
@@ -43,6 +43,8 @@ pub enum Command {
     /// Grant or revoke roles.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Print the OpenAPI document (as served at /openapi.json).
+    Openapi,
     /// Create demo data and print its ids and tokens as JSON.
     Seed {
         /// A demo tenant with folders, grants, apps and deployments on older versions.
@@ -156,6 +158,12 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     })
                 );
             }
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&openapi::document(&settings))?
+            );
         }
         Command::Seed { demo: _ } => {
             let db = db::connect_and_migrate(&settings).await?;

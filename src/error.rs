@@ -105,16 +105,21 @@ impl ApiError {
 }
 
 /// The RFC 9457 body. `traceId` is the request id also sent as `X-Request-Id`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
+    /// `urn:uplift:problem:<kind>`, e.g. `urn:uplift:problem:invalid-token`.
     #[serde(rename = "type")]
     pub type_uri: String,
+    /// The HTTP status phrase.
     pub title: String,
     pub status: u16,
+    /// What was wrong, naming the field, header or parameter.
     pub detail: String,
+    /// The request path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The request id (also the `X-Request-Id` response header), to find the log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
 }

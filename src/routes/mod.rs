@@ -14,15 +14,18 @@ use actix_web::{
 use crate::{
     config::Settings,
     error::{PROBLEM_JSON, Problem},
-    idempotency,
+    idempotency, openapi,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    cfg.configure(ops::configure).service(
-        web::scope(&settings.uipath_base_path())
-            .wrap(from_fn(idempotency::middleware))
-            .configure(uipath::configure),
-    );
+    cfg.configure(ops::configure)
+        .service(openapi::swagger_ui(settings))
+        .service(web::redirect("/docs", "/docs/"))
+        .service(
+            web::scope(&settings.uipath_base_path())
+                .wrap(from_fn(idempotency::middleware))
+                .configure(uipath::configure),
+        );
 }
 
 /// Turns any error response that is not already problem+json (unknown route, wrong

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{db, error::ApiError};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub id: i64,
@@ -95,7 +95,7 @@ async fn find_in_folder<C: ConnectionTrait>(
 }
 
 /// What a rollback did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolledBack {
     pub id: String,

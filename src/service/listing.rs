@@ -17,7 +17,7 @@ pub const MAX_TOP: u64 = 1000;
 pub const DEFAULT_TOP: u64 = 100;
 
 /// A deployed app as UiPath's list call shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployedApp {
     pub id: String,

@@ -6,6 +6,7 @@ mod bulk_upgrade;
 mod catalog;
 mod concurrency;
 mod deployed_apps;
+mod docs;
 mod extensions;
 mod helpers;
 mod idempotency;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     access::{self, Permission},
@@ -14,19 +15,24 @@ use crate::{
     upgrade::{self, BulkUpgrade, Failure, Outcome, Updated},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkUpgradeRequest {
+    /// Deployment ids; duplicates are processed once.
     pub deployment_ids: Vec<String>,
 }
 
 /// UiPath's answer, plus `previousVersion` on each updated deployment and `failures`
 /// (why each failed item failed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkUpgradeResponse {
+    /// Deployments now on the latest published version, in request order (an item
+    /// already there is listed with its version unchanged).
     pub updated_deployments: Vec<Updated>,
+    /// Ids that failed, in request order.
     pub failed_items: Vec<String>,
+    /// Why each failed item failed (uplift extension).
     pub failures: Vec<Failure>,
 }
 
@@ -50,7 +56,19 @@ impl BulkUpgradeResponse {
     }
 }
 
-/// Query options, both uplift extensions.
+/// Query options of the bulk call, both uplift extensions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct BulkParams {
+    /// `true`: answer what a real call would answer now, and write nothing.
+    #[param(rename = "dryRun")]
+    dry_run: Option<bool>,
+    /// Once this many items (at least 1) have failed, items not started are `skipped`.
+    #[param(rename = "maxFailures", minimum = 1)]
+    max_failures: Option<u32>,
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BulkOptions {
     /// `dryRun=true`: the answer a real call would give now; nothing is written.
@@ -95,6 +113,16 @@ impl BulkOptions {
     }
 }
 
+/// Upgrade deployed apps to the latest version (bulk)
+///
+/// Each distinct id is upgraded in its own transaction; the answer is 200 also when
+/// some items failed.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(BulkParams, super::FolderHeader),
+    request_body = BulkUpgradeRequest,
+    responses((status = 200, description = "What was upgraded and what failed", body = BulkUpgradeResponse)),
+)]
 #[post("/models/deployed/apps/updateToLatestAppVersionBulk")]
 pub async fn update_to_latest_app_version_bulk(
     req: HttpRequest,

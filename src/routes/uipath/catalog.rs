@@ -1,35 +1,73 @@
 //! Publishing coded apps and reading the published catalogue.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
-use super::odata;
+use super::odata::{self, ODataCollection};
 use crate::{
     access::{self, Permission},
     auth::{UiPathCaller, scopes::ScopeRule},
-    error::ApiError,
+    error::{ApiError, Problem},
     extract::JsonBody,
     service::catalog::{self, AppDefaults},
     startup::AppState,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishRequest {
+    /// The coded app's package; its first publish creates the app.
     pub package_name: String,
+    /// A semantic version; each new one becomes the next `deployVersion`.
     pub package_version: String,
-    // UiPath's `tenantName` is accepted and ignored: the tenant comes from the token.
+    /// Accepted for UiPath compatibility and ignored: the tenant comes from the token.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    #[allow(dead_code)]
+    pub tenant_name: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResponse {
     pub system_name: String,
     pub deploy_version: i32,
 }
 
-/// `POST /models/apps/codedapp/publish`: idempotent for a `packageVersion` already published.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedApp {
+    pub system_name: String,
+    pub title: String,
+    /// The latest published version.
+    pub deploy_version: i32,
+    pub package_name: String,
+    pub package_version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedVersion {
+    pub system_name: String,
+    pub deploy_version: i32,
+    pub package_version: String,
+    pub published_by: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// Publish a coded app version
+///
+/// Idempotent: publishing a `packageVersion` that exists returns the first answer.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    request_body = PublishRequest,
+    responses(
+        (status = 200, description = "Published (or already published)", body = PublishResponse),
+        (status = 400, description = "Missing field or not a semantic version", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[post("/models/apps/codedapp/publish")]
 pub async fn publish_coded_app(
     req: HttpRequest,
@@ -55,7 +93,14 @@ pub async fn publish_coded_app(
     }))
 }
 
-/// `GET /models/tenants/{cloudTenantId}/publish/apps`: each app and its latest published version.
+/// Get published apps
+///
+/// Each app with a published version, and its latest published version.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant")),
+    responses((status = 200, description = "Published apps", body = ODataCollection<PublishedApp>)),
+)]
 #[get("/models/tenants/{cloud_tenant_id}/publish/apps")]
 pub async fn published_apps(
     req: HttpRequest,
@@ -66,24 +111,35 @@ pub async fn published_apps(
     caller.require(ScopeRule::Read)?;
     access::require_own_tenant(&caller, &path)?;
     access::authorize_catalog_read(&state.db, &caller).await?;
-    let items: Vec<_> = catalog::published_apps(&state.db, &caller.tenant_id)
+    let items: Vec<PublishedApp> = catalog::published_apps(&state.db, &caller.tenant_id)
         .await?
         .into_iter()
-        .map(|(app, latest)| {
-            json!({
-                "systemName": app.system_name,
-                "title": app.title,
-                "deployVersion": latest.version,
-                "packageName": app.package_name,
-                "packageVersion": latest.package_version,
-            })
+        .map(|(app, latest)| PublishedApp {
+            system_name: app.system_name,
+            title: app.title,
+            deploy_version: latest.version,
+            package_name: app.package_name,
+            package_version: latest.package_version,
         })
         .collect();
     let count = items.len() as u64;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "PublishedApps", count, items)))
 }
 
-/// `GET /models/{appSystemName}/tenants/{cloudTenantId}/publish/versions`: newest first.
+/// Get published app versions
+///
+/// The app's published versions, newest first.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(
+        ("app_system_name" = String, Path, description = "The app's system name"),
+        ("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant"),
+    ),
+    responses(
+        (status = 200, description = "Published versions, newest first", body = ODataCollection<PublishedVersion>),
+        (status = 404, description = "No such app in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[get("/models/{app_system_name}/tenants/{cloud_tenant_id}/publish/versions")]
 pub async fn published_versions(
     req: HttpRequest,
@@ -98,24 +154,34 @@ pub async fn published_versions(
     let (app, versions) = catalog::published_versions(&state.db, &caller.tenant_id, &system_name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
-    let items: Vec<_> = versions
+    let items: Vec<PublishedVersion> = versions
         .into_iter()
-        .map(|v| {
-            json!({
-                "systemName": app.system_name,
-                "deployVersion": v.version,
-                "packageVersion": v.package_version,
-                "publishedBy": v.published_by,
-                "publishedAt": v.published_at,
-            })
+        .map(|v| PublishedVersion {
+            system_name: app.system_name.clone(),
+            deploy_version: v.version,
+            package_version: v.package_version,
+            published_by: v.published_by,
+            published_at: v.published_at,
         })
         .collect();
     let count = items.len() as u64;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "PublishedVersions", count, items)))
 }
 
-/// `DELETE /models/{appSystemName}/publish/versions/{version}` (an uplift extension):
-/// unpublishes a version. Deployments on it keep running.
+/// Unpublish a version (uplift extension)
+///
+/// Deployments on it keep running; nothing is upgraded, deployed or edited onto it again.
+#[utoipa::path(
+    tag = "uplift extensions",
+    params(
+        ("app_system_name" = String, Path, description = "The app's system name"),
+        ("version" = i32, Path, description = "The integer version (deployVersion)"),
+    ),
+    responses(
+        (status = 204, description = "Unpublished (also when it already was)"),
+        (status = 404, description = "No such app or version in this tenant", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[delete("/models/{app_system_name}/publish/versions/{version}")]
 pub async fn unpublish_version(
     state: web::Data<AppState>,

@@ -3,32 +3,56 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::odata;
+use super::odata::{self, ODataCollection};
 use crate::{
     access::{self, Permission},
     auth::{UiPathCaller, scopes::ScopeRule},
-    error::ApiError,
+    error::{ApiError, Problem},
     extract::{FolderKeyHeader, JsonBody, OptionalJsonBody},
     service::{
         deployments::{self, DeployOptions, Edit, MaintenancePatch},
-        listing::{self, DEFAULT_TOP, ListQuery, MAX_TOP},
+        listing::{self, DEFAULT_TOP, DeployedApp, ListQuery, MAX_TOP},
     },
     startup::AppState,
 };
 
-#[derive(Debug, Default, Deserialize)]
+/// The optional deploy body; the whole body may be left out.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployRequest {
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Default: the app's title.
     pub title: Option<String>,
+    /// Default: generated from the app's system name; must be free in the tenant.
     pub routing_name: Option<String>,
 }
 
-/// `POST /models/{appSystemName}/publish/versions/{version}/deploy` → `{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployResponse {
+    /// The new deployment's id.
+    pub id: String,
+}
+
+/// Deploy a published version
+///
+/// Deploys into the `X-UiPath-FolderKey` folder and records a `deploy` event.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(
+        ("app_system_name" = String, Path, description = "The app's system name"),
+        ("version" = i32, Path, description = "A published integer version (deployVersion)"),
+        super::FolderHeader,
+    ),
+    request_body(content = Option<DeployRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Deployed", body = DeployResponse),
+        (status = 404, description = "No such app, or the version is not published", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[post("/models/{app_system_name}/publish/versions/{version}/deploy")]
 pub async fn deploy(
     req: HttpRequest,
@@ -62,10 +86,37 @@ pub async fn deploy(
         &super::actor(&req, &caller),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "id": deployment.id })))
+    Ok(HttpResponse::Ok().json(DeployResponse { id: deployment.id }))
 }
 
-/// `GET /models/deployed/apps`: the folder's deployments, OData-style.
+/// The list call's query parameters (`$top`, `$skip`, `$orderBy` are accepted too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Page size, 0 to 1000 (default 100).
+    top: Option<u64>,
+    /// Items to skip.
+    skip: Option<u64>,
+    /// `field [asc|desc]`, comma-separated, over id, title, description, version,
+    /// routingName, appSystemName; the id always breaks ties.
+    #[param(rename = "orderBy")]
+    order_by: Option<String>,
+    /// Case-insensitive text in the title, routing name or app system name.
+    #[param(rename = "searchText")]
+    search_text: Option<String>,
+    /// Comma-separated; a deployment must carry all of them.
+    tags: Option<String>,
+}
+
+/// Get deployed apps
+///
+/// The folder's deployments, a page at a time, in a stable order.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(ListParams, super::FolderHeader),
+    responses((status = 200, description = "A page of deployed apps", body = ODataCollection<DeployedApp>)),
+)]
 #[get("/models/deployed/apps")]
 pub async fn list_deployed_apps(
     req: HttpRequest,
@@ -117,9 +168,11 @@ fn parse_list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiErr
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Every field is optional; a field left out keeps its value.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EditRequest {
+    /// Moves the deployment to this published version.
     pub version: Option<i32>,
     pub title: Option<String>,
     pub description: Option<String>,
@@ -127,7 +180,7 @@ pub struct EditRequest {
     pub tags: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceModeData {
     pub is_maintenance_mode_enabled: Option<bool>,
@@ -135,7 +188,35 @@ pub struct MaintenanceModeData {
     pub maintenance_excluded_users: Option<Vec<String>>,
 }
 
-/// `PATCH /models/deployed/apps/{deployedAppId}`: every field optional.
+/// A deployed app with its maintenance-mode settings, as the edit call answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedAppDetails {
+    #[serde(flatten)]
+    pub app: DeployedApp,
+    pub maintenance_mode_data: MaintenanceMode,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceMode {
+    pub is_maintenance_mode_enabled: bool,
+    pub maintenance_mode_url: Option<String>,
+    pub maintenance_excluded_users: Vec<String>,
+}
+
+/// Edit a deployed app
+///
+/// Moving `version` goes only to a published version and records an `edit` event.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(("deployed_app_id" = String, Path, description = "The deployment id"), super::FolderHeader),
+    request_body = EditRequest,
+    responses(
+        (status = 200, description = "The edited deployed app", body = DeployedAppDetails),
+        (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[patch("/models/deployed/apps/{deployed_app_id}")]
 pub async fn edit_deployed_app(
     req: HttpRequest,
@@ -173,29 +254,40 @@ pub async fn edit_deployed_app(
     .ok_or_else(|| deployment_not_found(&id))?;
     let tags = listing::tags_of(&state.db, std::slice::from_ref(&deployment.id))
         .await?
-        .remove(&deployment.id);
-    let maintenance = json!({
-        "isMaintenanceModeEnabled": deployment.maintenance_enabled,
-        "maintenanceModeUrl": deployment.maintenance_url,
-        "maintenanceExcludedUsers": serde_json::from_str::<serde_json::Value>(&deployment.maintenance_excluded_users)
-            .unwrap_or_else(|_| json!([])),
-    });
-    let mut item = serde_json::to_value(listing::to_deployed_app(
-        deployment,
-        system_name,
-        tags.unwrap_or_default(),
-    ))
-    .map_err(anyhow::Error::from)?;
-    item["maintenanceModeData"] = maintenance;
-    Ok(HttpResponse::Ok().json(item))
+        .remove(&deployment.id)
+        .unwrap_or_default();
+    let maintenance = MaintenanceMode {
+        is_maintenance_mode_enabled: deployment.maintenance_enabled,
+        maintenance_mode_url: deployment.maintenance_url.clone(),
+        maintenance_excluded_users: serde_json::from_str(&deployment.maintenance_excluded_users)
+            .unwrap_or_default(),
+    };
+    Ok(HttpResponse::Ok().json(DeployedAppDetails {
+        app: listing::to_deployed_app(deployment, system_name, tags),
+        maintenance_mode_data: maintenance,
+    }))
 }
 
 pub fn deployment_not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no deployed app {id} in this folder"))
 }
 
-/// `GET /models/deployed/apps/uniquename/check/{routingName}`: whether the name is free
-/// in the caller's tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NameCheck {
+    pub routing_name: String,
+    /// True when no deployment in the tenant uses the name.
+    pub is_unique: bool,
+}
+
+/// Check app name uniqueness
+///
+/// Whether a routing name is free in the caller's tenant.
+#[utoipa::path(
+    tag = "UiPath Apps",
+    params(("routing_name" = String, Path, description = "Lowercase letters, digits and inner hyphens")),
+    responses((status = 200, description = "Whether the name is free", body = NameCheck)),
+)]
 #[get("/models/deployed/apps/uniquename/check/{routing_name}")]
 pub async fn check_unique_name(
     state: web::Data<AppState>,
@@ -206,5 +298,8 @@ pub async fn check_unique_name(
     let name = path.into_inner();
     deployments::validate_routing_name(&name)?;
     let free = deployments::is_routing_name_free(&state.db, &caller.tenant_id, &name).await?;
-    Ok(HttpResponse::Ok().json(json!({ "routingName": name, "isUnique": free })))
+    Ok(HttpResponse::Ok().json(NameCheck {
+        routing_name: name,
+        is_unique: free,
+    }))
 }

@@ -4,21 +4,46 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{deployed_apps::deployment_not_found, odata};
+use super::{
+    deployed_apps::deployment_not_found,
+    odata::{self, ODataCollection},
+};
 use crate::{
     access::{self, Permission},
     auth::{UiPathCaller, scopes::ScopeRule},
-    error::ApiError,
+    error::{ApiError, Problem},
     extract::{FolderKeyHeader, OptionalJsonBody},
     service::{
-        history,
+        history::{self, HistoryEntry, RolledBack},
         listing::{self, DEFAULT_TOP, MAX_TOP},
     },
     startup::AppState,
 };
 
-/// `GET /models/deployed/apps/{id}/history?top&skip`: events, newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Page size, 0 to 1000 (default 100).
+    top: Option<u64>,
+    /// Items to skip.
+    skip: Option<u64>,
+}
+
+/// Deployment history (uplift extension)
+///
+/// The deployment's events, newest first: each event's "from" is the previous event's
+/// "to", and the newest "to" is the current version.
+#[utoipa::path(
+    tag = "uplift extensions",
+    params(("deployed_app_id" = String, Path, description = "The deployment id"), PageParams, super::FolderHeader),
+    responses(
+        (status = 200, description = "A page of events", body = ODataCollection<HistoryEntry>),
+        (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[get("/models/deployed/apps/{deployed_app_id}/history")]
 pub async fn deployment_history(
     req: HttpRequest,
@@ -47,13 +72,25 @@ pub async fn deployment_history(
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeploymentHistory", count, entries)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RollbackRequest {
     /// Target version; without it, the version before the last version change.
     pub version: Option<i32>,
 }
 
-/// `POST /models/deployed/apps/{id}/rollback` with an optional `{version}`.
+/// Roll a deployment back (uplift extension)
+///
+/// To the named published version, or without one to the version before the last
+/// version change; records a `rollback` event.
+#[utoipa::path(
+    tag = "uplift extensions",
+    params(("deployed_app_id" = String, Path, description = "The deployment id"), super::FolderHeader),
+    request_body(content = Option<RollbackRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "Rolled back (or already on that version)", body = RolledBack),
+        (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[post("/models/deployed/apps/{deployed_app_id}/rollback")]
 pub async fn rollback_deployment(
     req: HttpRequest,

@@ -7,6 +7,7 @@ mod history;
 mod odata;
 
 use actix_web::{HttpMessage, HttpRequest, web};
+use utoipa::{IntoParams, OpenApi};
 
 use crate::{auth::Principal, service::Actor, telemetry::RequestId};
 
@@ -32,3 +33,30 @@ fn actor(req: &HttpRequest, principal: &Principal) -> Actor {
         req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     )
 }
+
+/// The folder a call acts in.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct FolderHeader {
+    /// Key (UUID) of the folder; the caller needs the call's permission there.
+    #[param(rename = "X-UiPath-FolderKey")]
+    folder_key: String,
+}
+
+/// The UiPath routes, with paths relative to the UiPath base path.
+#[derive(OpenApi)]
+#[openapi(paths(
+    bulk_upgrade::update_to_latest_app_version_bulk,
+    catalog::publish_coded_app,
+    catalog::published_apps,
+    catalog::published_versions,
+    catalog::unpublish_version,
+    deployed_apps::deploy,
+    deployed_apps::list_deployed_apps,
+    deployed_apps::edit_deployed_app,
+    deployed_apps::check_unique_name,
+    history::deployment_history,
+    history::rollback_deployment,
+))]
+pub struct UiPathApi;

@@ -2,20 +2,36 @@
 
 use actix_web::HttpRequest;
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// `{"@odata.context", "@odata.count", "value"}`; the count is of all matching items,
+/// not just this page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ODataCollection<T> {
+    #[serde(rename = "@odata.context")]
+    pub context: String,
+    #[serde(rename = "@odata.count")]
+    pub count: u64,
+    pub value: Vec<T>,
+}
 
 pub fn collection<T: Serialize>(
     req: &HttpRequest,
     entity_set: &str,
     count: u64,
     items: Vec<T>,
-) -> Value {
+) -> ODataCollection<T> {
     let info = req.connection_info();
-    json!({
-        "@odata.context": format!("{}://{}{}/$metadata#{entity_set}", info.scheme(), info.host(), base_of(req.path())),
-        "@odata.count": count,
-        "value": items,
-    })
+    ODataCollection {
+        context: format!(
+            "{}://{}{}/$metadata#{entity_set}",
+            info.scheme(),
+            info.host(),
+            base_of(req.path())
+        ),
+        count,
+        value: items,
+    }
 }
 
 /// The UiPath base path (`/{org}/apps_/default/api/v1/default`) a request path starts with.

@@ -1,0 +1,217 @@
+//! The OpenAPI 3.1 document, generated from the route annotations, and the Swagger UI
+//! page that shows it (served from the binary, no internet needed).
+//!
+//! What every protected operation shares (the bearer scheme, the tenant header, the
+//! `Idempotency-Key` header on writes, and the error answers any of them can give) is
+//! added here once rather than repeated on each route.
+
+use utoipa::{
+    OpenApi,
+    openapi::{
+        Components, ContentBuilder, HttpMethod, ObjectBuilder, Ref, RefOr, Required,
+        ResponseBuilder, Type,
+        path::{Operation, ParameterBuilder, ParameterIn, PathItem},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
+    },
+};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{config::Settings, error::PROBLEM_JSON, routes};
+
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "uplift",
+        description = "Upgrades deployed apps to their latest published version, in bulk, safely. \
+                       UiPath Apps-compatible routes live under `/{organization}/apps_/default/api/v1/default`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(routes::ops::healthz, routes::ops::readyz),
+    components(schemas(crate::error::Problem)),
+    tags(
+        (name = "UiPath Apps", description = "UiPath Apps deployment API, same names and shapes as UiPath's cloud"),
+        (name = "uplift extensions", description = "Additions beyond UiPath: history, rollback, unpublish"),
+        (name = "Operations", description = "Health and readiness"),
+    ),
+)]
+struct RootApi;
+
+/// The whole document for these settings (the organization shapes the UiPath paths).
+pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
+    let base = settings.uipath_base_path();
+    let mut doc = RootApi::openapi().nest(&base, routes::uipath::UiPathApi::openapi());
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.components
+        .get_or_insert_with(Components::new)
+        .add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path.starts_with(&base) {
+            for (method, operation) in operations(item) {
+                add_uipath_common(method, operation);
+            }
+        }
+    }
+    doc
+}
+
+fn operations(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {
+    [
+        (HttpMethod::Get, item.get.as_mut()),
+        (HttpMethod::Post, item.post.as_mut()),
+        (HttpMethod::Put, item.put.as_mut()),
+        (HttpMethod::Patch, item.patch.as_mut()),
+        (HttpMethod::Delete, item.delete.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+fn add_uipath_common(method: HttpMethod, operation: &mut Operation) {
+    operation.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    parameters.insert(
+        0,
+        RefOr::T(
+            ParameterBuilder::new()
+                .name("X-UiPath-Internal-TenantId")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(
+                    "The caller's tenant; must equal the token's tenant claim",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ),
+    );
+    let writes = matches!(method, HttpMethod::Post | HttpMethod::Patch);
+    if writes {
+        parameters.push(RefOr::T(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the first answer is stored and replayed for the same request",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255))))
+                .build(),
+        ));
+    }
+    let mut errors = vec![
+        (
+            "400",
+            "A malformed header, parameter or body; the detail names it",
+        ),
+        (
+            "401",
+            "A missing, malformed, expired or badly signed token (WWW-Authenticate: Bearer error=\"invalid_token\")",
+        ),
+        (
+            "403",
+            "A missing scope (error=\"insufficient_scope\"), another tenant, or no permission",
+        ),
+        (
+            "500",
+            "An unexpected failure; the log has it under the trace id",
+        ),
+        ("503", "The database is unavailable"),
+    ];
+    if writes {
+        errors.push((
+            "409",
+            "A request with this Idempotency-Key is still running, or the data changed meanwhile",
+        ));
+        errors.push((
+            "422",
+            "This Idempotency-Key was used with a different request",
+        ));
+    }
+    if operation.request_body.is_some() {
+        errors.push(("413", "The body is larger than the limit"));
+        errors.push(("415", "The body is not JSON"));
+    }
+    for (status, description) in errors {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(description));
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// `/openapi.json` and the Swagger UI page at `/docs/`.
+pub fn swagger_ui(settings: &Settings) -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").url(OPENAPI_PATH, document(settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CI fails when the committed copy drifts from the code: regenerate it with
+    /// `cargo run -- openapi > docs/openapi.json`.
+    #[test]
+    fn the_committed_openapi_document_matches_the_code() {
+        let generated = serde_json::to_string_pretty(&document(&Settings::default())).unwrap();
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+                .expect("docs/openapi.json exists");
+        assert!(
+            committed.trim_end() == generated.trim_end(),
+            "docs/openapi.json is out of date: run `cargo run -- openapi > docs/openapi.json`"
+        );
+    }
+
+    #[test]
+    fn every_uipath_operation_is_protected_and_documents_its_errors() {
+        let doc = document(&Settings::default());
+        let base = Settings::default().uipath_base_path();
+        let mut count = 0;
+        for (path, item) in doc
+            .paths
+            .paths
+            .clone()
+            .iter_mut()
+            .filter(|(p, _)| p.starts_with(&base))
+        {
+            for (_, op) in operations(item) {
+                count += 1;
+                assert!(op.security.is_some(), "{path}");
+                for status in ["200", "400", "401", "403", "500"] {
+                    let documented = op.responses.responses.contains_key(status)
+                        || (status == "200" && op.responses.responses.contains_key("204"));
+                    assert!(documented, "{path} does not document {status}");
+                }
+            }
+        }
+        assert!(count >= 11, "only {count} UiPath operations documented");
+    }
+}
