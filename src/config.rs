@@ -64,6 +64,10 @@ pub struct Settings {
     pub default_region: String,
     /// Seconds the server waits for in-flight requests on shutdown.
     pub shutdown_timeout_seconds: u64,
+    /// Seconds a client may take to send its request body before it gets a 408.
+    pub body_timeout_seconds: u64,
+    /// Largest total size of the request headers, in bytes (431 beyond).
+    pub max_header_bytes: usize,
     /// How long the answer of a call made with an `Idempotency-Key` is kept.
     pub idempotency_retention_hours: u64,
     /// Lease a running keyed call renews; after a crash a retry waits at most this long.
@@ -101,6 +105,8 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             default_region: "default".into(),
             shutdown_timeout_seconds: 30,
+            body_timeout_seconds: 30,
+            max_header_bytes: 16 * 1024,
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 30,
         }

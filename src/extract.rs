@@ -63,18 +63,41 @@ fn read_json_bytes(
             })
             .unwrap_or(false),
     };
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.max_body_bytes)
-        .unwrap_or(256 * 1024);
-    let body = Bytes::from_request(req, payload);
+    let body = read_body(req, payload);
     Box::pin(async move {
         if !content_type_ok {
             return Err(ApiError::UnsupportedMediaType(
                 "send the body as application/json".into(),
             ));
         }
-        body.await.map_err(|e| body_error(e, limit))
+        body.await
+    })
+}
+
+/// Reads the whole body within the size limit and the body timeout: a client that
+/// trickles its body gets a 408 instead of holding the request open indefinitely.
+pub fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
+    let settings = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings.clone());
+    let limit = settings
+        .as_ref()
+        .map(|s| s.max_body_bytes)
+        .unwrap_or(256 * 1024);
+    let timeout =
+        std::time::Duration::from_secs(settings.map(|s| s.body_timeout_seconds).unwrap_or(30));
+    let body = Bytes::from_request(req, payload);
+    Box::pin(async move {
+        match tokio::time::timeout(timeout, body).await {
+            Ok(result) => result.map_err(|e| body_error(e, limit)),
+            Err(_) => Err(ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} seconds",
+                timeout.as_secs()
+            ))),
+        }
     })
 }
 
@@ -84,6 +107,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::bad_request(
             "the request body is empty; a JSON object is required",
         ));
+    }
+    if nesting_depth(bytes) > MAX_JSON_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -98,6 +126,36 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     Ok(value)
+}
+
+/// No request uplift serves nests deeper than a few levels.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The deepest nesting of arrays and objects, counted in one pass outside strings.
+/// serde_json skips unknown fields without a depth limit, so this bounds them too.
+fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn body_error(err: actix_web::Error, limit: usize) -> ApiError {
@@ -189,6 +247,24 @@ mod tests {
     }
 
     #[test]
+    fn nesting_depth_ignores_brackets_inside_strings() {
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a": "\"[[["}"#), 1);
+        assert_eq!(nesting_depth(b"[]"), 1);
+    }
+
+    #[test]
+    fn deep_nesting_in_an_ignored_field_is_refused_too() {
+        let body = format!(
+            "{{\"extra\": {}{}, \"deploymentIds\": []}}",
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let err = parse_json::<Body>(body.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
     fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
         let body = format!(
             "{{\"deploymentIds\": {}{}}}",
@@ -196,5 +272,21 @@ mod tests {
             "]".repeat(100_000)
         );
         assert!(parse_json::<Body>(body.as_bytes()).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_with_a_bad_request(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Err(e) = parse_json::<Body>(&bytes) {
+                proptest::prop_assert!(matches!(e, ApiError::BadRequest(_)));
+            }
+        }
+
+        #[test]
+        fn json_like_text_parses_or_fails_with_a_bad_request(text in r#"[\[\]{}":,0-9a-zA-Z\\ ]{0,200}"#) {
+            if let Err(e) = parse_json::<Body>(text.as_bytes()) {
+                proptest::prop_assert!(matches!(e, ApiError::BadRequest(_)));
+            }
+        }
     }
 }

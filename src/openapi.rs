@@ -124,6 +124,7 @@ fn add_uipath_common(method: HttpMethod, operation: &mut Operation) {
             "403",
             "A missing scope (error=\"insufficient_scope\"), another tenant, or no permission",
         ),
+        ("431", "The request headers are larger than the limit"),
         (
             "500",
             "An unexpected failure; the log has it under the trace id",
@@ -141,6 +142,7 @@ fn add_uipath_common(method: HttpMethod, operation: &mut Operation) {
         ));
     }
     if operation.request_body.is_some() {
+        errors.push(("408", "The body did not arrive within the body timeout"));
         errors.push(("413", "The body is larger than the limit"));
         errors.push(("415", "The body is not JSON"));
     }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tracing_actix_web::TracingLogger;
 
-use crate::{auth::Keys, config::Settings, db, extract, idempotency, routes, telemetry};
+use crate::{auth::Keys, config::Settings, db, extract, idempotency, limits, routes, telemetry};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -68,6 +68,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
                 .configure(|cfg| routes::configure(cfg, &settings))
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_errors))
+                .wrap(from_fn(limits::header_limit))
                 .wrap(from_fn(telemetry::request_context))
                 .wrap(TracingLogger::<telemetry::UpliftRootSpan>::new())
         })

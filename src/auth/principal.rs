@@ -217,4 +217,31 @@ mod tests {
                 .is_err()
         );
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-zA-Z. ]{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::hash_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_claims_yield_a_principal_or_an_invalid_token(sub in json_value(), tenant in json_value(), scope in json_value()) {
+            let c = claims(json!({"sub": sub, "tenant_id": tenant, "scope": scope}));
+            if let Err(e) = Principal::from_claims(&c, "tenant_id") {
+                proptest::prop_assert!(matches!(e, ApiError::InvalidToken(_)));
+            }
+        }
+    }
 }

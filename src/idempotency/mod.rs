@@ -19,12 +19,12 @@ use actix_web::{
         header::{self, HeaderName, HeaderValue},
     },
     middleware::Next,
-    web::{self, Bytes},
+    web,
 };
 use sha2::{Digest, Sha256};
 
 use self::store::{Claim, KeyId, StoredResponse};
-use crate::{auth::Principal, error::ApiError, startup::AppState};
+use crate::{auth::Principal, error::ApiError, extract::read_body, startup::AppState};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -60,9 +60,10 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let body = match req.extract::<Bytes>().await {
+    let (http_req, payload) = req.parts_mut();
+    let body = match read_body(http_req, payload).await {
         Ok(body) => body,
-        Err(e) => return Ok(req.into_response(e.error_response()).map_into_boxed_body()),
+        Err(e) => return Ok(req.error_response(e)),
     };
     let hash = request_hash(req.method(), req.path(), req.query_string(), &body);
     req.set_payload(body.into());

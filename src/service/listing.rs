@@ -294,4 +294,16 @@ mod tests {
     fn like_wildcards_in_search_text_are_taken_literally() {
         assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_order_by_or_count_text_parses_or_is_a_bad_request(text in ".{0,60}") {
+            if let Err(e) = parse_order_by(&text) {
+                proptest::prop_assert!(matches!(e, ApiError::BadRequest(_)));
+            }
+            if let Err(e) = parse_count("top", &text, MAX_TOP) {
+                proptest::prop_assert!(e.to_string().contains("top"));
+            }
+        }
+    }
 }

@@ -10,4 +10,7 @@ mod docs;
 mod extensions;
 mod helpers;
 mod idempotency;
+mod limits;
+mod object_access;
 mod permissions;
+mod token_attacks;

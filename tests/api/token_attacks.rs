@@ -1,0 +1,255 @@
+//! RFC 8725 token attacks against every protected route of the OpenAPI document: each
+//! gets 401 (or 403 for another tenant) and reaches no data.
+
+use base64::Engine;
+use entity::{app_version, deployment, deployment_event, idempotency_key};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use uplift::{access::Role, config::Settings};
+
+use crate::helpers::{ALL_SCOPES, TestApp, spawn_app_with};
+
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "uplift";
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn b64(value: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn rs256(claims: &Value, private_key: &str) -> String {
+    let pem = std::fs::read(fixture(private_key)).unwrap();
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Every operation under the UiPath base path, with its path parameters filled in.
+fn protected_operations(
+    settings: &Settings,
+    deployment_id: &str,
+    tenant: &str,
+) -> Vec<(Method, String)> {
+    let doc = serde_json::to_value(uplift::openapi::document(settings)).unwrap();
+    let base = settings.uipath_base_path();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with(&base) {
+            continue;
+        }
+        let concrete = path
+            .replace("{app_system_name}", "Portal")
+            .replace("{version}", "1")
+            .replace("{cloud_tenant_id}", tenant)
+            .replace("{deployed_app_id}", deployment_id)
+            .replace("{routing_name}", "portal");
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase().parse().unwrap(), concrete.clone()));
+        }
+    }
+    operations
+}
+
+async fn counts(db: &DatabaseConnection) -> [u64; 4] {
+    [
+        deployment::Entity::find().count(db).await.unwrap(),
+        deployment_event::Entity::find().count(db).await.unwrap(),
+        app_version::Entity::find().count(db).await.unwrap(),
+        idempotency_key::Entity::find().count(db).await.unwrap(),
+    ]
+}
+
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    authorization: &str,
+    tenant: &str,
+    folder: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(method.clone(), format!("{}{path}", app.address))
+        .header("Authorization", authorization)
+        .header("X-UiPath-Internal-TenantId", tenant)
+        .header("X-UiPath-FolderKey", folder)
+        .header("Idempotency-Key", "attack");
+    if method == Method::POST || method == Method::PATCH {
+        let ids = json!({"deploymentIds": [], "packageName": "Portal", "packageVersion": "9.9.9", "title": "x"});
+        request = request.json(&ids);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_token_attack_is_refused_on_every_protected_route_and_reaches_no_data() {
+    let app = spawn_app_with(|s| {
+        s.jwt_secret = None;
+        s.jwt_public_key = Some(fixture("attack-rsa1-public.pem"));
+        s.jwt_private_key = Some(fixture("attack-rsa1-private.pem"));
+        s.jwt_issuer = Some(ISSUER.into());
+        s.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
+    let folder = app.folder("Ops").await;
+    app.grant("attacker", Role::Administrator, None).await;
+    app.publish("Portal", "1.0.0").await;
+    let d = app.deploy(&folder, "Portal", 1).await;
+    app.publish("Portal", "1.1.0").await;
+    let good = app.token("attacker", ALL_SCOPES);
+    // The genuine token works, so every refusal below is the attack's doing.
+    let ok = send(
+        &app,
+        Method::GET,
+        &format!("{}/models/deployed/apps", app.settings.uipath_base_path()),
+        &format!("Bearer {good}"),
+        &app.tenant,
+        &folder.key,
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |extra: Value| {
+        let mut c = json!({"sub": "attacker", "tenant_id": app.tenant, "scope": ALL_SCOPES,
+                           "iss": ISSUER, "aud": AUDIENCE, "exp": now + 600, "nbf": now - 10});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let public_pem = std::fs::read(fixture("attack-rsa1-public.pem")).unwrap();
+    let good_parts: Vec<&str> = good.split('.').collect();
+    let attacks: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                b64(&claims(json!({})))
+            ),
+        ),
+        (
+            "HS256 keyed with the RSA public key",
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims(json!({})),
+                &EncodingKey::from_secret(&public_pem),
+            )
+            .unwrap(),
+        ),
+        (
+            "another RSA key",
+            rs256(&claims(json!({})), "attack-rsa2-private.pem"),
+        ),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                good_parts[0],
+                b64(&claims(json!({"sub": "root"}))),
+                good_parts[2]
+            ),
+        ),
+        (
+            "expired",
+            rs256(
+                &claims(json!({"exp": now - 600})),
+                "attack-rsa1-private.pem",
+            ),
+        ),
+        (
+            "nbf in the future",
+            rs256(
+                &claims(json!({"nbf": now + 600})),
+                "attack-rsa1-private.pem",
+            ),
+        ),
+        (
+            "wrong iss",
+            rs256(
+                &claims(json!({"iss": "https://evil.test"})),
+                "attack-rsa1-private.pem",
+            ),
+        ),
+        (
+            "no iss",
+            rs256(&claims(json!({"iss": null})), "attack-rsa1-private.pem"),
+        ),
+        (
+            "wrong aud",
+            rs256(
+                &claims(json!({"aud": "someone-else"})),
+                "attack-rsa1-private.pem",
+            ),
+        ),
+        (
+            "missing sub",
+            rs256(&claims(json!({"sub": null})), "attack-rsa1-private.pem"),
+        ),
+        (
+            "scope of an unexpected type",
+            rs256(
+                &claims(json!({"scope": {"Apps": true}})),
+                "attack-rsa1-private.pem",
+            ),
+        ),
+        (
+            "a 100 KB token",
+            format!(
+                "{}.{}.{}",
+                good_parts[0],
+                "A".repeat(100 * 1024),
+                good_parts[2]
+            ),
+        ),
+    ];
+    let before = counts(&app.db).await;
+    let operations = protected_operations(&app.settings, &d.id, &app.tenant);
+    assert!(operations.len() >= 11, "{operations:?}");
+    for (name, token) in &attacks {
+        for (method, path) in &operations {
+            let response = send(
+                &app,
+                method.clone(),
+                path,
+                &format!("Bearer {token}"),
+                &app.tenant,
+                &folder.key,
+            )
+            .await;
+            assert_eq!(response.status(), 401, "{name}: {method} {path}");
+        }
+    }
+    // A genuine token of tenant A with tenant B's header.
+    for (method, path) in &operations {
+        let response = send(
+            &app,
+            method.clone(),
+            path,
+            &format!("Bearer {good}"),
+            "tenant-b",
+            &folder.key,
+        )
+        .await;
+        assert_eq!(
+            response.status(),
+            403,
+            "another tenant's header: {method} {path}"
+        );
+    }
+    assert_eq!(counts(&app.db).await, before, "no attack changed anything");
+    assert_eq!(app.deployment(&d.id).await.version, 1);
+}
