@@ -28,7 +28,6 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
                        UiPath Apps-compatible routes live under `/{organization}/apps_/default/api/v1/default`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(routes::ops::healthz, routes::ops::readyz),
     components(schemas(crate::error::Problem)),
     tags(
         (name = "UiPath Apps", description = "UiPath Apps deployment API, same names and shapes as UiPath's cloud"),
@@ -42,6 +41,7 @@ struct RootApi;
 pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     let base = settings.uipath_base_path();
     let mut doc = RootApi::openapi().nest(&base, routes::uipath::UiPathApi::openapi());
+    doc.merge(routes::ops::OpsApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.components
         .get_or_insert_with(Components::new)

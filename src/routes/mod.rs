@@ -4,6 +4,7 @@ pub mod ops;
 pub mod uipath;
 
 use actix_web::{
+    HttpRequest, ResponseError,
     body::MessageBody,
     dev::ServiceResponse,
     http::{StatusCode, header},
@@ -13,12 +14,15 @@ use actix_web::{
 
 use crate::{
     config::Settings,
-    error::{PROBLEM_JSON, Problem},
+    error::{ApiError, PROBLEM_JSON, Problem},
     idempotency, openapi,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.configure(ops::configure)
+        .configure(|cfg| {
+            method_not_allowed_fallbacks(cfg, &<ops::OpsApi as utoipa::OpenApi>::openapi())
+        })
         .service(openapi::swagger_ui(settings))
         .service(web::redirect("/docs", "/docs/"))
         .service(
@@ -66,4 +70,38 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
+}
+
+/// Registers, after the real routes, one resource per documented path that answers any
+/// other method with 405 and the `Allow` header (actix would answer 404: its method
+/// guards make a wrong method look like an unknown path).
+pub fn method_not_allowed_fallbacks(cfg: &mut web::ServiceConfig, api: &utoipa::openapi::OpenApi) {
+    for (path, item) in &api.paths.paths {
+        let allowed: Vec<&str> = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(method, present)| present.then_some(method))
+        .collect();
+        let allow = allowed.join(", ");
+        cfg.service(web::resource(path.as_str()).to(move |req: HttpRequest| {
+            let allow = allow.clone();
+            async move {
+                let mut response = ApiError::MethodNotAllowed(format!(
+                    "{} is not allowed on {}; use {allow}",
+                    req.method(),
+                    req.path()
+                ))
+                .error_response();
+                if let Ok(value) = header::HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                response
+            }
+        }));
+    }
 }

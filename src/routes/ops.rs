@@ -13,6 +13,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz);
 }
 
+/// The operator routes, for the OpenAPI document and the 405 fallbacks.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+pub struct OpsApi;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
     /// `ok` (alive) or `ready` (the database answers).

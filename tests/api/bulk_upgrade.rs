@@ -309,3 +309,30 @@ async fn health_and_readiness_answer_200() {
         assert_eq!(response.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_answers_405_with_the_allowed_methods() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.bulk_url()).send().await.unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_string();
+    let body = assert_problem(response, 405).await;
+    assert_eq!(allow, "POST");
+    assert!(body["detail"].as_str().unwrap().contains("use POST"));
+    let id = uuid::Uuid::new_v4();
+    let response = app
+        .client
+        .delete(format!("{}/models/deployed/apps/{id}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "PATCH");
+    assert_problem(response, 405).await;
+    let response = app
+        .client
+        .post(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "GET");
+    assert_problem(response, 405).await;
+}

@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(catalog::published_apps)
         .service(catalog::published_versions)
         .service(catalog::unpublish_version);
+    super::method_not_allowed_fallbacks(cfg, &UiPathApi::openapi());
 }
 
 /// The caller and request id, as recorded in the deployment history.
