@@ -199,19 +199,9 @@ where
         return Ok(None);
     };
     let txn = db::begin_write(db).await?;
-    let Some(current) = deployment::Entity::find_by_id(id.clone())
-        .filter(deployment::Column::TenantId.eq(tenant))
-        .filter(deployment::Column::FolderId.eq(folder_id))
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-    else {
+    let Some((current, app)) = lock_in_folder(&txn, tenant, folder_id, &id).await? else {
         return Ok(None);
     };
-    let app = entity::app::Entity::find_by_id(current.app_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
     if let Some(version) = edit.version
         && version != current.version
         && !is_published(&txn, current.app_id, version).await?
@@ -310,6 +300,29 @@ pub fn canonical_id(raw: &str) -> Option<String> {
     Uuid::parse_str(raw.trim())
         .ok()
         .map(|u| u.hyphenated().to_string())
+}
+
+/// The deployment `id` of this tenant and folder, locked until `txn` ends, with its app.
+pub async fn lock_in_folder<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    folder_id: i32,
+    id: &str,
+) -> Result<Option<(deployment::Model, entity::app::Model)>, ApiError> {
+    let Some(current) = deployment::Entity::find_by_id(id.to_string())
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let app = entity::app::Entity::find_by_id(current.app_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
+    Ok(Some((current, app)))
 }
 
 pub async fn is_routing_name_free<C: ConnectionTrait>(

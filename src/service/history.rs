@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{app, app_version, deployment, deployment_event};
+use entity::{app_version, deployment, deployment_event};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionSession, TransactionTrait,
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{
     Actor,
-    deployments::{canonical_id, is_published},
+    deployments::{canonical_id, is_published, lock_in_folder},
     events::{self, Change, EventKind},
 };
 use crate::{db, error::ApiError};
@@ -122,19 +122,9 @@ where
         return Ok(None);
     };
     let txn = db::begin_write(db).await?;
-    let Some(current) = deployment::Entity::find_by_id(id.clone())
-        .filter(deployment::Column::TenantId.eq(tenant))
-        .filter(deployment::Column::FolderId.eq(folder_id))
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-    else {
+    let Some((current, app)) = lock_in_folder(&txn, tenant, folder_id, &id).await? else {
         return Ok(None);
     };
-    let app = app::Entity::find_by_id(current.app_id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
     let target = match target {
         Some(version) => version,
         None => {
