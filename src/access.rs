@@ -124,6 +124,20 @@ pub async fn authorize_folder<C: ConnectionTrait>(
         .await?
         // Same answer as "no permission": never reveal which folders exist.
         .ok_or_else(|| forbidden(permission))?;
+    authorize_in_folder(db, principal, folder, permission).await
+}
+
+/// Checks that the caller holds `permission` in an already loaded folder of its tenant
+/// (directly, on an ancestor, or tenant-wide).
+pub async fn authorize_in_folder<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+    folder: folder::Model,
+    permission: Permission,
+) -> Result<folder::Model, ApiError> {
+    if folder.tenant_id != principal.tenant_id {
+        return Err(forbidden(permission));
+    }
     let chain = ancestry(db, &folder).await?;
     if holds(db, principal, &chain, permission).await? {
         Ok(folder)

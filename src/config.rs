@@ -59,6 +59,12 @@ pub struct Settings {
     pub workers: Option<usize>,
     /// `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// Market name of apps created by a publish (Rainbond's `market_name`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub default_market_name: String,
+    /// Source of apps created by a publish (Rainbond's `source`).
+    #[serde(deserialize_with = "lenient::string")]
+    pub default_source: String,
     /// Region given to new folders when none is named (the Rainbond `region_name`).
     #[serde(deserialize_with = "lenient::string")]
     pub default_region: String,
@@ -104,6 +110,8 @@ impl Default for Settings {
             workers: None,
             log_format: LogFormat::Text,
             default_region: "default".into(),
+            default_market_name: "local".into(),
+            default_source: "uplift".into(),
             shutdown_timeout_seconds: 30,
             body_timeout_seconds: 30,
             max_header_bytes: 16 * 1024,

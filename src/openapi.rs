@@ -32,6 +32,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
     tags(
         (name = "UiPath Apps", description = "UiPath Apps deployment API, same names and shapes as UiPath's cloud"),
         (name = "uplift extensions", description = "Additions beyond UiPath: history, rollback, unpublish"),
+        (name = "Rainbond", description = "Rainbond's upgrade API over the same data; also accepts `Authorization: <token>`"),
         (name = "Operations", description = "Health and readiness"),
     ),
 )]
@@ -40,7 +41,12 @@ struct RootApi;
 /// The whole document for these settings (the organization shapes the UiPath paths).
 pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     let base = settings.uipath_base_path();
-    let mut doc = RootApi::openapi().nest(&base, routes::uipath::UiPathApi::openapi());
+    let mut doc = RootApi::openapi()
+        .nest(&base, routes::uipath::UiPathApi::openapi())
+        .nest(
+            routes::rainbond::BASE,
+            routes::rainbond::RainbondApi::openapi(),
+        );
     doc.merge(routes::ops::OpsApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.components
@@ -55,10 +61,23 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
             ),
         );
     for (path, item) in doc.paths.paths.iter_mut() {
-        if path.starts_with(&base) {
-            for (method, operation) in operations(item) {
-                add_uipath_common(method, operation);
+        let errors = if path.starts_with(&base) {
+            ErrorBody {
+                schema: "Problem",
+                content_type: PROBLEM_JSON,
+                tenant_header: true,
             }
+        } else if path.starts_with(routes::rainbond::BASE) {
+            ErrorBody {
+                schema: "RainbondError",
+                content_type: "application/json",
+                tenant_header: false,
+            }
+        } else {
+            continue;
+        };
+        for (method, operation) in operations(item) {
+            add_common(method, operation, &errors);
         }
     }
     doc
@@ -77,26 +96,36 @@ fn operations(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {
     .collect()
 }
 
-fn add_uipath_common(method: HttpMethod, operation: &mut Operation) {
+/// How an API area answers errors: UiPath routes with problem+json, Rainbond routes
+/// with Rainbond's own body.
+struct ErrorBody {
+    schema: &'static str,
+    content_type: &'static str,
+    tenant_header: bool,
+}
+
+fn add_common(method: HttpMethod, operation: &mut Operation, errors_as: &ErrorBody) {
     operation.security = Some(vec![SecurityRequirement::new(
         "bearer",
         Vec::<String>::new(),
     )]);
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
-    parameters.insert(
-        0,
-        RefOr::T(
-            ParameterBuilder::new()
-                .name("X-UiPath-Internal-TenantId")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::True)
-                .description(Some(
-                    "The caller's tenant; must equal the token's tenant claim",
-                ))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-                .build(),
-        ),
-    );
+    if errors_as.tenant_header {
+        parameters.insert(
+            0,
+            RefOr::T(
+                ParameterBuilder::new()
+                    .name("X-UiPath-Internal-TenantId")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::True)
+                    .description(Some(
+                        "The caller's tenant; must equal the token's tenant claim",
+                    ))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+        );
+    }
     let writes = matches!(method, HttpMethod::Post | HttpMethod::Patch);
     if writes {
         parameters.push(RefOr::T(
@@ -151,18 +180,18 @@ fn add_uipath_common(method: HttpMethod, operation: &mut Operation) {
             .responses
             .responses
             .entry(status.to_string())
-            .or_insert_with(|| problem_response(description));
+            .or_insert_with(|| error_response(description, errors_as));
     }
 }
 
-fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+fn error_response(description: &str, errors_as: &ErrorBody) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
             .content(
-                PROBLEM_JSON,
+                errors_as.content_type,
                 ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .schema(Some(Ref::from_schema_name(errors_as.schema)))
                     .build(),
             )
             .build(),

@@ -63,7 +63,7 @@ pub async fn demo(
                 package,
                 version,
                 &actor,
-                &AppDefaults::default(),
+                &AppDefaults::from_settings(settings),
             )
             .await?;
             system_name = published.app.system_name;

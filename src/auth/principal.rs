@@ -112,6 +112,26 @@ impl FromRequest for Principal {
     }
 }
 
+/// A caller of the Rainbond API: a verified token sent as `Bearer <token>` or, as
+/// Rainbond clients do, bare (`Authorization: <token>`).
+#[derive(Debug, Clone)]
+pub struct RainbondCaller(pub Principal);
+
+impl FromRequest for RainbondCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = app_state(&req)?;
+            Principal::authenticate(&req, &state, true)
+                .await
+                .map(RainbondCaller)
+        })
+    }
+}
+
 /// A caller of the UiPath API: a verified token whose tenant equals the
 /// `X-UiPath-Internal-TenantId` header.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per API area, and the handling of requests no route takes.
 
 pub mod ops;
+pub mod rainbond;
 pub mod uipath;
 
 use actix_web::{
@@ -26,22 +27,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .service(openapi::swagger_ui(settings))
         .service(web::redirect("/docs", "/docs/"))
         .service(
+            web::scope(rainbond::BASE)
+                .wrap(from_fn(idempotency::middleware))
+                .wrap(from_fn(rainbond::rainbond_errors))
+                .configure(rainbond::configure),
+        )
+        .service(
             web::scope(&settings.uipath_base_path())
                 .wrap(from_fn(idempotency::middleware))
                 .configure(uipath::configure),
         );
 }
 
-/// Turns any error response that is not already problem+json (unknown route, wrong
-/// method, actix's own extractor errors) into one.
+/// Turns any bare error response (unknown route, actix's own extractor errors) into
+/// problem+json.
 pub fn problem_for_bare_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // A JSON error body is already structured: problem+json, or Rainbond's error body
+    // on its routes. Only bare answers (empty or plain text) are rewritten.
+    let structured = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+    });
+    if structured {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

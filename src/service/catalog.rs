@@ -33,9 +33,15 @@ pub struct AppDefaults {
 
 impl Default for AppDefaults {
     fn default() -> Self {
+        AppDefaults::from_settings(&crate::config::Settings::default())
+    }
+}
+
+impl AppDefaults {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
         AppDefaults {
-            market_name: "local".into(),
-            source: "uplift".into(),
+            market_name: settings.default_market_name.clone(),
+            source: settings.default_source.clone(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod folders;
 pub mod history;
 pub mod listing;
+pub mod rainbond;
 pub mod roles;
 
 /// Who caused a change, as recorded in the deployment history.

@@ -46,11 +46,22 @@ pub struct BulkUpgrade<'a> {
     pub dry_run: bool,
     /// Once this many items have failed, items not yet started are skipped.
     pub max_failures: Option<usize>,
+    /// Where each deployment goes.
+    pub target: Target,
 }
 
-/// Upgrades each distinct id (first spelling wins) and returns one outcome per
-/// distinct id, in request order.
-pub async fn upgrade_to_latest<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String]) -> Vec<Outcome>
+/// The version a bulk upgrade moves deployments to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The app's highest published version (UiPath's bulk call).
+    Latest,
+    /// This integer version of the app, if still published (Rainbond's upgrade).
+    Version(i32),
+}
+
+/// Upgrades each distinct id (first spelling wins) to the job's target and returns one
+/// outcome per distinct id, in request order.
+pub async fn upgrade<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String]) -> Vec<Outcome>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -179,14 +190,17 @@ where
         .filter(app_version::Column::Published.eq(true))
         .order_by_desc(app_version::Column::Version)
         .limit(1);
+    if let Target::Version(version) = job.target {
+        latest_query = latest_query.filter(app_version::Column::Version.eq(version));
+    }
     if !job.dry_run {
         latest_query = latest_query.lock(LockType::Share);
     }
     let latest: Option<i32> = latest_query.into_tuple().one(&txn).await?;
     let latest = latest.ok_or(ItemError::NoPublishedVersion)?;
 
-    // A deployment already on (or, after an unpublish, beyond) the latest published
-    // version stays where it is: an upgrade never moves a deployment backwards.
+    // A deployment already on (or, after an unpublish, beyond) the target version
+    // stays where it is: an upgrade never moves a deployment backwards.
     if latest <= current.version {
         txn.rollback().await?;
         return Ok(Some((app.system_name, current.version, current.version)));

@@ -6,5 +6,5 @@
 mod engine;
 mod outcome;
 
-pub use engine::{BulkUpgrade, upgrade_to_latest};
+pub use engine::{BulkUpgrade, Target, upgrade};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};

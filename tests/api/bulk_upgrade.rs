@@ -183,7 +183,7 @@ async fn an_item_whose_transaction_fails_rolls_back_alone_while_its_neighbours_c
 }
 
 /// Makes the database itself refuse the history row of one deployment.
-async fn inject_event_failure(app: &crate::helpers::TestApp, deployment_id: &str) {
+pub async fn inject_event_failure(app: &crate::helpers::TestApp, deployment_id: &str) {
     if is_postgres() {
         app.db
             .execute_unprepared(&format!(

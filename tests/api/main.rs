@@ -13,4 +13,5 @@ mod idempotency;
 mod limits;
 mod object_access;
 mod permissions;
+mod rainbond;
 mod token_attacks;

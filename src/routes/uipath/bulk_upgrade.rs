@@ -12,7 +12,7 @@ use crate::{
     error::ApiError,
     extract::{FolderKeyHeader, JsonBody},
     startup::AppState,
-    upgrade::{self, BulkUpgrade, Failure, Outcome, Updated},
+    upgrade::{self, BulkUpgrade, Failure, Outcome, Target, Updated},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -152,8 +152,9 @@ pub async fn update_to_latest_app_version_bulk(
         concurrency: state.settings.upgrade_concurrency,
         dry_run: options.dry_run,
         max_failures: options.max_failures,
+        target: Target::Latest,
     };
-    let outcomes = upgrade::upgrade_to_latest(&state.db, &job, &ids).await;
+    let outcomes = upgrade::upgrade(&state.db, &job, &ids).await;
     Ok(HttpResponse::Ok().json(BulkUpgradeResponse::from_outcomes(outcomes)))
 }
 

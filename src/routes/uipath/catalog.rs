@@ -84,7 +84,7 @@ pub async fn publish_coded_app(
         &body.package_name,
         &body.package_version,
         &super::actor(&req, &caller),
-        &AppDefaults::default(),
+        &AppDefaults::from_settings(&state.settings),
     )
     .await?;
     Ok(HttpResponse::Ok().json(PublishResponse {

@@ -1,0 +1,287 @@
+//! Rainbond's "upgrade the app" API over the same data and engine:
+//! `GET|POST /openapi/v1/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade`.
+//! `team_id` is the tenant, `app_id` a folder's integer id, `region_name` its region.
+
+use actix_web::{
+    Error, HttpRequest, HttpResponse,
+    body::{self, BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    get,
+    http::{StatusCode, header},
+    middleware::Next,
+    post, web,
+};
+use entity::folder;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::{
+    access::{self, Permission},
+    auth::{Principal, RainbondCaller, scopes::ScopeRule},
+    error::{ApiError, PROBLEM_JSON},
+    extract::JsonBody,
+    service::{
+        Actor,
+        rainbond::{self, AppModel, InvalidItem, UpgradeBase},
+    },
+    startup::AppState,
+    telemetry::RequestId,
+    upgrade::{self, BulkUpgrade, Target},
+};
+
+pub const BASE: &str = "/openapi/v1";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_upgrades).service(upgrade_app_models);
+    super::method_not_allowed_fallbacks(cfg, &RainbondApi::openapi());
+}
+
+/// Rainbond's error body, with the HTTP status as `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RainbondError {
+    pub code: u16,
+    /// A short English message.
+    pub msg: String,
+    /// The message to show a person.
+    pub msg_show: String,
+    pub data: RainbondErrorData,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RainbondErrorData {
+    #[schema(value_type = Object)]
+    pub bean: Map<String, Value>,
+    /// For a refused upgrade request: each bad item and why.
+    #[schema(value_type = Vec<Object>)]
+    pub list: Vec<Value>,
+}
+
+fn rainbond_error(status: StatusCode, msg_show: String, list: Vec<Value>) -> HttpResponse {
+    HttpResponse::build(status).json(RainbondError {
+        code: status.as_u16(),
+        msg: status.canonical_reason().unwrap_or("error").to_lowercase(),
+        msg_show,
+        data: RainbondErrorData {
+            bean: Map::new(),
+            list,
+        },
+    })
+}
+
+/// Rewrites every problem+json answer on these routes (authentication, body and path
+/// errors, permissions, idempotency) into Rainbond's error body, keeping status and
+/// headers, so Rainbond clients can read them.
+pub async fn rainbond_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let response = next.call(req).await?;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !is_problem {
+        return Ok(response.map_into_boxed_body());
+    }
+    let status = response.status();
+    let (request, response) = response.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = body::to_bytes(body).await.unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|p| p["detail"].as_str().map(str::to_string))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let mut rewritten = rainbond_error(status, detail, Vec::new());
+    for (name, value) in head.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ServiceResponse::new(
+        request,
+        rewritten.map_into_boxed_body(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AppPath {
+    team_id: String,
+    region_name: String,
+    app_id: i32,
+}
+
+/// The caller (bearer or bare token), the team check and the folder behind `app_id`,
+/// with `permission` in it. Another team's, region's or unknown app all answer 404 alike.
+async fn authorize(
+    state: &AppState,
+    principal: Principal,
+    path: &AppPath,
+    rule: ScopeRule,
+    permission: Permission,
+) -> Result<(Principal, folder::Model), ApiError> {
+    principal.require(rule)?;
+    if path.team_id != principal.tenant_id {
+        return Err(ApiError::Forbidden(
+            "the token was issued for another team than the path names".into(),
+        ));
+    }
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no app {} in region {}",
+            path.app_id, path.region_name
+        ))
+    };
+    let folder = folder::Entity::find_by_id(path.app_id)
+        .filter(folder::Column::TenantId.eq(&principal.tenant_id))
+        .one(&state.db)
+        .await?
+        .filter(|f| f.region == path.region_name)
+        .ok_or_else(not_found)?;
+    let folder = access::authorize_in_folder(&state.db, &principal, folder, permission).await?;
+    Ok((principal, folder))
+}
+
+async fn listing(
+    state: &AppState,
+    tenant: &str,
+    folder_id: i32,
+) -> Result<Vec<AppModel>, ApiError> {
+    let models = rainbond::deployed_models(&state.db, tenant, folder_id).await?;
+    Ok(models
+        .iter()
+        .map(|m| m.view(&state.settings.organization))
+        .collect())
+}
+
+/// List upgradable app models
+///
+/// For each app deployed in the app (folder): its current version (the oldest its
+/// deployments are on) and every published version newer than that, newest first.
+#[utoipa::path(
+    tag = "Rainbond",
+    params(
+        ("team_id" = String, Path, description = "The tenant"),
+        ("region_name" = String, Path, description = "The folder's region"),
+        ("app_id" = i32, Path, description = "The folder's integer id"),
+    ),
+    responses(
+        (status = 200, description = "The app models", body = Vec<AppModel>),
+        (status = 404, description = "No such app in this team and region", body = RainbondError),
+    ),
+)]
+#[get("/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade")]
+pub async fn list_upgrades(
+    caller: RainbondCaller,
+    state: web::Data<AppState>,
+    path: web::Path<AppPath>,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, folder) = authorize(
+        &state,
+        caller.0,
+        &path,
+        ScopeRule::Read,
+        Permission::AppsView,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(listing(&state, &principal.tenant_id, folder.id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpgradeRequest {
+    pub update_versions: Vec<UpgradeBase>,
+}
+
+/// Upgrade app models
+///
+/// Validates every item first (a model not deployed here, a version not published or
+/// not newer than the current one: 400 naming each, nothing changed), then upgrades
+/// every deployment of each model, one transaction each, and answers with the
+/// refreshed list, which shows what really happened.
+#[utoipa::path(
+    tag = "Rainbond",
+    params(
+        ("team_id" = String, Path, description = "The tenant"),
+        ("region_name" = String, Path, description = "The folder's region"),
+        ("app_id" = i32, Path, description = "The folder's integer id"),
+    ),
+    request_body = UpgradeRequest,
+    responses(
+        (status = 200, description = "The refreshed app models", body = Vec<AppModel>),
+        (status = 400, description = "Bad items, each in data.list; nothing changed", body = RainbondError),
+        (status = 404, description = "No such app in this team and region", body = RainbondError),
+    ),
+)]
+#[post("/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade")]
+pub async fn upgrade_app_models(
+    caller: RainbondCaller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<AppPath>,
+    body: JsonBody<UpgradeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (principal, folder) = authorize(
+        &state,
+        caller.0,
+        &path,
+        ScopeRule::WriteInFolder,
+        Permission::AppsEdit,
+    )
+    .await?;
+    let requested = body.0.update_versions;
+    if requested.is_empty() {
+        return Err(ApiError::bad_request(
+            "update_versions must name at least one app model",
+        ));
+    }
+    let models = rainbond::deployed_models(&state.db, &principal.tenant_id, folder.id).await?;
+    let plan = match rainbond::plan(&models, &requested) {
+        Ok(plan) => plan,
+        Err(invalid) => return Ok(refused(invalid)),
+    };
+    let request_id = actix_web::HttpMessage::extensions(&req)
+        .get::<RequestId>()
+        .map(|r| r.0.clone());
+    let actor = Actor::new(principal.subject.clone(), request_id);
+    for item in plan {
+        let job = BulkUpgrade {
+            tenant_id: &principal.tenant_id,
+            folder_id: folder.id,
+            actor: &actor,
+            concurrency: state.settings.upgrade_concurrency,
+            dry_run: false,
+            max_failures: None,
+            target: Target::Version(item.version),
+        };
+        // The answer is read back from the database below, so an item that failed
+        // (a lock conflict, say) shows its real version rather than the requested one.
+        upgrade::upgrade(&state.db, &job, &item.deployment_ids).await;
+    }
+    Ok(HttpResponse::Ok().json(listing(&state, &principal.tenant_id, folder.id).await?))
+}
+
+fn refused(invalid: Vec<InvalidItem>) -> HttpResponse {
+    let summary = invalid
+        .iter()
+        .map(|i| format!("{} {}: {}", i.app_model_id, i.app_model_version, i.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let list = invalid
+        .into_iter()
+        .filter_map(|i| serde_json::to_value(i).ok())
+        .collect();
+    rainbond_error(
+        StatusCode::BAD_REQUEST,
+        format!("nothing was upgraded: {summary}"),
+        list,
+    )
+}
+
+/// The Rainbond routes, with paths relative to `/openapi/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    paths(list_upgrades, upgrade_app_models),
+    components(schemas(RainbondError, InvalidItem))
+)]
+pub struct RainbondApi;
