@@ -9,6 +9,8 @@ use crate::{
     startup::AppState,
 };
 
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz);
 }
@@ -45,6 +47,16 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.db.ping().await.map_err(ApiError::Unavailable)?;
+    // The pool keeps retrying a connection to a database that is down for up to its
+    // acquire timeout; a probe must answer well before an orchestrator gives up on it.
+    match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
+        Ok(result) => result.map_err(ApiError::Unavailable)?,
+        Err(_) => {
+            return Err(ApiError::Unavailable(sea_orm::DbErr::Custom(format!(
+                "the database did not answer within {} s",
+                READINESS_TIMEOUT.as_secs()
+            ))));
+        }
+    }
     Ok(HttpResponse::Ok().json(Status { status: "ready" }))
 }

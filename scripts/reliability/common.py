@@ -1,0 +1,169 @@
+"""Shared by the reliability scripts: uplift server processes, HTTP calls, scratch
+PostgreSQL databases and the invariants checked straight from the database."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+ADMIN_URL = os.environ.get("UPLIFT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+SECRET = "reliability-secret-" + uuid.uuid4().hex
+TENANT = "reliability"
+BASE_PATH = "/local/apps_/default/api/v1/default"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def psql(url, sql):
+    """Rows of a query as lists of strings (psql -At)."""
+    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-At", "-F", "\t", "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+class ScratchDatabase:
+    """A database of its own on the shared server, dropped at the end."""
+
+    def __init__(self, admin_url=ADMIN_URL):
+        self.admin_url = admin_url
+        self.name = "uplift_reliability_" + uuid.uuid4().hex[:12]
+        psql(admin_url, f'CREATE DATABASE "{self.name}"')
+        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self):
+        psql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class Server:
+    """`uplift serve` as a child process."""
+
+    def __init__(self, binary, database_url, **settings):
+        self.binary, self.port = binary, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp()
+        self.env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{self.port}", UPLIFT_DATABASE_URL=database_url,
+                        UPLIFT_JWT_SECRET=SECRET, UPLIFT_DATA_DIR=self.dir, UPLIFT_LOG="warn")
+        self.env.update({f"UPLIFT_{k.upper()}": str(v) for k, v in settings.items()})
+        self.process = None
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+        self.process = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=self.log, stderr=self.log)
+        for _ in range(300):
+            if self.ready() == 200:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"uplift on port {self.port} did not become ready")
+
+    def ready(self):
+        try:
+            return urllib.request.urlopen(self.base + "/readyz", timeout=2).status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def kill9(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=40)
+
+    def cli(self, *args):
+        return subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+
+def call(base, method, path, token, folder=None, body=None, key=None, timeout=300):
+    """(status, parsed body or None). Connection failures are status 0."""
+    headers = {"Authorization": f"Bearer {token}", "X-UiPath-Internal-TenantId": TENANT}
+    if folder:
+        headers["X-UiPath-FolderKey"] = folder
+    if key:
+        headers["Idempotency-Key"] = key
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    url = base + (path if path.startswith("/openapi/") else BASE_PATH + path)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw)
+        except ValueError:
+            return e.code, None
+    except OSError:
+        return 0, None
+
+
+def setup_tenant(server, subject="reliability-admin"):
+    """A folder, a tenant-wide Administrator grant and a token; returns (folder key, id, token)."""
+    folder = server.cli("folder", "create", "--tenant", TENANT, "--name", "Reliability")
+    folder_id = json.loads(server.cli("folder", "list", "--tenant", TENANT).splitlines()[0])["id"]
+    server.cli("role", "assign", "--tenant", TENANT, "--subject", subject, "--role", "Administrator")
+    token = server.cli("token", "--tenant", TENANT, "--subject", subject, "--scope", "Apps OR.Folders.Read", "--ttl", "86400")
+    return folder, folder_id, token
+
+
+def seed_deployments(db_url, folder_id, app_id, version, count):
+    """Deployments and their deploy events in bulk, as the service writes them."""
+    psql(db_url, f"""
+        WITH d AS (
+          INSERT INTO deployments (id, tenant_id, folder_id, app_id, version, title, description, routing_name,
+                                   maintenance_enabled, maintenance_url, maintenance_excluded_users, created_at, updated_at)
+          SELECT gen_random_uuid()::text, '{TENANT}', {folder_id}, {app_id}, {version}, 'Seeded ' || g, '',
+                 'seeded-' || replace(gen_random_uuid()::text, '-', ''), false, NULL, '[]', now(), now()
+          FROM generate_series(1, {count}) g
+          RETURNING id)
+        INSERT INTO deployment_events (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id, created_at)
+        SELECT '{TENANT}', id, 'deploy', NULL, {version}, 'seed', NULL, now() FROM d""")
+    return [row[0] for row in psql(db_url, f"SELECT id FROM deployments WHERE app_id = {app_id} ORDER BY id")]
+
+
+def invariant_violations(db_url):
+    """Every way the data could be wrong, as readable lines (empty when all hold)."""
+    problems = []
+    # A version change moved a deployment only onto a version published at that time.
+    for row in psql(db_url, """
+        SELECT e.id, e.deployment_id, e.kind, e.to_version FROM deployment_events e
+        JOIN deployments d ON d.id = e.deployment_id
+        LEFT JOIN app_versions v ON v.app_id = d.app_id AND v.version = e.to_version
+        WHERE e.from_version IS DISTINCT FROM e.to_version
+          AND (v.id IS NULL OR v.published_at > e.created_at
+               OR (v.unpublished_at IS NOT NULL AND v.unpublished_at < e.created_at))"""):
+        problems.append(f"event {row[0]} ({row[2]}) moved {row[1]} to version {row[3]}, not published then")
+    # Each history is a chain from a deploy event: no change without its event, and no
+    # event without its change.
+    for row in psql(db_url, """
+        WITH c AS (SELECT e.*, LAG(e.to_version) OVER w AS prev_to, ROW_NUMBER() OVER w AS rn
+                   FROM deployment_events e WINDOW w AS (PARTITION BY deployment_id ORDER BY id))
+        SELECT id, deployment_id, kind, from_version, prev_to FROM c
+        WHERE (rn = 1 AND (kind <> 'deploy' OR from_version IS NOT NULL))
+           OR (rn > 1 AND from_version IS DISTINCT FROM prev_to)"""):
+        problems.append(f"event {row[0]} ({row[2]}) of {row[1]} starts at {row[3] or 'nothing'}, previous ended at {row[4] or 'nothing'}")
+    for row in psql(db_url, """
+        SELECT d.id, d.version, l.to_version FROM deployments d
+        LEFT JOIN LATERAL (SELECT to_version FROM deployment_events WHERE deployment_id = d.id
+                           ORDER BY id DESC LIMIT 1) l ON true
+        WHERE l.to_version IS DISTINCT FROM d.version"""):
+        problems.append(f"deployment {row[0]} is on version {row[1]} but its history ends at {row[2] or 'nothing'}")
+    return problems
