@@ -1,5 +1,6 @@
 //! HTTP routes, one module per API area, and the handling of requests no route takes.
 
+pub mod identity;
 pub mod ops;
 pub mod uipath;
 
@@ -18,23 +19,28 @@ use crate::{
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    cfg.configure(ops::configure).service(
-        web::scope(&settings.uipath_base_path())
-            .wrap(from_fn(idempotency::middleware))
-            .configure(uipath::configure),
-    );
+    cfg.configure(ops::configure)
+        .configure(identity::configure)
+        .service(
+            web::scope(&settings.uipath_base_path())
+                .wrap(from_fn(idempotency::middleware))
+                .configure(uipath::configure),
+        );
 }
 
-/// Turns any error response that is not already problem+json (unknown route, wrong
-/// method, actix's own extractor errors) into one.
+/// Turns any error response that is not already JSON (unknown route, wrong method,
+/// actix's own extractor errors) into problem+json.
 pub fn problem_for_bare_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+    // problem+json is already in shape; plain JSON is a handler's deliberate answer in
+    // another standard's shape (the token endpoint's OAuth errors). Only what actix
+    // produced on its own (text or empty bodies) is rewritten.
+    let keep = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+            || v.as_bytes().starts_with(b"application/json")
+    });
+    if keep {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
