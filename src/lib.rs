@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod pipeline;
 pub mod routes;
 pub mod seed;
 pub mod service;
