@@ -381,3 +381,38 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<UpgradeArgs, clap::Error> {
+        let mut args = vec![
+            "uplift",
+            "upgrade",
+            "--base-url",
+            "http://h/o/apps_/default/api/v1/default",
+            "--tenant",
+            "t",
+            "--folder",
+            "f",
+        ];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Some(Command::Upgrade(args)) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn upgrade_takes_a_token_or_a_client_id_with_its_secret_but_not_both() {
+        assert!(parse(&["--token", "x", "id-1"]).is_ok());
+        let args = parse(&["--client-id", "c", "--client-secret", "s", "a", "b"]).unwrap();
+        assert_eq!(args.ids, ["a", "b"]);
+        assert!(parse(&[]).is_err(), "no credentials");
+        assert!(parse(&["--client-id", "c"]).is_err(), "no secret");
+        assert!(parse(&["--client-secret", "s"]).is_err(), "no client id");
+        assert!(parse(&["--token", "x", "--client-id", "c", "--client-secret", "s"]).is_err());
+        assert!(parse(&["--token", "x", "--max-failures", "0"]).is_err());
+    }
+}

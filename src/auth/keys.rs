@@ -552,6 +552,69 @@ mod tests {
         assert!(Keys::from_settings(&settings).is_err());
     }
 
+    fn ec_pair() -> (String, String) {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        (
+            secret
+                .public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            secret.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        )
+    }
+
+    fn pair_settings(public: &str, private: Option<&str>) -> Settings {
+        Settings {
+            jwt_public_key: Some(public.into()),
+            jwt_private_key: private.map(str::to_string),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_private_key_that_is_not_the_public_keys_other_half_is_refused_at_start() {
+        let (public, _) = ec_pair();
+        let (_, other_private) = ec_pair();
+        let err = Keys::from_settings(&pair_settings(&public, Some(&other_private)))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("private half"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn only_a_signing_key_pair_is_published_and_minted_tokens_name_its_kid() {
+        let (public, private) = ec_pair();
+        let keys = Keys::from_settings(&pair_settings(&public, Some(&private))).unwrap();
+        let jwk = &keys.published_jwks().unwrap().keys[0];
+        let kid = jwk.common.key_id.clone().unwrap();
+        assert_eq!(kid, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
+        let token = keys
+            .issue_for_client("t", "c1", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(),
+            Some(kid.as_str())
+        );
+        let claims = keys.verify(&token).await.unwrap();
+        assert_eq!(
+            (&claims["sub"], &claims["client_id"]),
+            (&json!("c1"), &json!("c1"))
+        );
+
+        let verify_only = Keys::from_settings(&pair_settings(&public, None)).unwrap();
+        assert!(verify_only.published_jwks().is_none());
+        assert!(!verify_only.can_mint());
+        let hs = hs_keys();
+        assert!(hs.published_jwks().is_none());
+        assert!(hs.can_mint());
+        let token = hs
+            .issue("t", "alice", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, None);
+        assert!(hs.verify(&token).await.unwrap().get("client_id").is_none());
+    }
+
     #[test]
     fn two_verification_sources_are_refused() {
         let settings = Settings {

@@ -9,4 +9,5 @@ mod deployed_apps;
 mod extensions;
 mod helpers;
 mod idempotency;
+mod identity;
 mod permissions;
