@@ -198,13 +198,12 @@ pub async fn authenticate<C: ConnectionTrait>(
     client_id: &str,
     secret: &str,
 ) -> Result<Option<client::Model>, ApiError> {
-    let found = if client_id.len() <= 64 {
+    let found = if could_be_client_id(client_id) {
         client::Entity::find_by_id(client_id.to_string())
             .one(db)
             .await?
             .filter(|c| c.deleted_at.is_none())
     } else {
-        // Longer than any id we hand out (and than the column): cannot exist.
         None
     };
     let hash = match &found {
@@ -227,7 +226,7 @@ pub async fn ensure_active<C: ConnectionTrait>(
     let refused = || {
         ApiError::InvalidToken("the client application this token was issued to was deleted".into())
     };
-    if subject != client_id || client_id.len() > 64 {
+    if subject != client_id || !could_be_client_id(client_id) {
         return Err(refused());
     }
     let client = client::Entity::find_by_id(client_id.to_string())
@@ -238,6 +237,13 @@ pub async fn ensure_active<C: ConnectionTrait>(
         return Err(refused());
     }
     Ok(())
+}
+
+/// Ids we hand out are UUIDs. Anything longer than the column or with characters
+/// outside printable ASCII cannot exist, and is not sent to the database at all
+/// (PostgreSQL refuses a NUL byte in text with an error, which would become a 500).
+fn could_be_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Hashes the secret once at start-up, so the first request for an unknown client does

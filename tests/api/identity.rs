@@ -161,6 +161,7 @@ async fn a_wrong_secret_an_unknown_client_and_a_deleted_client_get_the_same_401_
         (client_id.as_str(), "not-the-secret"),
         (unknown.as_str(), secret.as_str()),
         (deleted_id.as_str(), deleted_secret.as_str()),
+        ("nul\0in-the-id", secret.as_str()),
     ] {
         let response = app.request_token(&credentials(id, secret)).await;
         let body = assert_oauth_error(response, 401, "invalid_client").await;
