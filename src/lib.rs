@@ -14,6 +14,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod limits;
 pub mod openapi;
+pub mod pipeline;
 pub mod routes;
 pub mod seed;
 pub mod service;

@@ -8,7 +8,25 @@ use uplift::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 on a usage error, but `uplift upgrade` reserves 2 for "some
+            // items failed": a CI gate must not read a typo as a partial upgrade.
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Upgrade(args) = command {
+        // A client of a remote server: no configuration, database or logging of its
+        // own, so a CI runner needs nothing but the binary and stdout holds only JSON.
+        return actix_web::rt::System::new().block_on(cli::upgrade(args));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {
@@ -17,10 +35,9 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
-    let result = actix_web::rt::System::new()
-        .block_on(cli::run(cli.command.unwrap_or(Command::Serve), settings));
+    let result = actix_web::rt::System::new().block_on(cli::run(command, settings));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

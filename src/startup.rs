@@ -45,6 +45,7 @@ impl Application {
         let workers = settings.workers;
         let shutdown = settings.shutdown_timeout_seconds;
         let settings = Arc::new(settings);
+        crate::service::clients::warm_up();
         spawn_idempotency_purge(
             db.clone(),
             Duration::from_secs(settings.idempotency_retention_hours * 3600),

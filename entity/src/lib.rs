@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod app_version;
+pub mod client;
 pub mod deployment;
 pub mod deployment_event;
 pub mod deployment_tag;

@@ -12,7 +12,9 @@ use std::{
 
 use anyhow::{Context, bail};
 use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::JwkSet,
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    errors::ErrorKind,
+    jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash},
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
@@ -32,9 +34,15 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// a flood of tokens with random key ids cannot hammer the key server.
 const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
 
+/// The claim naming the registered client a token was issued to (RFC 9068 §2.2). Its
+/// presence is what makes the principal check that the client still exists.
+pub const CLIENT_ID_CLAIM: &str = "client_id";
+
 pub struct Keys {
     verifier: Verifier,
     signer: Option<Signer>,
+    /// Our own public key as a JWK set, when we sign with an RSA/EC key pair.
+    published: Option<JwkSet>,
     issuer: Option<String>,
     audience: Option<String>,
     tenant_claim: String,
@@ -51,6 +59,9 @@ enum Verifier {
 struct Signer {
     key: EncodingKey,
     algorithm: Algorithm,
+    /// Set for RSA/EC keys: the thumbprint of the public key we publish, so verifiers
+    /// reading our JWKS find the right key.
+    kid: Option<String>,
 }
 
 struct JwksCache {
@@ -75,13 +86,20 @@ impl Keys {
                 "configure only one of UPLIFT_JWT_SECRET, UPLIFT_JWT_PUBLIC_KEY and UPLIFT_JWKS_URL"
             );
         }
+        let mut published = None;
         let (verifier, signer) = if let Some(pem) = &settings.jwt_public_key {
             let pem = read_pem(pem).context("reading UPLIFT_JWT_PUBLIC_KEY")?;
             let (key, allowed) = public_key(&pem)?;
             let signer = match &settings.jwt_private_key {
-                Some(private) => Some(private_key(
-                    &read_pem(private).context("reading UPLIFT_JWT_PRIVATE_KEY")?,
-                )?),
+                Some(private) => {
+                    let mut signer =
+                        private_key(&read_pem(private).context("reading UPLIFT_JWT_PRIVATE_KEY")?)?;
+                    check_key_pair(&signer, &key)?;
+                    let jwk = public_jwk(&key, signer.algorithm)?;
+                    signer.kid = jwk.common.key_id.clone();
+                    published = Some(JwkSet { keys: vec![jwk] });
+                    Some(signer)
+                }
                 None => None,
             };
             (Verifier::Static { key, allowed }, signer)
@@ -115,12 +133,14 @@ impl Keys {
             let signer = Signer {
                 key: EncodingKey::from_secret(secret.as_bytes()),
                 algorithm: Algorithm::HS256,
+                kid: None,
             };
             (verifier, Some(signer))
         };
         Ok(Keys {
             verifier,
             signer,
+            published,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             tenant_claim: settings.jwt_tenant_claim.clone(),
@@ -129,6 +149,18 @@ impl Keys {
 
     pub fn tenant_claim(&self) -> &str {
         &self.tenant_claim
+    }
+
+    /// Whether this service holds a key to mint tokens with (a secret or a private key).
+    /// Without one, every token it sees was issued by someone else.
+    pub fn can_mint(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// The public key we sign with, as a JWK set for `/.well-known/jwks.json`; `None`
+    /// with an HS256 secret (never published) or when we do not sign at all.
+    pub fn published_jwks(&self) -> Option<&JwkSet> {
+        self.published.as_ref()
     }
 
     /// Checks signature, algorithm, `exp`, `nbf`, and `iss`/`aud` when configured.
@@ -190,13 +222,37 @@ impl Keys {
             .map_err(|e| TokenError(describe(e.kind())))
     }
 
-    /// Mints a token the way our own token endpoint and `uplift token` do.
+    /// Mints a token the way `uplift token` does.
     pub fn issue(
         &self,
         tenant: &str,
         subject: &str,
         scope: &str,
         ttl: Duration,
+    ) -> anyhow::Result<String> {
+        self.mint(tenant, subject, scope, ttl, None)
+    }
+
+    /// Mints a token for a registered client (the token endpoint): its subject is the
+    /// client id, and the `client_id` claim makes every use of it check that the client
+    /// has not been deleted since.
+    pub fn issue_for_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        scope: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        self.mint(tenant, client_id, scope, ttl, Some(client_id))
+    }
+
+    fn mint(
+        &self,
+        tenant: &str,
+        subject: &str,
+        scope: &str,
+        ttl: Duration,
+        client_id: Option<&str>,
     ) -> anyhow::Result<String> {
         let signer = self.signer.as_ref().context(
             "this service only verifies tokens (no secret or private key is configured), so it cannot mint one",
@@ -217,8 +273,12 @@ impl Keys {
         if let Some(aud) = &self.audience {
             claims["aud"] = json!(aud);
         }
-        jsonwebtoken::encode(&Header::new(signer.algorithm), &claims, &signer.key)
-            .context("signing the token")
+        if let Some(client_id) = client_id {
+            claims[CLIENT_ID_CLAIM] = json!(client_id);
+        }
+        let mut header = Header::new(signer.algorithm);
+        header.kid = signer.kid.clone();
+        jsonwebtoken::encode(&header, &claims, &signer.key).context("signing the token")
     }
 }
 
@@ -320,15 +380,49 @@ fn private_key(pem: &[u8]) -> anyhow::Result<Signer> {
         return Ok(Signer {
             key,
             algorithm: Algorithm::RS256,
+            kid: None,
         });
     }
     if let Ok(key) = EncodingKey::from_ec_pem(pem) {
         return Ok(Signer {
             key,
             algorithm: Algorithm::ES256,
+            kid: None,
         });
     }
     bail!("the private key is neither an RSA nor an EC key in PEM form")
+}
+
+/// Signs a probe and verifies it with the public key: a private key that does not match
+/// the public one would otherwise mint tokens this service itself refuses (and that
+/// its published JWKS cannot verify), noticed only at the first call.
+fn check_key_pair(signer: &Signer, public: &DecodingKey) -> anyhow::Result<()> {
+    let probe = jsonwebtoken::encode(
+        &Header::new(signer.algorithm),
+        &json!({"sub": "key-pair-check", "exp": jsonwebtoken::get_current_timestamp() + 60}),
+        &signer.key,
+    )
+    .context("signing with UPLIFT_JWT_PRIVATE_KEY (an EC key must be P-256 for ES256)")?;
+    let mut validation = Validation::new(signer.algorithm);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Claims>(&probe, public, &validation).map_err(|_| {
+        anyhow::anyhow!("UPLIFT_JWT_PRIVATE_KEY is not the private half of UPLIFT_JWT_PUBLIC_KEY")
+    })?;
+    Ok(())
+}
+
+/// The public key as a JWK (RFC 7517) with `use`, `alg` and a `kid` that is its RFC 7638
+/// thumbprint: stable across restarts and replicas sharing the key, and different for
+/// a new key, so a verifier's cache picks a rotated key up by its unknown `kid`.
+fn public_jwk(key: &DecodingKey, algorithm: Algorithm) -> anyhow::Result<Jwk> {
+    let mut jwk = Jwk::from_decoding_key(key, Some(algorithm))
+        .context("describing UPLIFT_JWT_PUBLIC_KEY as a JWK")?;
+    jwk.common.key_id = Some(
+        jwk.thumbprint(ThumbprintHash::SHA256)
+            .context("computing the key id of UPLIFT_JWT_PUBLIC_KEY")?,
+    );
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    Ok(jwk)
 }
 
 #[cfg(test)]
@@ -456,6 +550,69 @@ mod tests {
             ..Settings::default()
         };
         assert!(Keys::from_settings(&settings).is_err());
+    }
+
+    fn ec_pair() -> (String, String) {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        (
+            secret
+                .public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            secret.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        )
+    }
+
+    fn pair_settings(public: &str, private: Option<&str>) -> Settings {
+        Settings {
+            jwt_public_key: Some(public.into()),
+            jwt_private_key: private.map(str::to_string),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_private_key_that_is_not_the_public_keys_other_half_is_refused_at_start() {
+        let (public, _) = ec_pair();
+        let (_, other_private) = ec_pair();
+        let err = Keys::from_settings(&pair_settings(&public, Some(&other_private)))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("private half"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn only_a_signing_key_pair_is_published_and_minted_tokens_name_its_kid() {
+        let (public, private) = ec_pair();
+        let keys = Keys::from_settings(&pair_settings(&public, Some(&private))).unwrap();
+        let jwk = &keys.published_jwks().unwrap().keys[0];
+        let kid = jwk.common.key_id.clone().unwrap();
+        assert_eq!(kid, jwk.thumbprint(ThumbprintHash::SHA256).unwrap());
+        let token = keys
+            .issue_for_client("t", "c1", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(),
+            Some(kid.as_str())
+        );
+        let claims = keys.verify(&token).await.unwrap();
+        assert_eq!(
+            (&claims["sub"], &claims["client_id"]),
+            (&json!("c1"), &json!("c1"))
+        );
+
+        let verify_only = Keys::from_settings(&pair_settings(&public, None)).unwrap();
+        assert!(verify_only.published_jwks().is_none());
+        assert!(!verify_only.can_mint());
+        let hs = hs_keys();
+        assert!(hs.published_jwks().is_none());
+        assert!(hs.can_mint());
+        let token = hs
+            .issue("t", "alice", "Apps", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid, None);
+        assert!(hs.verify(&token).await.unwrap().get("client_id").is_none());
     }
 
     #[test]

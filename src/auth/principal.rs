@@ -5,8 +5,11 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{keys::Claims, scopes::ScopeRule};
-use crate::{error::ApiError, startup::AppState, telemetry};
+use super::{
+    keys::{CLIENT_ID_CLAIM, Claims},
+    scopes::ScopeRule,
+};
+use crate::{error::ApiError, service::clients, startup::AppState, telemetry};
 
 pub const TENANT_HEADER: &str = "X-UiPath-Internal-TenantId";
 
@@ -88,6 +91,24 @@ impl Principal {
             .await
             .map_err(|e| ApiError::InvalidToken(e.0))?;
         let principal = Principal::from_claims(&claims, state.keys.tenant_claim())?;
+        // A token from our token endpoint names its client: refuse it once the client is
+        // deleted, even before it expires. Only when we hold a signing key (we may have
+        // minted it): in verify-only setups `client_id` is another issuer's claim about
+        // clients we know nothing of. Other tokens cost no query.
+        if state.keys.can_mint()
+            && let Some(client_id) = claims.get(CLIENT_ID_CLAIM)
+        {
+            let client_id = client_id
+                .as_str()
+                .ok_or_else(|| ApiError::InvalidToken("client_id claim must be a string".into()))?;
+            clients::ensure_active(
+                &state.db,
+                client_id,
+                &principal.subject,
+                &principal.tenant_id,
+            )
+            .await?;
+        }
         telemetry::record_caller(&principal.tenant_id, &principal.subject);
         Ok(principal)
     }

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per API area, and the handling of requests no route takes.
 
+pub mod identity;
 pub mod ops;
 pub mod rainbond;
 pub mod uipath;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                 .wrap(from_fn(rainbond::rainbond_errors))
                 .configure(rainbond::configure),
         )
+        .configure(identity::configure)
         .service(
             web::scope(&settings.uipath_base_path())
                 .wrap(from_fn(idempotency::middleware))
@@ -45,7 +47,7 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
     // A JSON error body is already structured: problem+json, or Rainbond's error body
-    // on its routes. Only bare answers (empty or plain text) are rewritten.
+    // on its routes, the token endpoint's OAuth errors. Only bare answers (empty or plain text) are rewritten.
     let structured = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         let v = v.as_bytes();
         v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")

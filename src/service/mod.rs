@@ -2,6 +2,7 @@
 //! knows about requests; callers pass the tenant and actor explicitly.
 
 pub mod catalog;
+pub mod clients;
 pub mod deployments;
 pub mod events;
 pub mod folders;

@@ -418,3 +418,144 @@ pub async fn assert_history_chains(db: &DatabaseConnection) -> usize {
 pub fn ids(deployments: &[&deployment::Model]) -> Vec<String> {
     deployments.iter().map(|d| d.id.clone()).collect()
 }
+
+/// Client applications and the token endpoint.
+impl TestApp {
+    pub fn token_url(&self) -> String {
+        format!("{}/identity_/connect/token", self.address)
+    }
+
+    /// Registers a client of this app's tenant; returns (client_id, client_secret).
+    pub async fn create_client(&self, name: &str, scope: &str) -> (String, String) {
+        let created = uplift::service::clients::create(&self.db, &self.tenant, name, scope)
+            .await
+            .unwrap();
+        (created.client.client_id, created.secret)
+    }
+
+    /// A form-encoded token request with these fields.
+    pub async fn request_token(&self, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.token_url())
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A client-credentials token for a registered client (all of its scopes).
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> String {
+        let response = self
+            .request_token(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+            ])
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// The `uplift` binary, configured for this app's database and key, with none of
+    /// the caller's own `UPLIFT_*` pipeline variables or log settings leaking in.
+    pub fn uplift_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_uplift"));
+        for name in [
+            "UPLIFT_CONFIG",
+            "UPLIFT_TOKEN",
+            "UPLIFT_CLIENT_ID",
+            "UPLIFT_CLIENT_SECRET",
+            "UPLIFT_BASE_URL",
+            "UPLIFT_TENANT",
+            "UPLIFT_FOLDER",
+            "UPLIFT_TOKEN_URL",
+            "UPLIFT_LOG",
+            "RUST_LOG",
+        ] {
+            command.env_remove(name);
+        }
+        command.env("UPLIFT_DATA_DIR", &self.settings.data_dir);
+        for (name, value) in [
+            ("UPLIFT_DATABASE_URL", &self.settings.database_url),
+            ("UPLIFT_JWT_SECRET", &self.settings.jwt_secret),
+            ("UPLIFT_JWT_PUBLIC_KEY", &self.settings.jwt_public_key),
+            ("UPLIFT_JWT_PRIVATE_KEY", &self.settings.jwt_private_key),
+        ] {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        command
+    }
+}
+
+/// What a finished `uplift` process left.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to completion on the blocking pool (the test's runtime keeps serving
+/// the app meanwhile), feeding it `stdin` (empty when `None`).
+pub async fn run_cli(mut command: std::process::Command, stdin: Option<&str>) -> CliOutput {
+    use std::{io::Write, process::Stdio};
+    let input = stdin.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start uplift");
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            pipe.write_all(input.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let output = child.wait_with_output().unwrap();
+        CliOutput {
+            code: output.status.code().expect("uplift exited by a signal"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// An RSA key pair (PKCS#8 PEM: public, private), generated once per test run.
+pub fn rsa_key_pair() -> &'static (String, String) {
+    static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let mut rng = rsa::rand_core::OsRng;
+        let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        (
+            private
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            private.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        )
+    })
+}
+
+/// A P-256 key pair (PKCS#8 PEM: public, private), generated once per test run.
+pub fn ec_key_pair() -> &'static (String, String) {
+    static PAIR: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+        (
+            secret
+                .public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap(),
+            secret.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        )
+    })
+}

@@ -10,6 +10,7 @@ mod docs;
 mod extensions;
 mod helpers;
 mod idempotency;
+mod identity;
 mod limits;
 mod object_access;
 mod permissions;

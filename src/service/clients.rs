@@ -1,0 +1,356 @@
+//! Registered client applications: what the token endpoint authenticates with
+//! `client_credentials`. A client belongs to one tenant, may ask for a fixed set of
+//! scopes, and is known by a random id and a secret of which only an Argon2id hash is
+//! kept. Deleting a client keeps its row (marked deleted) so its id is never reused and
+//! the tokens it holds can be told apart from tokens of a client that never existed.
+
+use std::sync::LazyLock;
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier},
+};
+use base64::Engine;
+use chrono::Utc;
+use entity::{client, role_assignment};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set, TransactionSession, TransactionTrait,
+};
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::{
+    auth::scopes::{APPS, APPS_READ, APPS_WRITE, FOLDERS_READ},
+    db,
+    error::ApiError,
+};
+
+/// The scopes a client may be registered with: those the Apps API checks.
+pub const CLIENT_SCOPES: [&str; 4] = [APPS, APPS_READ, APPS_WRITE, FOLDERS_READ];
+
+const MAX_NAME_CHARS: usize = 200;
+
+/// Longest secret looked at. Ours are 43 characters; anything far longer cannot be one,
+/// and refusing it early keeps an oversized guess from costing more than a normal one.
+pub const MAX_SECRET_BYTES: usize = 512;
+
+/// Argon2 verifications running at once. Each one takes about 19 MiB and a core for
+/// tens of milliseconds, and the token endpoint is reachable without credentials: without
+/// a bound a burst of requests would run hundreds of them on the blocking pool at once.
+static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Semaphore::new(cores.clamp(1, 8))
+});
+
+/// The hash an unknown client id is verified against, with the same parameters as real
+/// hashes: a request for an id that does not exist then costs what a wrong secret costs,
+/// so the answer's timing does not reveal which ids exist.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    hash_secret(&random_token(32)).expect("hashing a random secret with default parameters")
+});
+
+/// A client as just created: the only moment its secret exists in clear.
+#[derive(Debug)]
+pub struct NewClient {
+    pub client: client::Model,
+    pub secret: String,
+}
+
+/// Splits a space-separated scope list, keeping the first occurrence of each scope in
+/// order, and refuses any scope a client cannot hold.
+pub fn parse_scopes(raw: &str) -> Result<Vec<String>, String> {
+    let mut scopes: Vec<String> = Vec::new();
+    let mut unknown: Vec<&str> = Vec::new();
+    for scope in raw.split_whitespace() {
+        if !CLIENT_SCOPES.contains(&scope) {
+            unknown.push(scope);
+        } else if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_string());
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!(
+            "unknown scope(s) {}; a client may hold {}",
+            unknown.join(", "),
+            CLIENT_SCOPES.join(", ")
+        ));
+    }
+    if scopes.is_empty() {
+        return Err(format!(
+            "a client needs at least one scope out of {}",
+            CLIENT_SCOPES.join(", ")
+        ));
+    }
+    Ok(scopes)
+}
+
+/// The scopes a stored client holds.
+pub fn scopes_of(client: &client::Model) -> Vec<String> {
+    client
+        .scopes
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Registers a client and returns it with its secret (shown once, never stored).
+pub async fn create<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    name: &str,
+    scope: &str,
+) -> Result<NewClient, ApiError> {
+    let tenant = tenant.trim();
+    if tenant.is_empty() {
+        return Err(ApiError::bad_request("tenant must not be empty"));
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "client name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    let scopes = parse_scopes(scope).map_err(ApiError::BadRequest)?;
+    let secret = random_token(32);
+    let to_hash = secret.clone();
+    let secret_hash = tokio::task::spawn_blocking(move || hash_secret(&to_hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))??;
+    let client = client::ActiveModel {
+        client_id: Set(Uuid::new_v4().to_string()),
+        tenant_id: Set(tenant.to_string()),
+        name: Set(name.to_string()),
+        scopes: Set(scopes.join(" ")),
+        secret_hash: Set(secret_hash),
+        created_at: Set(Utc::now()),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(NewClient { client, secret })
+}
+
+/// The tenant's clients, oldest first; deleted ones only when asked for.
+pub async fn list<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    include_deleted: bool,
+) -> Result<Vec<client::Model>, ApiError> {
+    let mut query = client::Entity::find().filter(client::Column::TenantId.eq(tenant));
+    if !include_deleted {
+        query = query.filter(client::Column::DeletedAt.is_null());
+    }
+    Ok(query
+        .order_by_asc(client::Column::CreatedAt)
+        .order_by_asc(client::Column::ClientId)
+        .all(db)
+        .await?)
+}
+
+/// What `delete` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Marked deleted now; this many role assignments of the client were removed.
+    Now { roles_removed: u64 },
+    /// It had been deleted before; nothing changed.
+    Already,
+}
+
+/// Deletes a client of `tenant`: it can no longer get tokens, the tokens it holds stop
+/// working (see `ensure_active`), and its role assignments go with it, in one
+/// transaction. 404 when the tenant has no such client.
+pub async fn delete<C>(db: &C, tenant: &str, client_id: &str) -> Result<Deleted, ApiError>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db::begin_write(db).await?;
+    let found = client::Entity::find_by_id(client_id.trim().to_string())
+        .filter(client::Column::TenantId.eq(tenant))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no client {client_id} in tenant {tenant}")))?;
+    if found.deleted_at.is_some() {
+        return Ok(Deleted::Already);
+    }
+    let client_id = found.client_id.clone();
+    let mut active = found.into_active_model();
+    active.deleted_at = Set(Some(Utc::now()));
+    active.update(&txn).await?;
+    let removed = role_assignment::Entity::delete_many()
+        .filter(role_assignment::Column::TenantId.eq(tenant))
+        .filter(role_assignment::Column::Subject.eq(client_id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(Deleted::Now {
+        roles_removed: removed,
+    })
+}
+
+/// Checks a client id and secret. Every failure (unknown id, deleted client, wrong
+/// secret) is the same `None` after the same amount of work: one indexed read and one
+/// Argon2 verification, against a dummy hash when there is no live client.
+pub async fn authenticate<C: ConnectionTrait>(
+    db: &C,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<client::Model>, ApiError> {
+    let found = if could_be_client_id(client_id) {
+        client::Entity::find_by_id(client_id.to_string())
+            .one(db)
+            .await?
+            .filter(|c| c.deleted_at.is_none())
+    } else {
+        None
+    };
+    let hash = match &found {
+        Some(client) => client.secret_hash.clone(),
+        None => DUMMY_HASH.clone(),
+    };
+    let matches = verify_secret(secret, hash).await?;
+    Ok(found.filter(|_| matches))
+}
+
+/// Refuses a token issued to a client that has since been deleted (or that names a
+/// client of another tenant, or whose subject is not the client). One primary-key
+/// read; called only for tokens that carry a `client_id` claim.
+pub async fn ensure_active<C: ConnectionTrait>(
+    db: &C,
+    client_id: &str,
+    subject: &str,
+    tenant: &str,
+) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::InvalidToken("the client application this token was issued to was deleted".into())
+    };
+    if subject != client_id || !could_be_client_id(client_id) {
+        return Err(refused());
+    }
+    let client = client::Entity::find_by_id(client_id.to_string())
+        .one(db)
+        .await?
+        .ok_or_else(refused)?;
+    if client.deleted_at.is_some() || client.tenant_id != tenant {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// Ids we hand out are UUIDs. Anything longer than the column or with characters
+/// outside printable ASCII cannot exist, and is not sent to the database at all
+/// (PostgreSQL refuses a NUL byte in text with an error, which would become a 500).
+fn could_be_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Hashes the secret once at start-up, so the first request for an unknown client does
+/// not pay for creating the dummy hash (and stand out by its timing).
+pub fn warm_up() {
+    tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH));
+}
+
+fn hash_secret(secret: &str) -> Result<String, ApiError> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a client secret: {e}")))
+}
+
+/// Argon2 verification (a constant-time comparison of the derived key) on the blocking
+/// pool, at most `HASHING` at once. An unparsable stored hash counts as a mismatch and
+/// is logged: it is our data that is wrong, not the caller's request.
+async fn verify_secret(secret: &str, hash: String) -> Result<bool, ApiError> {
+    if secret.len() > MAX_SECRET_BYTES {
+        return Ok(false);
+    }
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let secret = secret.to_string();
+    tokio::task::spawn_blocking(move || {
+        match Argon2::default().verify_password(secret.as_bytes(), hash.as_str()) {
+            Ok(()) => true,
+            Err(argon2::password_hash::Error::PasswordInvalid) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "a stored client secret hash could not be used");
+                false
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// `bytes` random bytes from the thread-local CSPRNG, base64url without padding.
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_split_deduplicated_and_kept_in_order() {
+        assert_eq!(
+            parse_scopes("  OR.Folders.Read Apps  OR.Folders.Read ").unwrap(),
+            ["OR.Folders.Read", "Apps"]
+        );
+    }
+
+    #[test]
+    fn unknown_or_missing_scopes_are_refused_with_the_accepted_list() {
+        let err = parse_scopes("Apps apps OR.Admin").unwrap_err();
+        assert!(err.contains("apps, OR.Admin"), "{err}");
+        assert!(err.contains("Apps.Write"), "{err}");
+        assert!(parse_scopes("   ").unwrap_err().contains("at least one"));
+    }
+
+    #[test]
+    fn a_secret_verifies_against_its_hash_and_nothing_else_does() {
+        let hash = hash_secret("right").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(verify_secret("right", hash.clone()).await.unwrap());
+            assert!(!verify_secret("wrong", hash.clone()).await.unwrap());
+            assert!(
+                !verify_secret("right", "not a phc string".into())
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !verify_secret(&"x".repeat(MAX_SECRET_BYTES + 1), hash)
+                    .await
+                    .unwrap()
+            );
+        });
+    }
+
+    #[test]
+    fn the_dummy_hash_uses_the_parameters_of_real_hashes() {
+        let real = hash_secret("s").unwrap();
+        let params = |h: &str| h.split('$').take(4).collect::<Vec<_>>().join("$");
+        assert_eq!(params(&DUMMY_HASH), params(&real));
+    }
+
+    #[test]
+    fn generated_secrets_are_long_url_safe_and_different() {
+        let (a, b) = (random_token(32), random_token(32));
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+}
