@@ -134,6 +134,18 @@ pub async fn call(upgrade: &Upgrade) -> anyhow::Result<Answer> {
     if let Some(key) = &upgrade.idempotency_key {
         request = request.header("Idempotency-Key", key);
     }
+    let body = send(request, &url)
+        .await?
+        .map_err(|failure| anyhow::anyhow!(failure))?;
+    parse_answer(body)
+}
+
+/// Sends a request and reads the whole answer: `Ok(body)` for a 2xx, `Err(description)`
+/// for an error answer; the outer error is for a call that got no answer at all.
+async fn send(
+    request: reqwest::RequestBuilder,
+    url: &Url,
+) -> anyhow::Result<Result<String, String>> {
     let response = request
         .send()
         .await
@@ -143,10 +155,11 @@ pub async fn call(upgrade: &Upgrade) -> anyhow::Result<Answer> {
         .text()
         .await
         .with_context(|| format!("reading the answer of {url}"))?;
-    if !status.is_success() {
-        bail!("{}", describe_failure(status, &body));
-    }
-    parse_answer(body)
+    Ok(if status.is_success() {
+        Ok(body)
+    } else {
+        Err(describe_failure(status, &body))
+    })
 }
 
 /// `{scheme}://{host}[:port]/identity_/connect/token` for a base URL.
@@ -192,24 +205,14 @@ async fn fetch_token(
     id: &str,
     secret: &str,
 ) -> anyhow::Result<String> {
-    let response = client
-        .post(url.clone())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .with_context(|| format!("requesting a token from {url}"))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .with_context(|| format!("reading the answer of {url}"))?;
-    if !status.is_success() {
-        bail!("token request failed: {}", describe_failure(status, &body));
-    }
+    let request = client.post(url.clone()).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+    ]);
+    let body = send(request, url)
+        .await?
+        .map_err(|failure| anyhow::anyhow!("token request failed: {failure}"))?;
     let answer: Value = serde_json::from_str(&body)
         .with_context(|| format!("the token endpoint {url} answered something that is not JSON"))?;
     answer["access_token"]

@@ -531,9 +531,10 @@ fn header_kid(token: &str) -> String {
     header["kid"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_minted_tokens() {
-    let (public, private) = rsa_key_pair().clone();
+/// An app signing with `pair`, a client token it minted, and its JWKS: one public key
+/// (no private part) whose `kid` the token names.
+async fn key_pair_app(pair: &(String, String)) -> (TestApp, String, String, Value) {
+    let (public, private) = pair.clone();
     let app = spawn_app_with(|s| {
         s.jwt_secret = None;
         s.jwt_public_key = Some(public);
@@ -542,7 +543,6 @@ async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_min
     .await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     let token = app.client_token(&client_id, &secret).await;
-
     let response = app
         .client
         .get(format!("{}/.well-known/jwks.json", app.address))
@@ -551,14 +551,23 @@ async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_min
         .unwrap();
     assert_eq!(response.status(), 200);
     let jwks: Value = response.json().await.unwrap();
-    let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private part: {jwks}"
+    );
+    assert_eq!(jwks["keys"][0]["kid"].as_str().unwrap(), header_kid(&token));
+    (app, client_id, token, jwks)
+}
+
+#[tokio::test]
+async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_minted_tokens() {
+    let (app, client_id, token, jwks) = key_pair_app(rsa_key_pair()).await;
+    let key = &jwks["keys"][0];
     assert_eq!(
-        (&keys[0]["kty"], &keys[0]["alg"], &keys[0]["use"]),
+        (&key["kty"], &key["alg"], &key["use"]),
         (&json!("RSA"), &json!("RS256"), &json!("sig"))
     );
-    assert!(keys[0].get("d").is_none(), "no private part: {jwks}");
-    assert_eq!(keys[0]["kid"].as_str().unwrap(), header_kid(&token));
 
     let claims = jwks_verifier(&app).verify(&token).await.unwrap();
     assert_eq!(claims["sub"], client_id.as_str());
@@ -582,29 +591,12 @@ async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_min
 
 #[tokio::test]
 async fn with_an_ec_key_pair_the_jwks_publishes_a_p256_key_that_verifies_minted_tokens() {
-    let (public, private) = ec_key_pair().clone();
-    let app = spawn_app_with(|s| {
-        s.jwt_secret = None;
-        s.jwt_public_key = Some(public);
-        s.jwt_private_key = Some(private);
-    })
-    .await;
-    let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
-    let token = app.client_token(&client_id, &secret).await;
-    let jwks: Value = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (app, client_id, token, jwks) = key_pair_app(ec_key_pair()).await;
+    let key = &jwks["keys"][0];
     assert_eq!(
-        (&jwks["keys"][0]["kty"], &jwks["keys"][0]["crv"]),
-        (&json!("EC"), &json!("P-256"))
+        (&key["kty"], &key["crv"], &key["alg"]),
+        (&json!("EC"), &json!("P-256"), &json!("ES256"))
     );
-    assert_eq!(jwks["keys"][0]["kid"].as_str().unwrap(), header_kid(&token));
     let claims = jwks_verifier(&app).verify(&token).await.unwrap();
     assert_eq!(claims["client_id"], client_id.as_str());
 }
