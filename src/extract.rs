@@ -108,10 +108,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; a JSON object is required",
         ));
     }
-    if nesting_depth(bytes) > MAX_JSON_DEPTH {
+    let scan = scan_json(bytes);
+    if scan.depth > MAX_JSON_DEPTH {
         return Err(ApiError::bad_request(format!(
             "invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
         )));
+    }
+    if scan.has_nul {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: strings must not contain NUL characters (\\u0000)",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -131,13 +137,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// No request uplift serves nests deeper than a few levels.
 pub const MAX_JSON_DEPTH: usize = 32;
 
-/// The deepest nesting of arrays and objects, counted in one pass outside strings.
-/// serde_json skips unknown fields without a depth limit, so this bounds them too.
-fn nesting_depth(bytes: &[u8]) -> usize {
+/// What one pass over a JSON text finds: how deep arrays and objects nest (serde_json
+/// skips unknown fields without a depth limit, so this bounds them too), and whether a
+/// string holds a NUL character (`\u0000`), which PostgreSQL text cannot store.
+struct JsonScan {
+    depth: usize,
+    has_nul: bool,
+}
+
+fn scan_json(bytes: &[u8]) -> JsonScan {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
+    let mut has_nul = false;
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
             match b {
+                b'u' if escaped => {
+                    escaped = false;
+                    has_nul |= bytes.get(i + 1..i + 5) == Some(b"0000");
+                }
                 _ if escaped => escaped = false,
                 b'\\' => escaped = true,
                 b'"' => in_string = false,
@@ -155,7 +172,10 @@ fn nesting_depth(bytes: &[u8]) -> usize {
             _ => {}
         }
     }
-    deepest
+    JsonScan {
+        depth: deepest,
+        has_nul,
+    }
 }
 
 fn body_error(err: actix_web::Error, limit: usize) -> ApiError {
@@ -248,9 +268,19 @@ mod tests {
 
     #[test]
     fn nesting_depth_ignores_brackets_inside_strings() {
-        assert_eq!(nesting_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#), 3);
-        assert_eq!(nesting_depth(br#"{"a": "\"[[["}"#), 1);
-        assert_eq!(nesting_depth(b"[]"), 1);
+        assert_eq!(scan_json(br#"{"a": [1, {"b": "[[[{{{"}]}"#).depth, 3);
+        assert_eq!(scan_json(br#"{"a": "\"[[["}"#).depth, 1);
+        assert_eq!(scan_json(b"[]").depth, 1);
+    }
+
+    #[test]
+    fn a_nul_character_in_any_string_is_refused_but_an_escaped_backslash_is_not() {
+        assert!(scan_json(br#"{"title": "x\u0000y"}"#).has_nul);
+        assert!(scan_json(br#"{"x\u0000": 1}"#).has_nul);
+        assert!(!scan_json(br#"{"title": "x\\u0000y"}"#).has_nul);
+        assert!(!scan_json(br#"{"title": "x\u0001y"}"#).has_nul);
+        let err = parse_json::<Body>(br#"{"deploymentIds": ["a\u0000"]}"#).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Request limits enforced before any handler runs.
+//! Request limits enforced before any handler runs: header size and NUL characters in
+//! the path or query.
 
 use actix_web::{
     Error,
@@ -32,6 +33,14 @@ pub async fn header_limit(
         .sum();
     if total > max {
         return Ok(req.error_response(ApiError::HeadersTooLarge(max)));
+    }
+    // PostgreSQL text cannot hold NUL: a %00 in a path segment or query value that
+    // reached a query would be a database error, so it is the client's 400 here.
+    let uri = req.uri().to_string().to_ascii_lowercase();
+    if uri.contains("%00") {
+        return Ok(req.error_response(ApiError::bad_request(
+            "the path and query must not contain NUL characters (%00)",
+        )));
     }
     next.call(req)
         .await

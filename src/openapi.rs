@@ -33,6 +33,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         (name = "UiPath Apps", description = "UiPath Apps deployment API, same names and shapes as UiPath's cloud"),
         (name = "uplift extensions", description = "Additions beyond UiPath: history, rollback, unpublish"),
         (name = "Rainbond", description = "Rainbond's upgrade API over the same data; also accepts `Authorization: <token>`"),
+        (name = "Identity", description = "Tokens for registered client applications, and the signing key"),
         (name = "Operations", description = "Health and readiness"),
     ),
 )]
@@ -48,6 +49,7 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
             routes::rainbond::RainbondApi::openapi(),
         );
     doc.merge(routes::ops::OpsApi::openapi());
+    doc.merge(routes::identity::IdentityApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.components
         .get_or_insert_with(Components::new)

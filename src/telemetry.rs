@@ -18,7 +18,8 @@ use crate::config::LogFormat;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Installs the global subscriber once; later calls (tests) are no-ops.
+/// Installs the global subscriber once; later calls (tests) are no-ops. Logs go to
+/// stderr: the CLI prints its results (a token, a folder key) on stdout.
 pub fn init(format: LogFormat) {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -30,12 +31,15 @@ pub fn init(format: LogFormat) {
             LogFormat::Json => registry
                 .with(
                     fmt::layer()
+                        .with_writer(std::io::stderr)
                         .json()
                         .with_current_span(true)
                         .with_span_list(false),
                 )
                 .try_init(),
-            LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+            LogFormat::Text => registry
+                .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+                .try_init(),
         };
         // Another subscriber may already be installed (a test harness); keep it.
         let _ = result;

@@ -29,10 +29,42 @@ const MAX_TOKEN_REQUEST_BYTES: usize = 16 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(token).service(jwks);
+    super::method_not_allowed_fallbacks(cfg, &<IdentityApi as utoipa::OpenApi>::openapi());
+}
+
+/// The identity routes, for the OpenAPI document and the 405 fallbacks.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(token, jwks),
+    components(schemas(TokenRequest, TokenResponse, OAuthErrorBody))
+)]
+pub struct IdentityApi;
+
+/// The form fields of a token request (`application/x-www-form-urlencoded`); the client
+/// may instead authenticate with HTTP Basic (RFC 6749 §2.3.1).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenRequest {
+    /// `client_credentials`.
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// Space-separated; a subset of the client's scopes (default: all of them).
+    scope: Option<String>,
+}
+
+/// An RFC 6749 §5.2 error body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_scope`, `unsupported_grant_type`,
+    /// `server_error` or `temporarily_unavailable`.
+    error: String,
+    error_description: String,
 }
 
 /// The answer of a successful token request (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TokenResponse {
     access_token: String,
     token_type: &'static str,
@@ -40,6 +72,20 @@ struct TokenResponse {
     scope: String,
 }
 
+/// Get an access token (client credentials)
+///
+/// For registered client applications, as UiPath's external applications use.
+#[utoipa::path(
+    tag = "Identity",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A bearer token", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_scope or unsupported_grant_type", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client (unknown, deleted or wrong secret)", body = OAuthErrorBody),
+        (status = 500, description = "server_error", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
+    ),
+)]
 #[post("/identity_/connect/token")]
 async fn token(
     req: HttpRequest,
@@ -97,6 +143,13 @@ async fn token(
 /// Our signing public key as a JWK set, so other services (or replicas configured with
 /// `UPLIFT_JWKS_URL`) verify the tokens we mint. 404 unless we sign with an RSA/EC key
 /// pair: an HS256 secret is never published.
+#[utoipa::path(
+    tag = "Identity",
+    responses(
+        (status = 200, description = "The public signing key as a JWK set", body = Object),
+        (status = 404, description = "This service signs with a shared secret or does not sign", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[get("/.well-known/jwks.json")]
 async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let set = state.keys.published_jwks().ok_or_else(|| {

@@ -241,3 +241,38 @@ async fn rows_locked_by_another_connection_fail_as_conflict_while_the_rest_succe
         assert_eq!(app.events(&d.id).await.len(), 2, "one upgrade event each");
     }
 }
+
+#[tokio::test]
+async fn nul_characters_in_bodies_paths_and_queries_are_400s_not_database_errors() {
+    let (app, folder, _) = ready(|_| {}).await;
+    app.grant("admin", Role::Administrator, None).await;
+    let token = app.token("admin", ALL_SCOPES);
+    app.publish("Portal", "1.0.0").await;
+    let cases = vec![
+        app.request(Method::POST, "/models/apps/codedapp/publish", &token, None)
+            .json(&json!({"packageName": "A\u{0}B", "packageVersion": "1.0.0"})),
+        app.request(
+            Method::POST,
+            "/models/Portal/publish/versions/1/deploy",
+            &token,
+            Some(&folder.key),
+        )
+        .json(&json!({"title": "x\u{0}y"})),
+        app.request(
+            Method::GET,
+            "/models/deployed/apps?searchText=a%00b",
+            &token,
+            Some(&folder.key),
+        ),
+        app.request(
+            Method::GET,
+            "/models/Por%00tal/tenants/x/publish/versions",
+            &token,
+            None,
+        ),
+    ];
+    for request in cases {
+        let body = assert_problem(request.send().await.unwrap(), 400).await;
+        assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+    }
+}
