@@ -123,12 +123,19 @@ async fn run_and_store(
                 .map(str::to_string),
             body: bytes.to_vec(),
         };
-        // If the answer cannot be stored the key is released, so a retry runs again
-        // (safely) rather than waiting for the lease to lapse.
-        if let Err(e) = store::complete(&state.db, &id, &stored).await {
-            tracing::warn!(error = %e, "could not store the idempotent answer");
-        } else {
-            guard.completed = true;
+        match store::complete(&state.db, &id, &stored).await {
+            Ok(()) => guard.completed = true,
+            // Released below, so a retry runs again (safely) rather than waiting for
+            // the lease to lapse.
+            Err(e) => tracing::warn!(error = %e, "could not store the idempotent answer"),
+        }
+    }
+    if !guard.completed {
+        // Released before answering: a client that retries at once must find the key
+        // free, not still "running".
+        match store::delete(&state.db, &id).await {
+            Ok(()) => guard.completed = true,
+            Err(e) => tracing::warn!(error = %e, "could not release an idempotency key"),
         }
     }
     Ok(ServiceResponse::new(
@@ -137,9 +144,9 @@ async fn run_and_store(
     ))
 }
 
-/// Renews the lease while the call runs; on drop (call finished, failed, or cancelled
-/// by a client that went away) stops renewing and, unless the answer was stored,
-/// forgets the key so a retry can run at once.
+/// Renews the lease while the call runs; on drop stops renewing and, if the call did not
+/// settle its key (the client went away, or the handler failed), forgets the key in
+/// the background so a retry can run.
 struct LeaseGuard {
     renewer: tokio::task::JoinHandle<()>,
     state: web::Data<AppState>,
