@@ -168,8 +168,14 @@ where
         db::begin_write(db).await?
     };
 
+    // Tenant and folder are part of the WHERE, so a row of another folder is neither
+    // locked nor waited for: an id locked elsewhere answers `not_found` like any other
+    // id outside the folder, not `conflict` (which would reveal that it exists), and a
+    // caller cannot hold up the upgrades of a folder it has no access to. PostgreSQL
+    // re-checks the WHERE on the locked row.
     let mut query = deployment::Entity::find_by_id(id.to_string())
         .filter(deployment::Column::TenantId.eq(job.tenant_id))
+        .filter(deployment::Column::FolderId.eq(job.folder_id))
         .find_also_related(app::Entity);
     if !job.dry_run {
         // Lock only the deployment row: locking the shared app row would serialise

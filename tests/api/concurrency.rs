@@ -119,3 +119,36 @@ async fn overlapping_bulk_calls_during_publishes_lose_no_update_and_keep_history
         assert_eq!(u["version"], latest);
     }
 }
+
+/// A deployment of another folder that someone else holds locked is `not_found` for a
+/// caller of this folder, like any id outside it: not `conflict`, which would reveal
+/// that it exists, and without waiting for (or taking) its lock.
+#[tokio::test]
+async fn a_locked_deployment_of_another_folder_is_not_found_not_a_conflict() {
+    use sea_orm::{QuerySelect, TransactionTrait};
+    if !crate::helpers::is_postgres() {
+        return; // SQLite has no row locks: a writer holds the whole database
+    }
+    let app = spawn_app().await;
+    let mine = app.folder("Ops").await;
+    let theirs = app.folder("Finance").await;
+    app.grant("ci-ops", Role::FolderAdministrator, Some(&mine))
+        .await;
+    let published = app.publish("Portal", "1.0.0").await;
+    let other = app.deploy(&theirs, &published.app.system_name, 1).await.id;
+    app.publish("Portal", "1.1.0").await;
+
+    let holder = app.db.begin().await.unwrap();
+    deployment::Entity::find_by_id(other.clone())
+        .lock_exclusive()
+        .one(&holder)
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = app
+        .bulk_json("ci-ops", &mine.key, std::slice::from_ref(&other))
+        .await;
+    holder.rollback().await.unwrap();
+    assert_eq!(answer["failures"][0]["code"], "not_found", "{answer}");
+    assert_eq!(app.deployment(&other).await.version, 1);
+}
