@@ -6,7 +6,7 @@ use chrono::Utc;
 use entity::{app, app_version};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionSession, TransactionTrait,
+    QuerySelect, Set, TransactionSession, TransactionTrait, sea_query::LockType,
 };
 
 use super::Actor;
@@ -71,18 +71,21 @@ where
         ))
     })?;
     let package_version = parsed.to_string();
-    let mut last_err = None;
     for _ in 0..PUBLISH_ATTEMPTS {
         match try_publish(db, tenant, package_name, &package_version, actor, defaults).await {
             Ok(published) => return Ok(published),
-            // Two publishers raced for the same app or version number: read again.
-            Err(e) if db::is_unique_violation(&e) || db::is_lock_conflict(&e) => last_err = Some(e),
+            // Two publishers raced to create the same app, or the app's row stayed
+            // locked past the lock timeout: read again.
+            Err(e) if db::is_unique_violation(&e) || db::is_lock_conflict(&e) => {
+                tracing::info!(error = %e, "publish raced another one; retrying");
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(last_err
-        .map(ApiError::from)
-        .unwrap_or_else(|| ApiError::Conflict("publish kept conflicting; retry".into())))
+    // A race lost every time is the caller's cue to retry (409), not a server error.
+    Err(ApiError::Conflict(
+        "publish kept conflicting with concurrent publishes; retry".into(),
+    ))
 }
 
 async fn try_publish<C>(
@@ -97,9 +100,16 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db::begin_write(db).await?;
+    // Publishers of one app take turns on its row (PostgreSQL; SQLite's BEGIN IMMEDIATE
+    // already serialises writers), so each reads the highest version number after the
+    // previous one committed: without it, concurrent publishers all read the same
+    // number, all but one hit the unique index, and after a few lost rounds a publish
+    // failed. NO KEY UPDATE does not block the KEY SHARE that deployment inserts take
+    // through their foreign key.
     let app = match app::Entity::find()
         .filter(app::Column::TenantId.eq(tenant))
         .filter(app::Column::PackageName.eq(package_name))
+        .lock(LockType::NoKeyUpdate)
         .one(&txn)
         .await?
     {
