@@ -12,13 +12,17 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tracing_actix_web::TracingLogger;
 
-use crate::{auth::Keys, config::Settings, db, extract, idempotency, limits, routes, telemetry};
+use crate::{
+    auth::Keys, config::Settings, db, extract, idempotency, limits, metrics::Metrics, routes,
+    telemetry,
+};
 
 /// What every handler can reach.
 pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
+    pub metrics: Metrics,
 }
 
 pub struct Application {
@@ -54,6 +58,7 @@ impl Application {
             db,
             settings: settings.clone(),
             keys: Arc::new(keys),
+            metrics: Metrics::new(settings.db_max_connections),
         });
         let mut server = HttpServer::new(move || {
             let max_body = settings.max_body_bytes;
@@ -71,6 +76,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(routes::problem_for_bare_errors))
                 .wrap(from_fn(limits::header_limit))
                 .wrap(from_fn(telemetry::request_context))
+                .wrap(from_fn(crate::metrics::track))
                 .wrap(TracingLogger::<telemetry::UpliftRootSpan>::new())
         })
         .listen(listener)?

@@ -1,4 +1,4 @@
-//! Operator endpoints: liveness and readiness.
+//! Operator endpoints: liveness, readiness and Prometheus metrics.
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -12,12 +12,12 @@ use crate::{
 const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz);
+    cfg.service(healthz).service(readyz).service(metrics);
 }
 
 /// The operator routes, for the OpenAPI document and the 405 fallbacks.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz))]
+#[openapi(paths(healthz, readyz, metrics))]
 pub struct OpsApi;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,4 +59,20 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         }
     }
     Ok(HttpResponse::Ok().json(Status { status: "ready" }))
+}
+
+/// Prometheus metrics
+///
+/// Requests by route and status with latency histograms, bulk-call sizes, upgrade
+/// outcomes by result and failure code, and database pool use, in Prometheus' text
+/// format. Unauthenticated, like the probes: expose it to the scraper's network only.
+#[utoipa::path(
+    tag = "Operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4")),
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state.db))
 }

@@ -22,6 +22,7 @@ use crate::{
     auth::{Principal, RainbondCaller, scopes::ScopeRule},
     error::{ApiError, PROBLEM_JSON},
     extract::JsonBody,
+    metrics::BulkApi,
     service::{
         Actor,
         rainbond::{self, AppModel, InvalidItem, UpgradeBase},
@@ -256,7 +257,10 @@ pub async fn upgrade_app_models(
         };
         // The answer is read back from the database below, so an item that failed
         // (a lock conflict, say) shows its real version rather than the requested one.
-        upgrade::upgrade(&state.db, &job, &item.deployment_ids).await;
+        let outcomes = upgrade::upgrade(&state.db, &job, &item.deployment_ids).await;
+        state
+            .metrics
+            .record_bulk(BulkApi::Rainbond, false, &outcomes);
     }
     Ok(HttpResponse::Ok().json(listing(&state, &principal.tenant_id, folder.id).await?))
 }

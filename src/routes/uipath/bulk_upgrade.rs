@@ -11,6 +11,7 @@ use crate::{
     auth::{UiPathCaller, scopes::ScopeRule},
     error::ApiError,
     extract::{FolderKeyHeader, JsonBody},
+    metrics::BulkApi,
     startup::AppState,
     upgrade::{self, BulkUpgrade, Failure, Outcome, Target, Updated},
 };
@@ -155,6 +156,9 @@ pub async fn update_to_latest_app_version_bulk(
         target: Target::Latest,
     };
     let outcomes = upgrade::upgrade(&state.db, &job, &ids).await;
+    state
+        .metrics
+        .record_bulk(BulkApi::UiPath, options.dry_run, &outcomes);
     Ok(HttpResponse::Ok().json(BulkUpgradeResponse::from_outcomes(outcomes)))
 }
 

@@ -1,0 +1,269 @@
+//! Prometheus metrics: HTTP requests by route and status with their latency, bulk-call
+//! sizes, upgrade outcomes by result and failure code, and database pool use.
+//!
+//! Each application owns its registry rather than using the process-global one, so
+//! several servers in one process (the API tests) never see each other's counts.
+
+use std::time::Instant;
+
+use actix_web::{
+    Error,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use sea_orm::DatabaseConnection;
+
+use crate::{startup::AppState, upgrade::Outcome};
+
+/// Which API a bulk upgrade came through.
+#[derive(Debug, Clone, Copy)]
+pub enum BulkApi {
+    UiPath,
+    Rainbond,
+}
+
+impl BulkApi {
+    fn label(self) -> &'static str {
+        match self {
+            BulkApi::UiPath => "uipath",
+            BulkApi::Rainbond => "rainbond",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    in_flight: IntGauge,
+    bulk_items: HistogramVec,
+    upgrade_items: IntCounterVec,
+    pool_connections: IntGaugeVec,
+}
+
+/// Route label of a request no route matched: one series for every unknown path, so
+/// a scan of random URLs cannot grow the registry without bound.
+const UNMATCHED: &str = "unmatched";
+
+impl Metrics {
+    pub fn new(pool_max: u32) -> Self {
+        let registry = Registry::new_custom(Some("uplift".into()), None)
+            .expect("the prefix is a valid metric name");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from receiving a request to its answer",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new("http_requests_in_flight", "Requests being handled")
+            .expect("valid metric");
+        let bulk_items = HistogramVec::new(
+            HistogramOpts::new(
+                "bulk_upgrade_items",
+                "Distinct deployment ids per bulk call",
+            )
+            .buckets(vec![
+                1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+            ]),
+            &["api"],
+        )
+        .expect("valid metric");
+        let upgrade_items = IntCounterVec::new(
+            Opts::new(
+                "upgrade_items_total",
+                "Bulk-upgrade items by result (updated, unchanged, failed) and failure code",
+            ),
+            &["api", "mode", "result", "code"],
+        )
+        .expect("valid metric");
+        let pool_connections = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        let pool_max_gauge = IntGauge::new("db_pool_max_connections", "Database pool size limit")
+            .expect("valid metric");
+        pool_max_gauge.set(i64::from(pool_max));
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_seconds.clone()),
+            Box::new(in_flight.clone()),
+            Box::new(bulk_items.clone()),
+            Box::new(upgrade_items.clone()),
+            Box::new(pool_connections.clone()),
+            Box::new(pool_max_gauge.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("each metric is registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            in_flight,
+            bulk_items,
+            upgrade_items,
+            pool_connections,
+        }
+    }
+
+    /// Counts one bulk call's size and what happened to each of its items.
+    pub fn record_bulk(&self, api: BulkApi, dry_run: bool, outcomes: &[Outcome]) {
+        let api = api.label();
+        let mode = if dry_run { "dry_run" } else { "apply" };
+        self.bulk_items
+            .with_label_values(&[api])
+            .observe(outcomes.len() as f64);
+        for outcome in outcomes {
+            let (result, code) = match outcome {
+                Outcome::Updated(u) if u.changed() => ("updated", ""),
+                Outcome::Updated(_) => ("unchanged", ""),
+                Outcome::Failed(f) => ("failed", f.code.as_str()),
+            };
+            self.upgrade_items
+                .with_label_values(&[api, mode, result, code])
+                .inc();
+        }
+    }
+
+    /// The text exposition, with the pool gauges read at this moment.
+    pub fn render(&self, db: &DatabaseConnection) -> String {
+        if let Some((size, idle)) = pool_use(db) {
+            self.pool_connections
+                .with_label_values(&["idle"])
+                .set(i64::from(idle));
+            self.pool_connections
+                .with_label_values(&["in_use"])
+                .set(i64::from(size.saturating_sub(idle)));
+        }
+        let mut out = Vec::new();
+        // Encoding our own well-formed families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// (open connections, idle connections) of whichever pool the connection wraps.
+fn pool_use(db: &DatabaseConnection) -> Option<(u32, u32)> {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            Some((pool.size(), pool.num_idle() as u32))
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            Some((pool.size(), pool.num_idle() as u32))
+        }
+        _ => None,
+    }
+}
+
+/// Middleware: counts and times every request under its route pattern (not its
+/// path, whose ids would make one series per deployment).
+pub async fn track(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await;
+    };
+    let metrics = &state.metrics;
+    let started = Instant::now();
+    let method = req.method().clone();
+    metrics.in_flight.inc();
+    let result = next.call(req).await;
+    metrics.in_flight.dec();
+    let (route, status) = match &result {
+        Ok(res) => (
+            res.request().match_pattern(),
+            res.response().status().as_u16(),
+        ),
+        Err(e) => (None, e.as_response_error().status_code().as_u16()),
+    };
+    let route = route.unwrap_or_else(|| UNMATCHED.to_string());
+    let status = status.to_string();
+    let labels = [method.as_str(), route.as_str(), status.as_str()];
+    metrics.requests.with_label_values(&labels).inc();
+    metrics
+        .request_seconds
+        .with_label_values(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upgrade::{Failure, FailureCode, Updated};
+
+    fn updated(id: &str, from: i32, to: i32) -> Outcome {
+        Outcome::Updated(Updated {
+            id: id.into(),
+            app_system_name: "app".into(),
+            version: to,
+            previous_version: from,
+        })
+    }
+
+    #[test]
+    fn bulk_outcomes_are_counted_by_result_and_failure_code() {
+        let metrics = Metrics::new(4);
+        metrics.record_bulk(
+            BulkApi::UiPath,
+            false,
+            &[
+                updated("a", 1, 2),
+                updated("b", 2, 2),
+                Outcome::Failed(Failure::new("c", FailureCode::NotFound)),
+                Outcome::Failed(Failure::new("d", FailureCode::NotFound)),
+            ],
+        );
+        let count = |result: &str, code: &str| {
+            metrics
+                .upgrade_items
+                .with_label_values(&["uipath", "apply", result, code])
+                .get()
+        };
+        assert_eq!(count("updated", ""), 1);
+        assert_eq!(count("unchanged", ""), 1);
+        assert_eq!(count("failed", "not_found"), 2);
+        assert_eq!(
+            metrics
+                .bulk_items
+                .with_label_values(&["uipath"])
+                .get_sample_sum(),
+            4.0
+        );
+    }
+
+    #[test]
+    fn dry_runs_are_counted_apart_from_real_upgrades() {
+        let metrics = Metrics::new(4);
+        metrics.record_bulk(BulkApi::Rainbond, true, &[updated("a", 1, 2)]);
+        let get = |mode: &str| {
+            metrics
+                .upgrade_items
+                .with_label_values(&["rainbond", mode, "updated", ""])
+                .get()
+        };
+        assert_eq!(get("dry_run"), 1);
+        assert_eq!(get("apply"), 0);
+    }
+}

@@ -1,0 +1,155 @@
+use uplift::access::Role;
+
+use crate::helpers::{TestApp, ids, spawn_app};
+
+/// The value of the sample `name{labels…}` in a Prometheus text exposition, whatever
+/// order the labels are printed in.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if metric != name {
+            return None;
+        }
+        let printed: Vec<&str> = rest
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|pair| !pair.is_empty())
+            .collect();
+        let same = printed.len() == labels.len()
+            && labels
+                .iter()
+                .all(|(k, v)| printed.contains(&format!("{k}=\"{v}\"").as_str()));
+        same.then(|| value.parse().ok()).flatten()
+    })
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_pattern_and_status() {
+    let app = spawn_app().await;
+    let folder = app.folder("Finance").await;
+    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let published = app.publish("Invoice Portal", "1.0.0").await;
+    let deployed = app.deploy(&folder, &published.app.system_name, 1).await;
+    app.publish("Invoice Portal", "2.0.0").await;
+    app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
+    app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
+    for path in ["/no/such/path", "/another/unknown/path"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+
+    let text = scrape(&app).await;
+
+    let bulk_route = format!(
+        "{}/models/deployed/apps/updateToLatestAppVersionBulk",
+        app.settings.uipath_base_path()
+    );
+    let labels = [
+        ("method", "POST"),
+        ("route", bulk_route.as_str()),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&text, "uplift_http_requests_total", &labels),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "uplift_http_request_duration_seconds_count", &labels),
+        Some(2.0)
+    );
+    let unmatched = [("method", "GET"), ("route", "unmatched"), ("status", "404")];
+    assert_eq!(
+        sample(&text, "uplift_http_requests_total", &unmatched),
+        Some(2.0),
+        "unknown paths share one series: {text}"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "a raw path never becomes a label"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_bulk_sizes_and_each_items_outcome_by_result_and_failure_code() {
+    let app = spawn_app().await;
+    let folder = app.folder("Finance").await;
+    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let published = app.publish("Invoice Portal", "1.0.0").await;
+    let old = app.deploy(&folder, &published.app.system_name, 1).await;
+    app.publish("Invoice Portal", "2.0.0").await;
+    let current = app.deploy(&folder, &published.app.system_name, 2).await;
+    let mut request = ids(&[&old, &current]);
+    request.push("not-a-deployment".into());
+
+    app.bulk("ci-bot", &folder.key, &request).await;
+    let text = scrape(&app).await;
+
+    let items = |result: &str, code: &str| {
+        sample(
+            &text,
+            "uplift_upgrade_items_total",
+            &[
+                ("api", "uipath"),
+                ("mode", "apply"),
+                ("result", result),
+                ("code", code),
+            ],
+        )
+    };
+    assert_eq!(items("updated", ""), Some(1.0), "{text}");
+    assert_eq!(items("unchanged", ""), Some(1.0));
+    assert_eq!(items("failed", "not_found"), Some(1.0));
+    assert_eq!(
+        sample(&text, "uplift_bulk_upgrade_items_sum", &[("api", "uipath")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "uplift_bulk_upgrade_items_count",
+            &[("api", "uipath")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_the_database_pool_size_and_use() {
+    let app = spawn_app().await;
+
+    let text = scrape(&app).await;
+
+    assert_eq!(
+        sample(&text, "uplift_db_pool_max_connections", &[]),
+        Some(f64::from(app.settings.db_max_connections))
+    );
+    let idle = sample(&text, "uplift_db_pool_connections", &[("state", "idle")]);
+    let in_use = sample(&text, "uplift_db_pool_connections", &[("state", "in_use")]);
+    assert!(idle.is_some() && in_use.is_some(), "{text}");
+    assert!(
+        idle.unwrap() + in_use.unwrap() >= 1.0,
+        "min_connections is 1"
+    );
+}

@@ -1,0 +1,292 @@
+//! The `uplift serve` binary as operators run it: its log lines and its shutdown.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use uplift::access::Role;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// A `uplift serve` child process over the test app's database and key.
+struct Server {
+    child: Child,
+    address: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Server {
+        let mut command = app.uplift_command();
+        command
+            .arg("serve")
+            .env("UPLIFT_LISTEN", "127.0.0.1:0")
+            .env("UPLIFT_ORGANIZATION", &app.settings.organization)
+            .env("UPLIFT_LOG_FORMAT", "json")
+            .env("UPLIFT_WORKERS", "1")
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start uplift serve");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().unwrap();
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let found = stderr.lock().unwrap().iter().find_map(|line| {
+                let log: Value = serde_json::from_str(line).ok()?;
+                (log["fields"]["message"] == "uplift is listening")
+                    .then(|| log["fields"]["port"].as_u64())
+                    .flatten()
+            });
+            if let Some(port) = found {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "uplift serve did not start: {:?}",
+                stderr.lock().unwrap()
+            );
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("uplift serve exited with {status}: {:?}", stderr.lock());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Server {
+            child,
+            address: format!("127.0.0.1:{port}"),
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code and how long it took.
+    async fn exit(&mut self, within: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (
+                    status.code().expect("exited, not killed by a signal"),
+                    started.elapsed(),
+                );
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("uplift serve still running {within:?} after SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A folder where `subject` may upgrade, and one deployment in it with a newer
+/// version published.
+async fn upgradable_deployment(app: &TestApp, subject: &str) -> (String, String) {
+    let folder = app.folder("Finance").await;
+    app.grant(subject, Role::FolderAdministrator, Some(&folder))
+        .await;
+    let published = app.publish("Invoice Portal", "1.0.0").await;
+    let deployment = app.deploy(&folder, &published.app.system_name, 1).await;
+    app.publish("Invoice Portal", "2.0.0").await;
+    (folder.key, deployment.id)
+}
+
+#[tokio::test]
+async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secret() {
+    let app = spawn_app().await;
+    let (client_id, client_secret) = app.create_client("pipeline", "Apps OR.Folders.Read").await;
+    let (folder_key, deployment_id) = upgradable_deployment(&app, &client_id).await;
+    let mut server = Server::start(&app, &[]).await;
+    let http = reqwest::Client::new();
+
+    let token: Value = http
+        .post(server.url("/identity_/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &client_secret),
+            ("scope", "Apps OR.Folders.Read"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().unwrap().to_string();
+    let upgraded = http
+        .post(server.url(&format!(
+            "{}/models/deployed/apps/updateToLatestAppVersionBulk",
+            app.settings.uipath_base_path()
+        )))
+        .bearer_auth(&access_token)
+        .header("X-UiPath-Internal-TenantId", &app.tenant)
+        .header("X-UiPath-FolderKey", &folder_key)
+        .header("X-Request-Id", "log-check-1")
+        .json(&json!({"deploymentIds": [deployment_id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgraded.status(), 200);
+    let wrong_secret = "wrong-secret-9f8e7d6c5b4a";
+    let refused = http
+        .post(server.url("/identity_/connect/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", wrong_secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let forged = format!("{access_token}x");
+    let rejected = http
+        .get(server.url(&format!(
+            "{}/models/deployed/apps",
+            app.settings.uipath_base_path()
+        )))
+        .bearer_auth(&forged)
+        .header("X-UiPath-Internal-TenantId", &app.tenant)
+        .header("X-UiPath-FolderKey", &folder_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), 401);
+    let in_query = http
+        .get(server.url(&format!("/healthz?access_token={access_token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_query.status(), 200);
+    server.terminate();
+    server.exit(Duration::from_secs(30)).await;
+
+    let lines = server.log_lines();
+    let jwt_secret = app.settings.jwt_secret.clone().unwrap();
+    let signature = access_token.rsplit('.').next().unwrap();
+    for line in &lines {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON log line: {line}");
+        for (what, secret) in [
+            ("the access token's signature", signature),
+            ("the client secret", client_secret.as_str()),
+            ("a wrong client secret", wrong_secret),
+            ("the signing secret", jwt_secret.as_str()),
+        ] {
+            assert!(!line.contains(secret), "{what} in a log line: {line}");
+        }
+    }
+    let completed: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|log| log["fields"]["message"] == "request completed")
+        .collect();
+    assert_eq!(completed.len(), 5, "one line per request: {lines:#?}");
+    let bulk = completed
+        .iter()
+        .find(|log| log["span"]["request_id"] == "log-check-1")
+        .unwrap_or_else(|| panic!("the client's X-Request-Id is logged: {completed:#?}"));
+    assert_eq!(bulk["span"]["tenant"], app.tenant.as_str());
+    assert_eq!(bulk["span"]["subject"], client_id.as_str());
+    assert_eq!(bulk["fields"]["status"], 200);
+    assert!(
+        bulk["span"]["route"]
+            .as_str()
+            .unwrap()
+            .ends_with("/updateToLatestAppVersionBulk")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_new_connections_lets_the_call_in_flight_finish_and_exits_zero() {
+    let app = spawn_app().await;
+    let (folder_key, deployment_id) = upgradable_deployment(&app, "ci-bot").await;
+    let token = app.token("ci-bot", "Apps OR.Folders.Read");
+    let mut server = Server::start(&app, &[("UPLIFT_SHUTDOWN_TIMEOUT_SECONDS", "20")]).await;
+    let body = json!({"deploymentIds": [deployment_id]}).to_string();
+    let head = format!(
+        "POST {}/models/deployed/apps/updateToLatestAppVersionBulk HTTP/1.1\r\n\
+         Host: {}\r\nAuthorization: Bearer {token}\r\n\
+         X-UiPath-Internal-TenantId: {}\r\nX-UiPath-FolderKey: {folder_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        app.settings.uipath_base_path(),
+        server.address,
+        app.tenant,
+        body.len()
+    );
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut in_flight = TcpStream::connect(&server.address).await.unwrap();
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    in_flight.write_all(first_half.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        TcpStream::connect(&server.address).await.is_err(),
+        "a stopping server accepts no new connection"
+    );
+    in_flight.write_all(second_half.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    in_flight.read_to_string(&mut answer).await.unwrap();
+    let (code, _) = server.exit(Duration::from_secs(30)).await;
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"version\":2"), "{answer}");
+    assert_eq!(app.deployment(&deployment_id).await.version, 2);
+    assert_eq!(code, 0);
+}
+
+#[tokio::test]
+async fn sigterm_exits_zero_within_the_shutdown_timeout_though_a_client_never_finishes() {
+    let app = spawn_app().await;
+    let mut server = Server::start(&app, &[("UPLIFT_SHUTDOWN_TIMEOUT_SECONDS", "2")]).await;
+    let mut stalled = TcpStream::connect(&server.address).await.unwrap();
+    stalled
+        .write_all(b"POST /identity_/connect/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type=")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.terminate();
+    let (code, took) = server.exit(Duration::from_secs(15)).await;
+
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
