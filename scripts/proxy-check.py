@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""docker-compose's topology without Docker: two `uplift serve` replicas on one
+PostgreSQL database behind nginx running `deploy/nginx.conf` (its upstream addresses
+pointed at the local replicas), checked end to end.
+
+    scripts/proxy-check.py BINARY
+
+Checks: both replicas answer through the one port; the client's X-Request-Id goes
+through nginx and comes back; a body over uplift's limit gets uplift's 413
+problem+json, not nginx's page; after SIGTERM to one replica, every call is served by
+the other; the history in the database is consistent. Installs Debian's nginx when
+missing."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
+from common import (BASE_PATH, TENANT, ScratchDatabase, Server, call, free_port,  # noqa: E402
+                    invariant_violations, setup_tenant)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def nginx_binary():
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if found:
+        return found
+    print("installing nginx (Debian package)", flush=True)
+    # Keep the package's service from starting on port 80: only our own instance runs.
+    policy = "/usr/sbin/policy-rc.d"
+    had_policy = os.path.exists(policy)
+    if not had_policy:
+        with open(policy, "w") as f:
+            f.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    finally:
+        if not had_policy:
+            os.remove(policy)
+    return "/usr/sbin/nginx"
+
+
+def local_config(replicas, port, workdir):
+    """deploy/nginx.conf with the compose service names replaced by local addresses."""
+    with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
+        conf = f.read()
+    for i, replica in enumerate(replicas, start=1):
+        conf, n = re.subn(rf"server uplift-{i}:8080", f"server 127.0.0.1:{replica.port}", conf)
+        assert n == 1, f"deploy/nginx.conf has no upstream uplift-{i}:8080"
+    conf, n = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", conf)
+    assert n == 1, "deploy/nginx.conf does not listen on port 80"
+    # Runtime files in the scratch directory rather than the system's.
+    conf = f"pid {workdir}/nginx.pid;\n" + conf.replace(
+        "http {", "http {\n" + "".join(
+            f"    {kind}_temp_path {workdir}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")), 1)
+    conf = conf.replace("access_log /dev/stdout;", f"access_log {workdir}/access.log;")
+    path = os.path.join(workdir, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def get(url, headers=None, data=None, method="GET"):
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def bulk_requests_served(replica):
+    _, _, body = get(replica.base + "/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("uplift_http_requests_total{") and "updateToLatestAppVersionBulk" in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    nginx = nginx_binary()
+    db = ScratchDatabase()
+    workdir = tempfile.mkdtemp(prefix="uplift-proxy-")
+    # nginx's workers (an unprivileged user) write request bodies under it.
+    os.chmod(workdir, 0o755)
+    replicas = [Server(binary, db.url), Server(binary, db.url)]
+    proxy = None
+    failures = []
+
+    def check(ok, what):
+        print(("ok   " if ok else "FAIL ") + what, flush=True)
+        if not ok:
+            failures.append(what)
+
+    try:
+        for replica in replicas:
+            replica.start()
+        port = free_port()
+        conf = local_config(replicas, port, workdir)
+        subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-p", workdir, "-c", conf], check=True)
+        proxy = subprocess.Popen([nginx, "-e", "stderr", "-p", workdir, "-c", conf, "-g", "daemon off;"],
+                                 stderr=open(os.path.join(workdir, "error.log"), "ab"))
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if get(base + "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        check(get(base + "/readyz")[0] == 200, "GET /readyz through nginx answers 200")
+
+        folder, _, token = setup_tenant(replicas[0])
+        status, published = call(base, "POST", "/models/apps/codedapp/publish", token,
+                                 body={"packageName": "Proxy Check", "packageVersion": "1.0.0", "tenantName": TENANT})
+        check(status == 200, f"publish through nginx answers 200 (got {status})")
+        system_name = published["systemName"]
+        ids = []
+        for _ in range(20):
+            status, deployed = call(base, "POST", f"/models/{system_name}/publish/versions/1/deploy", token, folder, {})
+            ids.append(deployed["id"])
+        call(base, "POST", "/models/apps/codedapp/publish", token,
+             body={"packageName": "Proxy Check", "packageVersion": "1.1.0", "tenantName": TENANT})
+
+        bulk_url = base + BASE_PATH + "/models/deployed/apps/updateToLatestAppVersionBulk"
+        headers = {"Authorization": f"Bearer {token}", "X-UiPath-Internal-TenantId": TENANT,
+                   "X-UiPath-FolderKey": folder, "Content-Type": "application/json"}
+        echoed = 0
+        upgraded = 0
+        for i, deployment_id in enumerate(ids[:10]):
+            status, response_headers, body = get(
+                bulk_url, dict(headers, **{"X-Request-Id": f"proxy-check-{i}"}),
+                json.dumps({"deploymentIds": [deployment_id]}).encode(), "POST")
+            echoed += response_headers.get("X-Request-Id") == f"proxy-check-{i}"
+            upgraded += status == 200 and json.loads(body)["updatedDeployments"][0]["version"] == 2
+        check(upgraded == 10, f"10 bulk calls through nginx upgrade their deployment ({upgraded} did)")
+        check(echoed == 10, f"the client's X-Request-Id comes back through nginx ({echoed} of 10)")
+        served = [bulk_requests_served(r) for r in replicas]
+        check(all(n > 0 for n in served), f"both replicas served bulk calls ({served[0]:.0f} and {served[1]:.0f})")
+
+        status, response_headers, _ = get(bulk_url, headers, b"[" + b" " * (2 * 1024 * 1024) + b"]", "POST")
+        content_type = response_headers.get("Content-Type", "")
+        check(status == 413 and content_type.startswith("application/problem+json"),
+              f"a 2 MiB body gets uplift's 413 problem+json, not nginx's page ({status}, {content_type})")
+
+        replicas[0].stop()
+        check(replicas[0].process.returncode == 0, f"SIGTERM: replica 1 exits 0 ({replicas[0].process.returncode})")
+        statuses = []
+        for deployment_id in ids[10:]:
+            status, _ = call(base, "POST", "/models/deployed/apps/updateToLatestAppVersionBulk", token, folder,
+                             {"deploymentIds": [deployment_id]})
+            statuses.append(status)
+        check(statuses == [200] * 10, f"with replica 1 stopped every call is served by replica 2 ({statuses})")
+
+        problems = invariant_violations(db.url)
+        check(not problems, "history and deployments agree" + ("" if not problems else f": {problems[:3]}"))
+    finally:
+        if proxy:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        for replica in replicas:
+            replica.stop()
+        db.drop()
+
+    if failures:
+        print(f"proxy check: {len(failures)} failed (nginx logs in {workdir})")
+        sys.exit(1)
+    shutil.rmtree(workdir, ignore_errors=True)
+    print("proxy check: all passed")
+
+
+if __name__ == "__main__":
+    main()
