@@ -36,6 +36,7 @@ client_secret=$(echo "$client" | python3 -c 'import json,sys; print(json.load(sy
   --env-var "baseUrl=http://127.0.0.1:$port/local/apps_/default/api/v1/default" \
   --env-var "identityUrl=http://127.0.0.1:$port/identity_" \
   --env-var "rainbondUrl=http://127.0.0.1:$port/openapi/v1" \
+  --env-var "serverUrl=http://127.0.0.1:$port" \
   --env-var "tenantId=$tenant" --env-var "folderKey=$folder_key" --env-var "appId=$folder_id" \
   --env-var "clientId=$client_id" --env-var "clientSecret=$client_secret" \
   --bail --color off || { echo "postman: newman failed; server log:" >&2; tail -40 server.log >&2; exit 1; }
