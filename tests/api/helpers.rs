@@ -241,6 +241,18 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A folder where `subject` is FolderAdministrator, holding one deployment of
+    /// "Invoice Portal" on version 1 while version 2 is published.
+    pub async fn upgradable_deployment(&self, subject: &str) -> (folder::Model, deployment::Model) {
+        let folder = self.folder("Finance").await;
+        self.grant(subject, Role::FolderAdministrator, Some(&folder))
+            .await;
+        let published = self.publish("Invoice Portal", "1.0.0").await;
+        let deployment = self.deploy(&folder, &published.app.system_name, 1).await;
+        self.publish("Invoice Portal", "2.0.0").await;
+        (folder, deployment)
+    }
+
     pub async fn deployment(&self, id: &str) -> deployment::Model {
         deployment::Entity::find_by_id(id.to_string())
             .one(&self.db)

@@ -1,5 +1,3 @@
-use uplift::access::Role;
-
 use crate::helpers::{TestApp, ids, spawn_app};
 
 /// The value of the sample `name{labels…}` in a Prometheus text exposition, whatever
@@ -40,12 +38,7 @@ async fn scrape(app: &TestApp) -> String {
 #[tokio::test]
 async fn metrics_count_requests_by_route_pattern_and_status() {
     let app = spawn_app().await;
-    let folder = app.folder("Finance").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let published = app.publish("Invoice Portal", "1.0.0").await;
-    let deployed = app.deploy(&folder, &published.app.system_name, 1).await;
-    app.publish("Invoice Portal", "2.0.0").await;
+    let (folder, deployed) = app.upgradable_deployment("ci-bot").await;
     app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
     app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
     for path in ["/no/such/path", "/another/unknown/path"] {
@@ -93,13 +86,10 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
 #[tokio::test]
 async fn metrics_count_bulk_sizes_and_each_items_outcome_by_result_and_failure_code() {
     let app = spawn_app().await;
-    let folder = app.folder("Finance").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let published = app.publish("Invoice Portal", "1.0.0").await;
-    let old = app.deploy(&folder, &published.app.system_name, 1).await;
-    app.publish("Invoice Portal", "2.0.0").await;
-    let current = app.deploy(&folder, &published.app.system_name, 2).await;
+    let (folder, old) = app.upgradable_deployment("ci-bot").await;
+    // Publishing an existing version answers what it answered the first time.
+    let name = app.publish("Invoice Portal", "2.0.0").await.app.system_name;
+    let current = app.deploy(&folder, &name, 2).await;
     let mut request = ids(&[&old, &current]);
     request.push("not-a-deployment".into());
 

@@ -7,14 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::helpers::{TestApp, spawn_app};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use uplift::access::Role;
-
-use crate::helpers::{TestApp, spawn_app};
 
 /// A `uplift serve` child process over the test app's database and key.
 struct Server {
@@ -114,23 +112,12 @@ impl Drop for Server {
     }
 }
 
-/// A folder where `subject` may upgrade, and one deployment in it with a newer
-/// version published.
-async fn upgradable_deployment(app: &TestApp, subject: &str) -> (String, String) {
-    let folder = app.folder("Finance").await;
-    app.grant(subject, Role::FolderAdministrator, Some(&folder))
-        .await;
-    let published = app.publish("Invoice Portal", "1.0.0").await;
-    let deployment = app.deploy(&folder, &published.app.system_name, 1).await;
-    app.publish("Invoice Portal", "2.0.0").await;
-    (folder.key, deployment.id)
-}
-
 #[tokio::test]
 async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secret() {
     let app = spawn_app().await;
     let (client_id, client_secret) = app.create_client("pipeline", "Apps OR.Folders.Read").await;
-    let (folder_key, deployment_id) = upgradable_deployment(&app, &client_id).await;
+    let (folder, deployment) = app.upgradable_deployment(&client_id).await;
+    let (folder_key, deployment_id) = (folder.key, deployment.id);
     let mut server = Server::start(&app, &[]).await;
     let http = reqwest::Client::new();
 
@@ -236,7 +223,8 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
 #[tokio::test]
 async fn sigterm_stops_new_connections_lets_the_call_in_flight_finish_and_exits_zero() {
     let app = spawn_app().await;
-    let (folder_key, deployment_id) = upgradable_deployment(&app, "ci-bot").await;
+    let (folder, deployment) = app.upgradable_deployment("ci-bot").await;
+    let (folder_key, deployment_id) = (folder.key, deployment.id);
     let token = app.token("ci-bot", "Apps OR.Folders.Read");
     let mut server = Server::start(&app, &[("UPLIFT_SHUTDOWN_TIMEOUT_SECONDS", "20")]).await;
     let body = json!({"deploymentIds": [deployment_id]}).to_string();
