@@ -9,8 +9,9 @@
 //! commit
 //! ```
 //!
-//! A dry run reads the same rows without locks and writes nothing, so it gives the
-//! answer a real call would give at that moment.
+//! On PostgreSQL the same transaction is sent as one statement (`postgres.rs`). A dry
+//! run reads the same rows without locks and writes nothing, so it gives the answer a
+//! real call would give at that moment.
 
 use std::{
     collections::HashSet,
@@ -21,13 +22,16 @@ use chrono::Utc;
 use entity::{app, app_version, deployment};
 use futures_util::{StreamExt, stream};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionSession, TransactionTrait,
     sea_query::{Expr, LockType},
 };
 use uuid::Uuid;
 
-use super::outcome::{Failure, FailureCode, Outcome, Updated};
+use super::{
+    outcome::{Failure, FailureCode, Outcome, Updated},
+    postgres,
+};
 use crate::{
     db,
     service::{
@@ -130,7 +134,12 @@ where
     let Some(id) = item.canonical else {
         return Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound));
     };
-    match upgrade_in_transaction(db, job, &id).await {
+    let result = if db.get_database_backend() == DbBackend::Postgres && !job.dry_run {
+        upgrade_in_one_statement(db, job, &id).await
+    } else {
+        upgrade_in_transaction(db, job, &id).await
+    };
+    match result {
         Ok(Some((app_system_name, previous_version, version))) => Outcome::Updated(Updated {
             id: item.raw,
             app_system_name,
@@ -150,6 +159,22 @@ where
             Outcome::Failed(Failure::new(&item.raw, FailureCode::Internal))
         }
     }
+}
+
+/// PostgreSQL's one-round-trip form (`postgres.rs`), with the same answers as
+/// `upgrade_in_transaction`.
+async fn upgrade_in_one_statement<C: ConnectionTrait>(
+    db: &C,
+    job: &BulkUpgrade<'_>,
+    id: &str,
+) -> Result<Option<(String, i32, i32)>, ItemError> {
+    let Some(row) = postgres::upgrade_one(db, job, id).await? else {
+        return Ok(None);
+    };
+    let target = row.target_version.ok_or(ItemError::NoPublishedVersion)?;
+    // As below: never backwards, so "already there" reports the current version.
+    let to = target.max(row.current_version);
+    Ok(Some((row.app_system_name, row.current_version, to)))
 }
 
 /// `Ok(None)`: no such deployment in this tenant and folder. `Ok(Some((app, from, to)))`

@@ -5,6 +5,7 @@
 
 mod engine;
 mod outcome;
+mod postgres;
 
 pub use engine::{BulkUpgrade, Target, upgrade};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};
