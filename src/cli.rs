@@ -51,11 +51,23 @@ pub enum Command {
     /// Upgrade deployments through a running server's bulk call (for CI). Exit code 0:
     /// all upgraded; 2: some items failed; 1: any other error.
     Upgrade(UpgradeArgs),
-    /// Create demo data and print its ids and tokens as JSON.
+    /// Create demo data (`--demo`) or a volume of deployments (`--deployments N`) and
+    /// print its ids and tokens as JSON.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["demo", "deployments"])))]
     Seed {
         /// A demo tenant with folders, grants, apps and deployments on older versions.
-        #[arg(long, required = true)]
+        #[arg(long)]
         demo: bool,
+        /// A tenant with one folder and this many deployments, all with an upgrade
+        /// waiting (for benchmarks).
+        #[arg(long)]
+        deployments: Option<usize>,
+        /// With --deployments: how many apps (three published versions each).
+        #[arg(long, default_value_t = 4, requires = "deployments")]
+        apps: usize,
+        /// With --deployments: write the deployment ids to this file, one per line.
+        #[arg(long, requires = "deployments")]
+        ids_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -342,7 +354,25 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 clients::Deleted::Already => eprintln!("client was already deleted"),
             }
         }
-        Command::Seed { demo: _ } => {
+        Command::Seed {
+            deployments: Some(deployments),
+            apps,
+            ids_file,
+            ..
+        } => {
+            let db = db::connect_and_migrate(&settings).await?;
+            let keys = Keys::from_settings(&settings)?;
+            let size = seed::Volume { deployments, apps };
+            let (summary, ids) = seed::volume(&db, &settings, &keys, &size).await?;
+            if let Some(path) = ids_file {
+                let mut text = ids.join("\n");
+                text.push('\n');
+                std::fs::write(&path, text)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            }
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Seed { .. } => {
             let db = db::connect_and_migrate(&settings).await?;
             let keys = Keys::from_settings(&settings)?;
             let demo = seed::demo(&db, &settings, &keys).await?;
