@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial_schema;
 mod m20261122_000002_idempotency_keys;
 mod m20261122_000003_clients;
+mod m20261122_000004_list_indexes;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial_schema::Migration),
             Box::new(m20261122_000002_idempotency_keys::Migration),
             Box::new(m20261122_000003_clients::Migration),
+            Box::new(m20261122_000004_list_indexes::Migration),
         ]
     }
 }

@@ -658,3 +658,60 @@ async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_ht
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    let portal = app.publish("Portal", "1.0.0").await.app.system_name;
+    let ledger = app.publish("General Ledger", "1.0.0").await.app.system_name;
+    // Titles that say nothing of the app, so only its system name can match.
+    let mut deployed = Vec::new();
+    for system_name in [&portal, &ledger] {
+        let response = app
+            .request(
+                Method::POST,
+                &format!("/models/{system_name}/publish/versions/1/deploy"),
+                &token,
+                Some(&folder.key),
+            )
+            .json(&json!({"title": "Books"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        deployed.push(body["id"].as_str().unwrap().to_string());
+    }
+    // Another tenant's app of the same name must not widen the match.
+    app.publish_in("tenant-elsewhere", "Portal Ledger", "1.0.0")
+        .await;
+
+    let ids = |body: Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let by_app = ids(
+        // `_` is literal, and only the system name has one (`General_Ledger`; the
+        // routing name is `general-ledger-…`).
+        list(&app, &token, &folder.key, "?searchText=AL_LED")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let by_none = ids(
+        list(&app, &token, &folder.key, "?searchText=nothing-like-this")
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+
+    assert_eq!(by_app, [deployed[1].clone()]);
+    assert!(by_none.is_empty());
+}
