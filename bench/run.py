@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""uplift against the database's own floor, in one run (see docs/benchmarks.md).
+
+    bench/run.py BINARY [--quick] [--large N]
+
+1. PostgreSQL, 10,000 deployments: bulk upgrades of all of them through HTTP in calls
+   of 1,000 ids, then pgbench doing the same items with the naive per-item transaction
+   and with the statement uplift's engine sends, at the engine's concurrency; peak
+   memory of a 1,000-id and a 10,000-id call; the list call at this size.
+2. PostgreSQL, 100,000 deployments: single-id bulk calls under load (wrk, 16
+   connections) next to pgbench's single transaction at 16 clients; the list call
+   (top=100, searchText, orderBy) next to its SQL in pgbench.
+3. SQLite, 10,000 deployments: the bulk upgrade through HTTP next to a sqlite3 script
+   of the statements the engine issues.
+
+Prints a table (and writes it to target/bench/). No assertions on times: the figures
+are for reading, and --quick (smaller counts, for CI) only shows that it all runs.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ADMIN_URL = os.environ.get("UPLIFT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+SECRET = "bench-secret-" + uuid.uuid4().hex
+BASE = "/local/apps_/default/api/v1/default"
+BULK = BASE + "/models/deployed/apps/updateToLatestAppVersionBulk"
+LIST = BASE + "/models/deployed/apps?top=100&searchText=bravo&orderBy=title%20asc"
+CONCURRENCY = 8  # UPLIFT_UPGRADE_CONCURRENCY's default: items of one call upgraded at once
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+class Server:
+    def __init__(self, binary, database_url, workdir):
+        self.binary = binary
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{self.port}", UPLIFT_DATABASE_URL=database_url,
+                        UPLIFT_JWT_SECRET=SECRET, UPLIFT_DATA_DIR=workdir, UPLIFT_LOG="warn",
+                        UPLIFT_ORGANIZATION="local", UPLIFT_MAX_BULK_ITEMS="10000")
+        self.process = None
+        self.workdir = workdir
+
+    def cli(self, *args):
+        return subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True,
+                              text=True).stdout
+
+    def start(self):
+        log_file = open(os.path.join(self.workdir, f"server-{self.port}.log"), "ab")
+        self.process = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=log_file, stderr=log_file)
+        for _ in range(600):
+            try:
+                if urllib.request.urlopen(self.base + "/readyz", timeout=2).status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("uplift did not become ready")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+    def memory_kib(self, field):
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        raise RuntimeError(f"{field} not in /proc status")
+
+
+def bulk_call(server, seed, ids):
+    body = json.dumps({"deploymentIds": ids}).encode()
+    request = urllib.request.Request(server.base + BULK, data=body, method="POST", headers={
+        "Authorization": f"Bearer {seed['token']}", "X-UiPath-Internal-TenantId": seed["tenantId"],
+        "X-UiPath-FolderKey": seed["folderKey"], "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        answer = json.loads(response.read())
+    if answer["failedItems"]:
+        raise RuntimeError(f"bulk call failed items: {answer['failures'][:3]}")
+    moved = sum(1 for u in answer["updatedDeployments"] if u["version"] != u["previousVersion"])
+    if moved != len(ids):
+        raise RuntimeError(f"only {moved} of {len(ids)} deployments moved")
+
+
+def bulk_in_calls(server, seed, ids, per_call):
+    started = time.perf_counter()
+    for i in range(0, len(ids), per_call):
+        bulk_call(server, seed, ids[i:i + per_call])
+    return len(ids) / (time.perf_counter() - started)
+
+
+def seed(server, count, workdir):
+    ids_file = os.path.join(workdir, f"ids-{count}.txt")
+    started = time.perf_counter()
+    summary = json.loads(server.cli("seed", "--deployments", str(count), "--ids-file", ids_file))
+    log(f"  seeded {count} deployments in {time.perf_counter() - started:.1f} s")
+    with open(ids_file) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    summary["idsFile"] = ids_file
+    return summary, ids
+
+
+class Postgres:
+    """A fresh database of its own, dropped at the end."""
+
+    def __init__(self):
+        self.name = "uplift_bench_" + uuid.uuid4().hex[:10]
+        psql(ADMIN_URL, f'CREATE DATABASE "{self.name}"')
+        self.url = ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self):
+        psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def prepare_pgbench(self):
+        psql(self.url, "DROP TABLE IF EXISTS bench_ids; "
+                       "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM deployments; "
+                       "ALTER TABLE bench_ids ADD PRIMARY KEY (n); CREATE SEQUENCE IF NOT EXISTS bench_seq")
+
+    def reset(self):
+        """Every deployment back on version 1 (an upgrade waiting), the sequence at 1."""
+        psql(self.url, "UPDATE deployments SET version = 1")
+        psql(self.url, "SELECT setval('bench_seq', 1, false)")
+        # Each side starts from the same clean table and an empty WAL backlog.
+        psql(self.url, "VACUUM ANALYZE deployments")
+        psql(self.url, "CHECKPOINT")
+
+    def pgbench(self, script, clients, seed_info, transactions=None, seconds=None):
+        # -M prepared, as uplift (sqlx) prepares its statements; the -D values are then
+        # bound parameters, hence no SQL quotes around them.
+        args = ["pgbench", "-n", "-M", "prepared", "-f", os.path.join(HERE, "sql", script), "-c", str(clients),
+                "-j", str(min(clients, 2)), "-r",
+                "-D", f"tenant={seed_info['tenantId']}", "-D", f"folder={seed_info['folderId']}",
+                "-D", "pattern=%bravo%", self.url]
+        args += ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
+        latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        failed = re.search(r"number of failed transactions: (\d+)", out)
+        if failed and int(failed.group(1)):
+            raise RuntimeError(f"pgbench {script}: {failed.group(1)} failed transactions")
+        return tps, latency
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def postgres_cpu_seconds():
+    """CPU used so far by PostgreSQL: its live processes, plus what the postmaster has
+    collected from backends that already exited (pgbench's close at its end)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+        with open(f"/proc/{fields[1]}/comm") as f:
+            parent_is_postgres = f.read().strip() == "postgres"
+        if not parent_is_postgres:  # the postmaster: add its reaped children
+            total += (int(fields[13]) + int(fields[14])) / TICKS
+    return total
+
+
+def children_cpu_seconds():
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds spent by uplift, PostgreSQL and the load generator over a block."""
+
+    def __init__(self, server=None):
+        self.server = server
+
+    def __enter__(self):
+        self.start = (cpu_seconds(self.server.process.pid) if self.server else 0.0,
+                      postgres_cpu_seconds(), children_cpu_seconds())
+        return self
+
+    def __exit__(self, *exc):
+        end = (cpu_seconds(self.server.process.pid) if self.server else 0.0,
+               postgres_cpu_seconds(), children_cpu_seconds())
+        self.uplift, self.postgres, self.client = (b - a for a, b in zip(self.start, end))
+        return False
+
+    def per(self, count):
+        """(uplift, postgres, client) CPU milliseconds per unit of work."""
+        return tuple(1000.0 * v / count for v in (self.uplift, self.postgres, self.client))
+
+
+def wrk(url, script, connections, seconds, env):
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", os.path.join(HERE, "wrk", script), url],
+                         check=True, capture_output=True, text=True, env=dict(os.environ, **env)).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p):
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise RuntimeError(f"wrk {script}: {bad.group(1)} answers were not 2xx")
+    return rps, percentile(50), percentile(99)
+
+
+def wrk_env(seed_info, ids_file=None):
+    env = {"BENCH_TOKEN": seed_info["token"], "BENCH_TENANT": seed_info["tenantId"],
+           "BENCH_FOLDER": seed_info["folderKey"], "BENCH_PATH": BULK, "BENCH_THREADS": "2"}
+    if ids_file:
+        env["BENCH_IDS"] = ids_file
+    return env
+
+
+def pg_latency_p99(db, script, clients, seconds, seed_info):
+    """pgbench's p99 from its per-transaction log."""
+    logdir = tempfile.mkdtemp()
+    args = ["pgbench", "-n", "-M", "prepared", "-f", os.path.join(HERE, "sql", script), "-c", str(clients), "-j", "2",
+            "-T", str(seconds), "-l", "--log-prefix", os.path.join(logdir, "tx"),
+            "-D", f"tenant={seed_info['tenantId']}", "-D", f"folder={seed_info['folderId']}",
+            "-D", "pattern=%bravo%", db.url]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
+    latencies = []
+    for name in os.listdir(logdir):
+        with open(os.path.join(logdir, name)) as f:
+            latencies += [int(line.split()[2]) for line in f if line.strip()]
+    shutil.rmtree(logdir, ignore_errors=True)
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000.0
+    return tps, pick(0.50), pick(0.99)
+
+
+def sqlite_script(path, seed_info, ids):
+    """The statements uplift's engine issues per item on SQLite, one transaction each."""
+    tenant, folder = seed_info["tenantId"], seed_info["folderId"]
+    with open(path, "w") as f:
+        f.write("PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\nPRAGMA foreign_keys=ON;\n"
+                "PRAGMA busy_timeout=2000;\n")
+        for i in ids:
+            f.write(
+                "BEGIN IMMEDIATE;\n"
+                f"SELECT d.id, d.version, d.app_id, a.system_name FROM deployments d JOIN apps a ON a.id = d.app_id "
+                f"WHERE d.id = '{i}' AND d.tenant_id = '{tenant}' AND d.folder_id = {folder};\n"
+                f"SELECT version FROM app_versions WHERE app_id = (SELECT app_id FROM deployments WHERE id = '{i}') "
+                "AND published = 1 ORDER BY version DESC LIMIT 1;\n"
+                f"UPDATE deployments SET version = 3, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = '{i}';\n"
+                "INSERT INTO deployment_events (tenant_id, deployment_id, kind, from_version, to_version, actor, "
+                f"request_id, created_at) VALUES ('{tenant}', '{i}', 'upgrade', 1, 3, 'sqlite3', NULL, "
+                "strftime('%Y-%m-%d %H:%M:%f', 'now'));\n"
+                "COMMIT;\n")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("--quick", action="store_true", help="small counts and short runs (CI)")
+    parser.add_argument("--large", type=int, default=None, help="deployments for the load and read tests")
+    options = parser.parse_args()
+    binary = os.path.abspath(options.binary)
+    small = 1000 if options.quick else 10000
+    large = options.large or (20000 if options.quick else 100000)
+    seconds = 3 if options.quick else 10
+    per_call = min(1000, small)
+    rows = []  # (measure, uplift, floor, ratio, target)
+    workdir = tempfile.mkdtemp(prefix="uplift-bench-")
+    servers, databases = [], []
+
+    def row(measure, uplift, floor, target, higher_is_better=True):
+        ratio = (uplift / floor if higher_is_better else floor / uplift) if floor else None
+        rows.append((measure, uplift, floor, ratio, target))
+
+    try:
+        # ---------------------------------------------------------------- 1. PostgreSQL, small
+        log(f"PostgreSQL, {small} deployments")
+        db = Postgres()
+        databases.append(db)
+        server = Server(binary, db.url, workdir)
+        servers.append(server)
+        seed_info, ids = seed(server, small, workdir)
+        db.prepare_pgbench()
+        server.start()
+        at_rest = server.memory_kib("VmRSS")
+        bulk_call(server, seed_info, ids[:per_call])
+        peak_small_call = server.memory_kib("VmHWM")
+        db.reset()
+        bulk_call(server, seed_info, ids)
+        peak_full_call = server.memory_kib("VmHWM")
+
+        db.reset()
+        uplift_bulk = bulk_in_calls(server, seed_info, ids, per_call)
+        log(f"  uplift bulk: {uplift_bulk:.0f} items/s")
+        db.reset()
+        naive, _ = db.pgbench("naive.sql", CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
+        db.reset()
+        naive_1, _ = db.pgbench("naive.sql", 1, seed_info, transactions=small)
+        db.reset()
+        engine, _ = db.pgbench("engine.sql", CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
+        log(f"  pgbench naive {naive:.0f} tps (1 client: {naive_1:.0f}), engine statement {engine:.0f} tps")
+        row(f"PG bulk upgrade, {small} ids in calls of {per_call} (items/s) vs pgbench naive, {CONCURRENCY} clients",
+            uplift_bulk, naive, ">= 0.8 (aim > 1.0)")
+        row(f"PG bulk upgrade vs pgbench of the engine's own statement, {CONCURRENCY} clients",
+            uplift_bulk, engine, "close to 1.0")
+        row("PG pgbench naive shape, 1 client (tps, for reference)", naive_1, None, "")
+        small_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(seed_info))
+        small_list_sql = pg_latency_p99(db, "list.sql", CONCURRENCY, seconds, seed_info)
+        server.stop()
+
+        # ---------------------------------------------------------------- 2. PostgreSQL, large
+        log(f"PostgreSQL, {large} deployments")
+        big = Postgres()
+        databases.append(big)
+        server = Server(binary, big.url, workdir)
+        servers.append(server)
+        big_seed, _ = seed(server, large, workdir)
+        big.prepare_pgbench()
+        server.start()
+        big.reset()
+        with CpuMeter(server) as single_cpu:
+            single = wrk(server.base + BULK, "bulk_one.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
+        big.reset()
+        with CpuMeter() as single_sql_cpu:
+            single_sql = pg_latency_p99(big, "engine.sql", 16, seconds, big_seed)
+        log(f"  single-id calls {single[0]:.0f}/s (p50 {single[1]:.2f} ms, p99 {single[2]:.2f} ms); "
+            f"pgbench {single_sql[0]:.0f} tps")
+        row("PG single-id bulk calls, 16 connections (calls/s) vs pgbench engine statement, 16 clients",
+            single[0], single_sql[0], ">= 0.7")
+        row("  p50 latency (ms): uplift vs pgbench", single[1], single_sql[1], "", higher_is_better=False)
+        row("  p99 latency (ms): uplift vs pgbench", single[2], single_sql[2], "", higher_is_better=False)
+        calls, txns = single[0] * seconds, single_sql[0] * seconds
+        for label, (a, b) in [("uplift process", (single_cpu.per(calls)[0], None)),
+                              ("PostgreSQL", (single_cpu.per(calls)[1], single_sql_cpu.per(txns)[1])),
+                              ("load generator (wrk / pgbench)", (single_cpu.per(calls)[2], single_sql_cpu.per(txns)[2]))]:
+            row(f"  CPU ms per call: {label}", a, b, "", higher_is_better=False)
+        big.reset()
+        large_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(big_seed))
+        large_list_sql = pg_latency_p99(big, "list.sql", CONCURRENCY, seconds, big_seed)
+        for size, (rps, _, p99), (tps, _, sql_p99) in [(small, small_list, small_list_sql),
+                                                       (large, large_list, large_list_sql)]:
+            row(f"PG list top=100 searchText orderBy at {size} (calls/s) vs the SQL in pgbench, {CONCURRENCY} clients",
+                rps, tps, ">= 0.5" if size == large else "")
+            row(f"  p99 latency (ms) at {size}: uplift vs pgbench", p99, sql_p99, "", higher_is_better=False)
+        server.stop()
+
+        # ---------------------------------------------------------------- 3. SQLite
+        log(f"SQLite, {small} deployments")
+        sqlite_dir = tempfile.mkdtemp(dir=workdir)
+        sqlite_file = os.path.join(sqlite_dir, "uplift.db")
+        server = Server(binary, f"sqlite://{sqlite_file}?mode=rwc", sqlite_dir)
+        servers.append(server)
+        lite_seed, lite_ids = seed(server, small, workdir)
+        server.start()
+        uplift_lite = bulk_in_calls(server, lite_seed, lite_ids, per_call)
+        server.stop()
+        subprocess.run(["sqlite3", sqlite_file, "UPDATE deployments SET version = 1;"], check=True)
+        script = os.path.join(workdir, "engine.sqlite.sql")
+        sqlite_script(script, lite_seed, lite_ids)
+        started = time.perf_counter()
+        with open(script) as stdin:
+            subprocess.run(["sqlite3", sqlite_file], stdin=stdin, stdout=subprocess.DEVNULL, check=True)
+        floor_lite = len(lite_ids) / (time.perf_counter() - started)
+        log(f"  uplift {uplift_lite:.0f} items/s, sqlite3 script {floor_lite:.0f} items/s")
+        row(f"SQLite bulk upgrade, {small} ids in calls of {per_call} (items/s) vs sqlite3 script, same statements",
+            uplift_lite, floor_lite, ">= 0.8")
+
+        row("Memory at rest (MiB)", at_rest / 1024, None, "")
+        row(f"Peak memory, {per_call}-id call (MiB)", peak_small_call / 1024, None, "")
+        row(f"Peak memory, {small}-id call (MiB)", peak_full_call / 1024, None, "< 100")
+    finally:
+        for server in servers:
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001 - cleaning up after a failure
+                pass
+        for db in databases:
+            db.drop()
+
+    header = f"uplift benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores" + (
+        " (quick)" if options.quick else "")
+    lines = [header, "", "| measure | uplift | floor | ratio | target |", "| --- | ---: | ---: | ---: | --- |"]
+    for measure, uplift, floor, ratio, target in rows:
+        fmt = lambda v: "" if v is None else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+        lines.append(f"| {measure} | {fmt(uplift)} | {fmt(floor)} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}'} | {target} |")
+    text = "\n".join(lines)
+    print(text)
+    out_dir = os.path.join(ROOT, "target", "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"results-{time.strftime('%Y%m%d-%H%M%S')}.md"), "w") as f:
+        f.write(text + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
