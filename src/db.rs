@@ -34,6 +34,11 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
+        // By default every checkout pings the connection first: a second round trip
+        // for each statement, which halved the single-id call rate (docs/benchmarks.md).
+        // A connection idle for a second may have been dropped by the server or a
+        // proxy (a database restart), so those are still pinged; busy ones are not.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
             // WAL lets readers run beside the single writer; the busy timeout is how
