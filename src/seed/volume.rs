@@ -86,7 +86,14 @@ pub async fn volume(
                 folder_id: Set(folder.id),
                 app_id: Set(app.id),
                 version: Set(version),
-                title: Set(format!("{} {} {n:06}", app.title, WORDS[n % WORDS.len()])),
+                // Each app's deployments cycle through all the words (`n % 26` alone
+                // would give app 1 only even words, as `n % 4` and `n % 26` share a
+                // factor), so a search hit is spread evenly over the title order.
+                title: Set(format!(
+                    "{} {} {n:06}",
+                    app.title,
+                    WORDS[(n / apps.len()) % WORDS.len()]
+                )),
                 description: Set(String::new()),
                 routing_name: Set(format!("bench-{n}-{}", &id[..8])),
                 maintenance_enabled: Set(false),
