@@ -22,18 +22,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "reliability"))
+from common import ScratchDatabase, free_port, psql  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ADMIN_URL = os.environ.get("UPLIFT_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-secret-" + uuid.uuid4().hex
 BASE = "/local/apps_/default/api/v1/default"
 BULK = BASE + "/models/deployed/apps/updateToLatestAppVersionBulk"
@@ -43,19 +43,6 @@ CONCURRENCY = 8  # UPLIFT_UPGRADE_CONCURRENCY's default: items of one call upgra
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def psql(url, sql):
-    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql], check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 class Server:
@@ -130,16 +117,8 @@ def seed(server, count, workdir):
     return summary, ids
 
 
-class Postgres:
-    """A fresh database of its own, dropped at the end."""
-
-    def __init__(self):
-        self.name = "uplift_bench_" + uuid.uuid4().hex[:10]
-        psql(ADMIN_URL, f'CREATE DATABASE "{self.name}"')
-        self.url = ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
-
-    def drop(self):
-        psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+class Postgres(ScratchDatabase):
+    """A fresh database of its own (dropped at the end), set up for pgbench."""
 
     def prepare_pgbench(self):
         psql(self.url, "DROP TABLE IF EXISTS bench_ids; "
@@ -310,16 +289,21 @@ def main():
         ratio = (uplift / floor if higher_is_better else floor / uplift) if floor else None
         rows.append((measure, uplift, floor, ratio, target))
 
-    try:
-        # ---------------------------------------------------------------- 1. PostgreSQL, small
-        log(f"PostgreSQL, {small} deployments")
+    def seeded_postgres(count):
+        """A fresh database with `count` deployments and a server on it."""
+        log(f"PostgreSQL, {count} deployments")
         db = Postgres()
         databases.append(db)
         server = Server(binary, db.url, workdir)
         servers.append(server)
-        seed_info, ids = seed(server, small, workdir)
+        seed_info, ids = seed(server, count, workdir)
         db.prepare_pgbench()
         server.start()
+        return db, server, seed_info, ids
+
+    try:
+        # ---------------------------------------------------------------- 1. PostgreSQL, small
+        db, server, seed_info, ids = seeded_postgres(small)
         at_rest = server.memory_kib("VmRSS")
         bulk_call(server, seed_info, ids[:per_call])
         peak_small_call = server.memory_kib("VmHWM")
@@ -347,14 +331,7 @@ def main():
         server.stop()
 
         # ---------------------------------------------------------------- 2. PostgreSQL, large
-        log(f"PostgreSQL, {large} deployments")
-        big = Postgres()
-        databases.append(big)
-        server = Server(binary, big.url, workdir)
-        servers.append(server)
-        big_seed, _ = seed(server, large, workdir)
-        big.prepare_pgbench()
-        server.start()
+        big, server, big_seed, _ = seeded_postgres(large)
         big.reset()
         with CpuMeter(server) as single_cpu:
             single = wrk(server.base + BULK, "bulk_one.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
