@@ -35,8 +35,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         // By default every checkout pings the connection first: a second round trip
-        // for each statement, which halved the single-id call rate (docs/benchmarks.md).
-        // A connection idle for a second may have been dropped by the server or a
+        // for each statement (docs/benchmarks.md). A connection idle for a second may have been dropped by the server or a
         // proxy (a database restart), so those are still pinged; busy ones are not.
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false)
