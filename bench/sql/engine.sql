@@ -8,7 +8,7 @@ WITH cur AS (
     FOR UPDATE OF d
 ),
 target AS (
-    SELECT v.version
+    SELECT v.version, v.published_at
     FROM app_versions v
     JOIN cur ON v.app_id = cur.app_id
     WHERE v.published AND (NULL::integer IS NULL OR v.version = NULL::integer)
@@ -18,15 +18,15 @@ target AS (
 ),
 moved AS (
     UPDATE deployments d
-    SET version = target.version, updated_at = now()
+    SET version = target.version, updated_at = GREATEST(now(), target.published_at)
     FROM cur, target
     WHERE d.id = cur.id AND target.version > cur.version
-    RETURNING d.id, cur.version AS from_version, target.version AS to_version
+    RETURNING d.id, cur.version AS from_version, target.version AS to_version, d.updated_at
 ),
 recorded AS (
     INSERT INTO deployment_events
         (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id, created_at)
-    SELECT :tenant, moved.id, 'upgrade', moved.from_version, moved.to_version, 'pgbench', NULL, now()
+    SELECT :tenant, moved.id, 'upgrade', moved.from_version, moved.to_version, 'pgbench', NULL, moved.updated_at
     FROM moved
 )
 SELECT cur.system_name, cur.version AS current_version,

@@ -6,6 +6,11 @@
 //! and folder on the locked row), the target version is read `FOR SHARE` (an unpublish
 //! of it waits), and the update and its `upgrade` event commit together or not at all.
 //! `lock_timeout` applies as it does to the multi-statement form.
+//!
+//! The change's time (`$5`) is read before the statement runs, possibly while it waits
+//! for a pooled connection; a version published in that gap would seem to have been
+//! published after the upgrade to it. The time written is therefore never earlier
+//! than the target version's `published_at`.
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
@@ -31,7 +36,7 @@ WITH cur AS (
     FOR UPDATE OF d
 ),
 target AS (
-    SELECT v.version
+    SELECT v.version, v.published_at
     FROM app_versions v
     JOIN cur ON v.app_id = cur.app_id
     WHERE v.published AND ($4::integer IS NULL OR v.version = $4::integer)
@@ -41,15 +46,15 @@ target AS (
 ),
 moved AS (
     UPDATE deployments d
-    SET version = target.version, updated_at = $5
+    SET version = target.version, updated_at = GREATEST($5, target.published_at)
     FROM cur, target
     WHERE d.id = cur.id AND target.version > cur.version
-    RETURNING d.id, cur.version AS from_version, target.version AS to_version
+    RETURNING d.id, cur.version AS from_version, target.version AS to_version, d.updated_at
 ),
 recorded AS (
     INSERT INTO deployment_events
         (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id, created_at)
-    SELECT $2, moved.id, $6, moved.from_version, moved.to_version, $7, $8, $5
+    SELECT $2, moved.id, $6, moved.from_version, moved.to_version, $7, $8, moved.updated_at
     FROM moved
 )
 -- PostgreSQL runs data-modifying CTEs to completion whether or not they are read.
