@@ -4,7 +4,11 @@
 use std::{fmt, str::FromStr};
 
 use entity::{folder, role_assignment};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
+    RelationDef,
+    sea_query::{Expr, ExprTrait},
+};
 use uuid::Uuid;
 
 use crate::{auth::Principal, error::ApiError};
@@ -117,14 +121,60 @@ pub async fn authorize_folder<C: ConnectionTrait>(
     permission: Permission,
 ) -> Result<folder::Model, ApiError> {
     let key = parse_folder_key(key)?;
-    let folder = folder::Entity::find()
+    // One round trip for the common case: the folder together with the caller's grants
+    // on it and tenant-wide. Only when those do not suffice and the folder has a parent
+    // are the ancestors' grants read as well (`authorize_in_folder`).
+    let rows = folder::Entity::find()
         .filter(folder::Column::Key.eq(&key))
         .filter(folder::Column::TenantId.eq(&principal.tenant_id))
-        .one(db)
-        .await?
+        .select_also(role_assignment::Entity)
+        .join(
+            JoinType::LeftJoin,
+            grants_on_folder_or_tenant(&principal.subject),
+        )
+        .all(db)
+        .await?;
+    let Some(folder) = rows.first().map(|(f, _)| f.clone()) else {
         // Same answer as "no permission": never reveal which folders exist.
-        .ok_or_else(|| forbidden(permission))?;
+        return Err(forbidden(permission));
+    };
+    if rows
+        .iter()
+        .filter_map(|(_, grant)| grant.as_ref())
+        .any(|grant| grants(grant, permission))
+    {
+        return Ok(folder);
+    }
+    if folder.parent_id.is_none() {
+        // The full check would look at exactly these grants again.
+        return Err(forbidden(permission));
+    }
     authorize_in_folder(db, principal, folder, permission).await
+}
+
+/// `folders LEFT JOIN role_assignments`: the subject's grants in the folder's tenant
+/// that are on that folder or tenant-wide.
+fn grants_on_folder_or_tenant(subject: &str) -> RelationDef {
+    let subject = subject.to_string();
+    folder::Entity::belongs_to(role_assignment::Entity)
+        .from(folder::Column::TenantId)
+        .to(role_assignment::Column::TenantId)
+        .on_condition(move |folders, grants| {
+            Condition::all()
+                .add(Expr::col((grants.clone(), role_assignment::Column::Subject)).eq(&subject))
+                .add(
+                    Condition::any()
+                        .add(
+                            Expr::col((grants.clone(), role_assignment::Column::FolderId))
+                                .is_null(),
+                        )
+                        .add(
+                            Expr::col((grants, role_assignment::Column::FolderId))
+                                .equals((folders, folder::Column::Id)),
+                        ),
+                )
+        })
+        .into()
 }
 
 /// Checks that the caller holds `permission` in an already loaded folder of its tenant
@@ -238,11 +288,14 @@ async fn holds<C: ConnectionTrait>(
         .filter(scope)
         .all(db)
         .await?;
-    Ok(grants.iter().any(|g| {
-        g.role
-            .parse::<Role>()
-            .is_ok_and(|role| role.grants(permission, g.folder_id.is_none()))
-    }))
+    Ok(grants.iter().any(|g| self::grants(g, permission)))
+}
+
+fn grants(grant: &role_assignment::Model, permission: Permission) -> bool {
+    grant
+        .role
+        .parse::<Role>()
+        .is_ok_and(|role| role.grants(permission, grant.folder_id.is_none()))
 }
 
 #[cfg(test)]

@@ -56,3 +56,29 @@ async fn a_viewer_may_not_upgrade() {
         .await;
     assert_eq!(app.bulk("viewer", &folder.key, &[]).await.status(), 403);
 }
+
+#[tokio::test]
+async fn only_the_callers_own_grants_count_and_a_viewer_grant_beside_an_editor_one_does_no_harm() {
+    let app = spawn_app().await;
+    let root = app.folder("Root").await;
+    let sibling = app.folder("Sibling").await;
+    let child = app.subfolder("Child", &root).await;
+    // Someone else's grant on the folder, and the caller's own on another folder.
+    app.grant("someone-else", Role::FolderAdministrator, Some(&root))
+        .await;
+    app.grant("ci-bot", Role::FolderAdministrator, Some(&sibling))
+        .await;
+    app.grant("ci-bot", Role::AutomationUser, Some(&root)).await;
+    for folder in [&root, &child] {
+        assert_eq!(app.bulk("ci-bot", &folder.key, &[]).await.status(), 403);
+    }
+    assert_eq!(app.bulk("ci-bot", &sibling.key, &[]).await.status(), 200);
+    // A viewer grant on the folder itself does not hide an editor grant on its parent.
+    app.grant("ci-bot", Role::AutomationUser, Some(&child))
+        .await;
+    app.grant("ci-bot", Role::FolderAdministrator, Some(&root))
+        .await;
+    for folder in [&root, &child] {
+        assert_eq!(app.bulk("ci-bot", &folder.key, &[]).await.status(), 200);
+    }
+}
