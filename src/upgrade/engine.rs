@@ -78,8 +78,11 @@ where
     } else {
         job.concurrency.max(1)
     };
-    stream::iter(distinct(ids))
-        .map(|item| {
+    // Unordered, then sorted back: with `buffered`, one slow item at the head of the
+    // window (a row lock wait) would keep the next items from starting although the
+    // rest of the window had finished, so fewer than `concurrency` ran at once.
+    let mut outcomes: Vec<(usize, Outcome)> = stream::iter(distinct(ids).into_iter().enumerate())
+        .map(|(index, item)| {
             let failures = &failures;
             async move {
                 // Checked when the item starts, so in-flight items still finish.
@@ -87,18 +90,23 @@ where
                     .max_failures
                     .is_some_and(|max| failures.load(Ordering::SeqCst) >= max)
                 {
-                    return Outcome::Failed(Failure::new(&item.raw, FailureCode::Skipped));
+                    return (
+                        index,
+                        Outcome::Failed(Failure::new(&item.raw, FailureCode::Skipped)),
+                    );
                 }
                 let outcome = upgrade_one(db, job, item).await;
                 if matches!(outcome, Outcome::Failed(_)) {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
-                outcome
+                (index, outcome)
             }
         })
-        .buffered(concurrency)
+        .buffer_unordered(concurrency)
         .collect()
-        .await
+        .await;
+    outcomes.sort_unstable_by_key(|(index, _)| *index);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 struct Item {
