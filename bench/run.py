@@ -286,7 +286,7 @@ def main():
     servers, databases = [], []
 
     def row(measure, uplift, floor, target, higher_is_better=True):
-        ratio = (uplift / floor if higher_is_better else floor / uplift) if floor else None
+        ratio = (uplift / floor if higher_is_better else floor / uplift) if floor and uplift else None
         rows.append((measure, uplift, floor, ratio, target))
 
     def seeded_postgres(count):
@@ -312,10 +312,12 @@ def main():
         peak_full_call = server.memory_kib("VmHWM")
 
         db.reset()
-        uplift_bulk = bulk_in_calls(server, seed_info, ids, per_call)
+        with CpuMeter(server) as bulk_cpu:
+            uplift_bulk = bulk_in_calls(server, seed_info, ids, per_call)
         log(f"  uplift bulk: {uplift_bulk:.0f} items/s")
         db.reset()
-        naive, _ = db.pgbench("naive.sql", CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
+        with CpuMeter() as naive_cpu:
+            naive, _ = db.pgbench("naive.sql", CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
         db.reset()
         naive_1, _ = db.pgbench("naive.sql", 1, seed_info, transactions=small)
         db.reset()
@@ -325,6 +327,9 @@ def main():
             uplift_bulk, naive, ">= 0.8 (aim > 1.0)")
         row(f"PG bulk upgrade vs pgbench of the engine's own statement, {CONCURRENCY} clients",
             uplift_bulk, engine, "close to 1.0")
+        for label, index in [("uplift process", 0), ("PostgreSQL", 1)]:
+            row(f"  CPU ms per item: {label}", bulk_cpu.per(small)[index],
+                naive_cpu.per(small)[index] if index else None, "", higher_is_better=False)
         row("PG pgbench naive shape, 1 client (tps, for reference)", naive_1, None, "")
         small_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(seed_info))
         small_list_sql = pg_latency_p99(db, "list.sql", CONCURRENCY, seconds, seed_info)
