@@ -103,6 +103,7 @@ where
             kind: EventKind::Deploy,
             from_version: None,
             to_version: version,
+            at: Utc::now(),
         },
         actor,
     )
@@ -270,6 +271,7 @@ where
             kind: EventKind::Edit,
             from_version: Some(current.version),
             to_version: updated.version,
+            at: Utc::now(),
         },
         actor,
     )

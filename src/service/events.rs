@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::deployment_event;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 
@@ -40,6 +40,8 @@ pub struct Change<'a> {
     pub kind: EventKind,
     pub from_version: Option<i32>,
     pub to_version: i32,
+    /// When the change took effect (the row's `updated_at` carries the same time).
+    pub at: DateTime<Utc>,
 }
 
 pub async fn record<C: ConnectionTrait>(
@@ -55,7 +57,7 @@ pub async fn record<C: ConnectionTrait>(
         to_version: Set(change.to_version),
         actor: Set(actor.subject.clone()),
         request_id: Set(actor.request_id.clone()),
-        created_at: Set(Utc::now()),
+        created_at: Set(change.at),
         ..Default::default()
     }
     .insert(txn)

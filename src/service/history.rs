@@ -176,6 +176,7 @@ where
             kind: EventKind::Rollback,
             from_version: Some(current.version),
             to_version: target,
+            at: Utc::now(),
         },
         actor,
     )

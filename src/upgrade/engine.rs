@@ -18,7 +18,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{app, app_version, deployment};
 use futures_util::{StreamExt, stream};
 use sea_orm::{
@@ -233,6 +233,7 @@ where
     let mut latest_query = app_version::Entity::find()
         .select_only()
         .column(app_version::Column::Version)
+        .column(app_version::Column::PublishedAt)
         .filter(app_version::Column::AppId.eq(current.app_id))
         .filter(app_version::Column::Published.eq(true))
         .order_by_desc(app_version::Column::Version)
@@ -243,8 +244,8 @@ where
     if !job.dry_run {
         latest_query = latest_query.lock(LockType::Share);
     }
-    let latest: Option<i32> = latest_query.into_tuple().one(&txn).await?;
-    let latest = latest.ok_or(ItemError::NoPublishedVersion)?;
+    let latest: Option<(i32, DateTime<Utc>)> = latest_query.into_tuple().one(&txn).await?;
+    let (latest, published_at) = latest.ok_or(ItemError::NoPublishedVersion)?;
 
     // A deployment already on (or, after an unpublish, beyond) the target version
     // stays where it is: an upgrade never moves a deployment backwards.
@@ -257,9 +258,12 @@ where
         return Ok(Some((app.system_name, current.version, latest)));
     }
 
+    // Never timed before the version it moves to was published (replicas' clocks
+    // differ a little; `postgres.rs` applies the same rule).
+    let at = Utc::now().max(published_at);
     deployment::Entity::update_many()
         .col_expr(deployment::Column::Version, Expr::value(latest))
-        .col_expr(deployment::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(deployment::Column::UpdatedAt, Expr::value(at))
         .filter(deployment::Column::Id.eq(id))
         .exec(&txn)
         .await?;
@@ -271,6 +275,7 @@ where
             kind: EventKind::Upgrade,
             from_version: Some(current.version),
             to_version: latest,
+            at,
         },
         job.actor,
     )

@@ -336,3 +336,38 @@ async fn a_wrong_method_on_a_known_path_answers_405_with_the_allowed_methods() {
     assert_eq!(response.headers()["allow"], "GET");
     assert_problem(response, 405).await;
 }
+
+#[tokio::test]
+async fn an_upgrade_is_never_timed_before_the_version_it_moves_to_was_published() {
+    let app = spawn_app().await;
+    let (folder, deployment) = app.upgradable_deployment("ci-bot").await;
+    // A publish whose time is later than the upgrade's own clock reading: a replica
+    // whose clock runs ahead, or (PostgreSQL) a version committed while the upgrade
+    // waited for a connection after reading its clock.
+    // Microseconds: what PostgreSQL keeps.
+    let published_at =
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + chrono::Duration::hours(1), 6);
+    app_version::Entity::update_many()
+        .col_expr(app_version::Column::PublishedAt, Expr::value(published_at))
+        .filter(app_version::Column::Version.eq(2))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let body = app
+        .bulk_json("ci-bot", &folder.key, &ids(&[&deployment]))
+        .await;
+
+    assert_eq!(body["updatedDeployments"][0]["version"], 2, "{body}");
+    let upgrade = app.events(&deployment.id).await.pop().unwrap();
+    assert_eq!(upgrade.kind, "upgrade");
+    assert!(
+        upgrade.created_at >= published_at,
+        "event at {} before the publish at {published_at}",
+        upgrade.created_at
+    );
+    assert_eq!(
+        app.deployment(&deployment.id).await.updated_at,
+        upgrade.created_at
+    );
+}
