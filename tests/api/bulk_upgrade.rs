@@ -3,7 +3,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query:
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{WRITE_SCOPES, assert_problem, ids, is_postgres, spawn_app};
+use crate::helpers::{
+    WRITE_SCOPES, assert_history_chains, assert_problem, ids, is_postgres, spawn_app,
+};
 
 #[tokio::test]
 async fn bulk_upgrade_moves_deployments_to_the_latest_published_version_with_uipaths_answer_shape()
@@ -370,4 +372,48 @@ async fn an_upgrade_is_never_timed_before_the_version_it_moves_to_was_published(
         app.deployment(&deployment.id).await.updated_at,
         upgrade.created_at
     );
+}
+
+#[tokio::test]
+async fn seeded_volume_deployments_are_all_upgradable_with_the_printed_token() {
+    let app = spawn_app().await;
+    let ids_file = tempfile::NamedTempFile::new().unwrap();
+    let mut seed = app.uplift_command();
+    seed.args(["seed", "--deployments", "30", "--apps", "3", "--ids-file"])
+        .arg(ids_file.path());
+
+    let output = crate::helpers::run_cli(seed, None).await;
+
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let summary: Value = serde_json::from_str(&output.stdout).unwrap();
+    let ids: Vec<String> = std::fs::read_to_string(ids_file.path())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 30);
+    assert_eq!(summary["deployments"], 30);
+    let token = summary["token"].as_str().unwrap();
+    let tenant = summary["tenantId"].as_str().unwrap();
+    let response = app
+        .client
+        .post(app.bulk_url())
+        .bearer_auth(token)
+        .header("X-UiPath-Internal-TenantId", tenant)
+        .header("X-UiPath-FolderKey", summary["folderKey"].as_str().unwrap())
+        .json(&json!({ "deploymentIds": ids }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["failedItems"], json!([]));
+    let moved = body["updatedDeployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["version"] == 3 && u["previousVersion"] != 3)
+        .count();
+    assert_eq!(moved, 30, "every seeded deployment had an upgrade waiting");
+    assert_history_chains(&app.db).await;
 }
