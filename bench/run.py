@@ -21,20 +21,18 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "reliability"))
-from common import ScratchDatabase, free_port, psql  # noqa: E402
+import common  # noqa: E402
+from common import ScratchDatabase, psql  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SECRET = "bench-secret-" + uuid.uuid4().hex
 BASE = "/local/apps_/default/api/v1/default"
 BULK = BASE + "/models/deployed/apps/updateToLatestAppVersionBulk"
 LIST = BASE + "/models/deployed/apps?top=100&searchText=bravo&orderBy=title%20asc"
@@ -45,37 +43,11 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-class Server:
-    def __init__(self, binary, database_url, workdir):
-        self.binary = binary
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{self.port}", UPLIFT_DATABASE_URL=database_url,
-                        UPLIFT_JWT_SECRET=SECRET, UPLIFT_DATA_DIR=workdir, UPLIFT_LOG="warn",
-                        UPLIFT_ORGANIZATION="local", UPLIFT_MAX_BULK_ITEMS="10000")
-        self.process = None
-        self.workdir = workdir
+class Server(common.Server):
+    """The reliability scripts' server, allowed 10,000-id calls, its memory readable."""
 
-    def cli(self, *args):
-        return subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True,
-                              text=True).stdout
-
-    def start(self):
-        log_file = open(os.path.join(self.workdir, f"server-{self.port}.log"), "ab")
-        self.process = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=log_file, stderr=log_file)
-        for _ in range(600):
-            try:
-                if urllib.request.urlopen(self.base + "/readyz", timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("uplift did not become ready")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
+    def __init__(self, binary, database_url):
+        super().__init__(binary, database_url, max_bulk_items=10000)
 
     def memory_kib(self, field):
         with open(f"/proc/{self.process.pid}/status") as f:
@@ -294,7 +266,7 @@ def main():
         log(f"PostgreSQL, {count} deployments")
         db = Postgres()
         databases.append(db)
-        server = Server(binary, db.url, workdir)
+        server = Server(binary, db.url)
         servers.append(server)
         seed_info, ids = seed(server, count, workdir)
         db.prepare_pgbench()
@@ -368,7 +340,7 @@ def main():
         log(f"SQLite, {small} deployments")
         sqlite_dir = tempfile.mkdtemp(dir=workdir)
         sqlite_file = os.path.join(sqlite_dir, "uplift.db")
-        server = Server(binary, f"sqlite://{sqlite_file}?mode=rwc", sqlite_dir)
+        server = Server(binary, f"sqlite://{sqlite_file}?mode=rwc")
         servers.append(server)
         lite_seed, lite_ids = seed(server, small, workdir)
         server.start()
@@ -386,7 +358,8 @@ def main():
             uplift_lite, floor_lite, ">= 0.8")
 
         row("Memory at rest (MiB)", at_rest / 1024, None, "")
-        row(f"Peak memory, {per_call}-id call (MiB)", peak_small_call / 1024, None, "")
+        if per_call < small:
+            row(f"Peak memory, {per_call}-id call (MiB)", peak_small_call / 1024, None, "")
         row(f"Peak memory, {small}-id call (MiB)", peak_full_call / 1024, None, "< 100")
     finally:
         for server in servers:
