@@ -11,7 +11,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{auth::Principal, error::ApiError};
+use crate::{
+    auth::{Principal, scopes::ScopeRule},
+    error::Error,
+};
 
 /// Deepest folder nesting walked when collecting inherited grants.
 const MAX_FOLDER_DEPTH: usize = 64;
@@ -28,6 +31,19 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// The token scope a call that needs this permission must carry: reads need
+    /// `Apps.Read`, folder writes `Apps.Write` with `OR.Folders.Read`, tenant writes
+    /// (publish, unpublish) `Apps.Write` (`Apps` covers both).
+    pub fn scope(self) -> ScopeRule {
+        match self {
+            Permission::AppsView | Permission::AppVersionsView => ScopeRule::Read,
+            Permission::AppsEdit | Permission::AppsCreate | Permission::AppsDelete => {
+                ScopeRule::WriteInFolder
+            }
+            Permission::AppVersionsCreate | Permission::AppVersionsDelete => ScopeRule::Write,
+        }
+    }
+
     fn is_tenant_level(self) -> bool {
         matches!(
             self,
@@ -106,10 +122,10 @@ impl fmt::Display for Role {
 }
 
 /// Parses an `X-UiPath-FolderKey` value; a malformed key is the client's mistake (400).
-pub fn parse_folder_key(raw: &str) -> Result<String, ApiError> {
+pub fn parse_folder_key(raw: &str) -> Result<String, Error> {
     Uuid::parse_str(raw.trim())
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ApiError::bad_request("header X-UiPath-FolderKey is not a UUID"))
+        .map_err(|_| Error::invalid("header X-UiPath-FolderKey is not a UUID"))
 }
 
 /// Loads the folder named by `key` in the caller's tenant and checks that the caller
@@ -119,7 +135,7 @@ pub async fn authorize_folder<C: ConnectionTrait>(
     principal: &Principal,
     key: &str,
     permission: Permission,
-) -> Result<folder::Model, ApiError> {
+) -> Result<folder::Model, Error> {
     let key = parse_folder_key(key)?;
     // One round trip for the common case: the folder together with the caller's grants
     // on it and tenant-wide. Only when those do not suffice and the folder has a parent
@@ -184,7 +200,7 @@ pub async fn authorize_in_folder<C: ConnectionTrait>(
     principal: &Principal,
     folder: folder::Model,
     permission: Permission,
-) -> Result<folder::Model, ApiError> {
+) -> Result<folder::Model, Error> {
     if folder.tenant_id != principal.tenant_id {
         return Err(forbidden(permission));
     }
@@ -196,16 +212,20 @@ pub async fn authorize_in_folder<C: ConnectionTrait>(
     }
 }
 
-/// Checks a tenant-level permission (such as `AppVersions.Create`).
+/// Checks a tenant-level permission (such as `AppVersions.Create`). Reading the
+/// catalogue (`AppVersions.View`) is also open to any role in the tenant.
 pub async fn authorize_tenant<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
     permission: Permission,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
+    if permission == Permission::AppVersionsView {
+        return authorize_catalog_read(db, principal).await;
+    }
     if holds(db, principal, &[], permission).await? {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!(
+        Err(Error::Forbidden(format!(
             "you need the {permission} permission in this tenant"
         )))
     }
@@ -213,10 +233,10 @@ pub async fn authorize_tenant<C: ConnectionTrait>(
 
 /// Reading the tenant's catalogue of published apps: `AppVersions.View` tenant-wide, or
 /// any role in the tenant (whoever deploys or runs apps needs to see what exists).
-pub async fn authorize_catalog_read<C: ConnectionTrait>(
+async fn authorize_catalog_read<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if holds(db, principal, &[], Permission::AppVersionsView).await? {
         return Ok(());
     }
@@ -229,25 +249,25 @@ pub async fn authorize_catalog_read<C: ConnectionTrait>(
     if any_role {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(
+        Err(Error::Forbidden(
             "you need the AppVersions.View permission or a role in this tenant".into(),
         ))
     }
 }
 
 /// A tenant named in the path (`{cloudTenantId}`) must be the caller's own.
-pub fn require_own_tenant(principal: &Principal, tenant_in_path: &str) -> Result<(), ApiError> {
+pub fn require_own_tenant(principal: &Principal, tenant_in_path: &str) -> Result<(), Error> {
     if tenant_in_path == principal.tenant_id {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(
+        Err(Error::Forbidden(
             "the token was issued for another tenant than the path names".into(),
         ))
     }
 }
 
-fn forbidden(permission: Permission) -> ApiError {
-    ApiError::Forbidden(format!(
+fn forbidden(permission: Permission) -> Error {
+    Error::Forbidden(format!(
         "you need the {permission} permission in this folder"
     ))
 }
@@ -256,7 +276,7 @@ fn forbidden(permission: Permission) -> ApiError {
 pub async fn ancestry<C: ConnectionTrait>(
     db: &C,
     folder: &folder::Model,
-) -> Result<Vec<i32>, ApiError> {
+) -> Result<Vec<i32>, Error> {
     let mut chain = vec![folder.id];
     let mut parent = folder.parent_id;
     while let Some(id) = parent {
@@ -277,7 +297,7 @@ async fn holds<C: ConnectionTrait>(
     principal: &Principal,
     folder_chain: &[i32],
     permission: Permission,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let mut scope = Condition::any().add(role_assignment::Column::FolderId.is_null());
     if !folder_chain.is_empty() {
         scope = scope.add(role_assignment::Column::FolderId.is_in(folder_chain.iter().copied()));
@@ -313,6 +333,16 @@ mod tests {
             assert!(Role::FolderAdministrator.grants(p, false));
         }
         assert!(!Role::FolderAdministrator.grants(Permission::AppVersionsCreate, true));
+    }
+
+    #[test]
+    fn the_scope_a_permission_needs_follows_from_it() {
+        assert_eq!(Permission::AppsView.scope(), ScopeRule::Read);
+        assert_eq!(Permission::AppVersionsView.scope(), ScopeRule::Read);
+        assert_eq!(Permission::AppsEdit.scope(), ScopeRule::WriteInFolder);
+        assert_eq!(Permission::AppsCreate.scope(), ScopeRule::WriteInFolder);
+        assert_eq!(Permission::AppVersionsCreate.scope(), ScopeRule::Write);
+        assert_eq!(Permission::AppVersionsDelete.scope(), ScopeRule::Write);
     }
 
     #[test]

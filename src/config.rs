@@ -175,7 +175,7 @@ impl Settings {
 
     /// The UiPath base path: `/{organization}/apps_/default/api/v1/default`.
     pub fn uipath_base_path(&self) -> String {
-        format!("/{}/apps_/default/api/v1/default", self.organization)
+        crate::api_paths::uipath_base_path(&self.organization)
     }
 }
 

@@ -1,199 +1,83 @@
-//! `ApiError`: every failure a handler can return, rendered as RFC 9457
-//! `application/problem+json` with the request's trace id. Database errors are mapped
-//! here and nowhere else.
+//! `Error`: what the domain (services, `access`, the engine, token checks) can fail
+//! with. It names the kind of failure and says what was wrong; it picks no status code.
+//! The HTTP layer maps each kind to a problem+json answer (`http::problem`), the CLI
+//! prints it. Database errors are classified here and nowhere else.
 
 use std::fmt;
 
-use actix_web::{
-    HttpResponse, ResponseError,
-    http::{StatusCode, header},
-};
 use sea_orm::DbErr;
-use serde::Serialize;
 
-use crate::{db, telemetry};
+use crate::db;
 
 #[derive(thiserror::Error)]
-pub enum ApiError {
-    /// The request is malformed; the message names what was wrong.
+pub enum Error {
+    /// The input is malformed; the message names what was wrong.
     #[error("{0}")]
-    BadRequest(String),
+    Invalid(String),
     /// No usable bearer token.
     #[error("{0}")]
     InvalidToken(String),
-    /// The token is valid but lacks a scope the call needs.
+    /// The token is valid but lacks a scope the call needs (the scopes it needs).
     #[error("the token lacks the scope this call needs: {0}")]
     InsufficientScope(String),
+    /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// The change collides with the current state (a name taken, a row locked).
     #[error("{0}")]
     Conflict(String),
-    #[error("request body is larger than the limit of {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("{0}")]
-    UnsupportedMediaType(String),
+    /// Well-formed, but not something that can be done (a version not published).
     #[error("{0}")]
     Unprocessable(String),
-    #[error("{0}")]
-    RequestTimeout(String),
-    #[error("the request headers are larger than the limit of {0} bytes")]
-    HeadersTooLarge(usize),
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] DbErr),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
 
-/// Prints the whole cause chain, so the request log explains a 500.
-impl fmt::Debug for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            writeln!(f, "caused by: {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
     }
 }
 
-impl From<DbErr> for ApiError {
+/// Prints the whole cause chain, so a log line explains an internal error.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_chain(self, f)
+    }
+}
+
+/// `Display` of `err` and of each of its sources, one per line.
+pub fn write_chain(err: &dyn std::error::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{err}")?;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        writeln!(f, "caused by: {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
+}
+
+impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if db::is_unavailable(&err) {
-            ApiError::Unavailable(err)
+            Error::Unavailable(err)
         } else if db::is_lock_conflict(&err) {
-            ApiError::Conflict("another request is changing the same data; retry".into())
+            Error::Conflict("another request is changing the same data; retry".into())
         } else {
-            ApiError::Internal(err.into())
+            Error::Internal(err.into())
         }
     }
 }
 
-impl From<anyhow::Error> for ApiError {
+impl From<anyhow::Error> for Error {
     fn from(err: anyhow::Error) -> Self {
-        ApiError::Internal(err)
-    }
-}
-
-impl ApiError {
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError::BadRequest(msg.into())
-    }
-
-    /// A stable, documented identifier of the problem kind.
-    pub fn slug(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) => "bad-request",
-            ApiError::InvalidToken(_) => "invalid-token",
-            ApiError::InsufficientScope(_) => "insufficient-scope",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not-found",
-            ApiError::MethodNotAllowed(_) => "method-not-allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge(_) => "payload-too-large",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
-            ApiError::Unprocessable(_) => "unprocessable",
-            ApiError::RequestTimeout(_) => "request-timeout",
-            ApiError::HeadersTooLarge(_) => "headers-too-large",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
-        }
-    }
-
-    /// What the client may read: internal causes stay in the log.
-    fn detail(&self) -> String {
-        self.to_string()
-    }
-}
-
-/// The RFC 9457 body. `traceId` is the request id also sent as `X-Request-Id`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Problem {
-    /// `urn:uplift:problem:<kind>`, e.g. `urn:uplift:problem:invalid-token`.
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    /// The HTTP status phrase.
-    pub title: String,
-    pub status: u16,
-    /// What was wrong, naming the field, header or parameter.
-    pub detail: String,
-    /// The request path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    /// The request id (also the `X-Request-Id` response header), to find the log lines.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-}
-
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-impl Problem {
-    pub fn new(status: StatusCode, slug: &str, detail: String) -> Self {
-        let context = telemetry::current_request();
-        Problem {
-            type_uri: format!("urn:uplift:problem:{slug}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            detail,
-            instance: context.as_ref().map(|c| c.path.clone()),
-            trace_id: context.map(|c| c.request_id),
-        }
-    }
-
-    pub fn into_response(self, status: StatusCode) -> HttpResponse {
-        HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-            .json(self)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::InsufficientScope(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "request failed");
-        }
-        let mut response = Problem::new(status, self.slug(), self.detail()).into_response(status);
-        // RFC 6750 §3: tell the client which token problem it has.
-        let challenge = match self {
-            ApiError::InvalidToken(msg) => Some(format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                msg.replace('"', "'")
-            )),
-            ApiError::InsufficientScope(scope) => Some(format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
-            )),
-            _ => None,
-        };
-        if let Some(value) = challenge.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
+        Error::Internal(err)
     }
 }
 
@@ -203,32 +87,16 @@ mod tests {
 
     #[test]
     fn debug_output_includes_the_cause_chain() {
-        let err = ApiError::Internal(anyhow::anyhow!("disk full").context("writing the event"));
+        let err = Error::Internal(anyhow::anyhow!("disk full").context("writing the event"));
         let text = format!("{err:?}");
         assert!(text.contains("internal error"));
         assert!(text.contains("writing the event"));
+        assert!(text.contains("disk full"));
     }
 
     #[test]
-    fn invalid_token_carries_a_bearer_challenge() {
-        let response = ApiError::InvalidToken("token expired".into()).error_response();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        let challenge = response
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .unwrap()
-            .to_str()
-            .unwrap();
-        assert!(challenge.starts_with("Bearer error=\"invalid_token\""));
-        assert_eq!(
-            response.headers().get(header::CONTENT_TYPE).unwrap(),
-            PROBLEM_JSON
-        );
-    }
-
-    #[test]
-    fn internal_details_are_not_shown_to_the_client() {
-        let err = ApiError::Internal(anyhow::anyhow!("password=hunter2"));
-        assert_eq!(err.detail(), "internal error");
+    fn internal_details_are_not_in_the_message() {
+        let err = Error::Internal(anyhow::anyhow!("password=hunter2"));
+        assert_eq!(err.to_string(), "internal error");
     }
 }

@@ -1,24 +1,22 @@
 //! uplift: upgrades deployed apps to their latest published version, in bulk, safely.
 //!
-//! The HTTP layer (`routes`, `startup`) is thin; the rules live in `access`, `service`
-//! and `upgrade`, which know nothing about actix and are driven directly by the CLI and
-//! the tests.
+//! Layers, top to bottom (an arrow never points up; `../shared/tools/layers` checks):
+//! `http` (everything actix) → `service`, `upgrade`, `access`, `idempotency` (the
+//! domain: plain types in, plain results and `error::Error` out) → `auth`, `metrics`,
+//! `db`, `config` → `entity`. `app` names the shared state; the command line lives in
+//! the binary (`src/cli/`).
 
 pub mod access;
+pub mod api_paths;
+pub mod app;
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod extract;
+pub mod http;
 pub mod idempotency;
-pub mod limits;
 pub mod metrics;
-pub mod openapi;
-pub mod pipeline;
-pub mod routes;
 pub mod seed;
 pub mod service;
-pub mod startup;
 pub mod telemetry;
 pub mod upgrade;

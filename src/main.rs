@@ -1,11 +1,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use uplift::{
-    cli::{self, Cli, Command},
-    config::Settings,
-    telemetry,
-};
+use uplift::{config::Settings, telemetry};
+
+mod cli;
+
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     if let Command::Upgrade(args) = command {
         // A client of a remote server: no configuration, database or logging of its
         // own, so a CI runner needs nothing but the binary and stdout holds only JSON.
-        return actix_web::rt::System::new().block_on(cli::upgrade(args));
+        return actix_web::rt::System::new().block_on(cli::upgrade::main(args));
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

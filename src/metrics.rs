@@ -4,22 +4,15 @@
 //! Each application owns its registry rather than using the process-global one, so
 //! several servers in one process (the API tests) never see each other's counts.
 
-use std::time::Instant;
+use std::time::Duration;
 
-use actix_web::{
-    Error,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    middleware::Next,
-    web,
-};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use sea_orm::DatabaseConnection;
 
-use crate::{startup::AppState, upgrade::Outcome};
+use crate::upgrade::Outcome;
 
 /// Which API a bulk upgrade came through.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +42,7 @@ pub struct Metrics {
 
 /// Route label of a request no route matched: one series for every unknown path, so
 /// a scan of random URLs cannot grow the registry without bound.
-const UNMATCHED: &str = "unmatched";
+pub const UNMATCHED: &str = "unmatched";
 
 impl Metrics {
     pub fn new(pool_max: u32) -> Self {
@@ -124,6 +117,23 @@ impl Metrics {
         }
     }
 
+    /// A request is being handled (until `request_finished`).
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// Counts and times an answered request under its route pattern (never its path,
+    /// whose ids would make one series per deployment).
+    pub fn request_finished(&self, method: &str, route: &str, status: u16, took: Duration) {
+        self.in_flight.dec();
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.request_seconds
+            .with_label_values(&labels)
+            .observe(took.as_secs_f64());
+    }
+
     /// Counts one bulk call's size and what happened to each of its items.
     pub fn record_bulk(&self, api: BulkApi, dry_run: bool, outcomes: &[Outcome]) {
         let api = api.label();
@@ -173,39 +183,6 @@ fn pool_use(db: &DatabaseConnection) -> Option<(u32, u32)> {
         }
         _ => None,
     }
-}
-
-/// Middleware: counts and times every request under its route pattern (not its
-/// path, whose ids would make one series per deployment).
-pub async fn track(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await;
-    };
-    let metrics = &state.metrics;
-    let started = Instant::now();
-    let method = req.method().clone();
-    metrics.in_flight.inc();
-    let result = next.call(req).await;
-    metrics.in_flight.dec();
-    let (route, status) = match &result {
-        Ok(res) => (
-            res.request().match_pattern(),
-            res.response().status().as_u16(),
-        ),
-        Err(e) => (None, e.as_response_error().status_code().as_u16()),
-    };
-    let route = route.unwrap_or_else(|| UNMATCHED.to_string());
-    let status = status.to_string();
-    let labels = [method.as_str(), route.as_str(), status.as_str()];
-    metrics.requests.with_label_values(&labels).inc();
-    metrics
-        .request_seconds
-        .with_label_values(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
 }
 
 #[cfg(test)]

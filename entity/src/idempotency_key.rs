@@ -11,15 +11,27 @@ pub struct Model {
     pub key: String,
     /// SHA-256 of method, path, query and body: the same key with another request is refused.
     pub request_hash: String,
-    /// `running` until the answer is stored, then `done`.
-    pub state: String,
+    pub state: KeyState,
     pub response_status: Option<i32>,
     pub response_content_type: Option<String>,
     pub response_body: Option<Vec<u8>>,
     /// A running call renews this while it works; once it lapses (the server died),
     /// a retry takes the key over.
     pub lease_expires_at: DateTimeUtc,
+    /// Names the current lease: set anew by each claim or take-over, and required by
+    /// every write of the call that holds it.
+    pub lease_token: String,
     pub created_at: DateTimeUtc,
+}
+
+/// `running` until the answer is stored, then `done`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum KeyState {
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "done")]
+    Done,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

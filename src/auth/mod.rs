@@ -7,4 +7,4 @@ pub mod scopes;
 pub mod secret_file;
 
 pub use keys::{Keys, TokenError};
-pub use principal::{Principal, RainbondCaller, UiPathCaller};
+pub use principal::Principal;

@@ -1,17 +1,10 @@
-//! The authenticated caller, as extractors: a handler that takes a `Principal` (or a
-//! `UiPathCaller`) cannot run for an anonymous request.
+//! The caller a verified token names. (The HTTP layer turns a request into one in
+//! `http::auth`.)
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{
-    keys::{CLIENT_ID_CLAIM, Claims},
-    scopes::ScopeRule,
-};
-use crate::{error::ApiError, service::clients, startup::AppState, telemetry};
-
-pub const TENANT_HEADER: &str = "X-UiPath-Internal-TenantId";
+use super::{keys::Claims, scopes::ScopeRule};
+use crate::error::Error;
 
 /// Who is calling, from a verified token.
 #[derive(Debug, Clone)]
@@ -22,15 +15,15 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn from_claims(claims: &Claims, tenant_claim: &str) -> Result<Self, ApiError> {
+    pub fn from_claims(claims: &Claims, tenant_claim: &str) -> Result<Self, Error> {
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(ApiError::InvalidToken("token has no subject (sub)".into())),
+            _ => return Err(Error::InvalidToken("token has no subject (sub)".into())),
         };
         let tenant_id = match claims.get(tenant_claim) {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => {
-                return Err(ApiError::InvalidToken(format!(
+                return Err(Error::InvalidToken(format!(
                     "token has no tenant claim ({tenant_claim})"
                 )));
             }
@@ -42,11 +35,9 @@ impl Principal {
                 .iter()
                 .map(|v| v.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    ApiError::InvalidToken("scope claim must hold only strings".into())
-                })?,
+                .ok_or_else(|| Error::InvalidToken("scope claim must hold only strings".into()))?,
             Some(_) => {
-                return Err(ApiError::InvalidToken(
+                return Err(Error::InvalidToken(
                     "scope claim must be a string or an array of strings".into(),
                 ));
             }
@@ -58,143 +49,8 @@ impl Principal {
         })
     }
 
-    pub fn require(&self, rule: ScopeRule) -> Result<(), ApiError> {
+    pub fn require(&self, rule: ScopeRule) -> Result<(), Error> {
         rule.check(&self.scopes)
-    }
-
-    /// Authenticates a request from its `Authorization` header. `allow_bare` also accepts
-    /// a token with no scheme (`Authorization: <token>`), as Rainbond clients send it.
-    pub async fn authenticate(
-        req: &HttpRequest,
-        state: &AppState,
-        allow_bare: bool,
-    ) -> Result<Self, ApiError> {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::InvalidToken("missing bearer token".into()))?
-            .to_str()
-            .map_err(|_| ApiError::InvalidToken("malformed Authorization header".into()))?
-            .trim();
-        let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            None if allow_bare && !value.is_empty() => value,
-            _ => {
-                return Err(ApiError::InvalidToken(
-                    "Authorization must be 'Bearer <token>'".into(),
-                ));
-            }
-        };
-        let claims = state
-            .keys
-            .verify(token)
-            .await
-            .map_err(|e| ApiError::InvalidToken(e.0))?;
-        let principal = Principal::from_claims(&claims, state.keys.tenant_claim())?;
-        // A token from our token endpoint names its client: refuse it once the client is
-        // deleted, even before it expires. Only when we hold a signing key (we may have
-        // minted it): in verify-only setups `client_id` is another issuer's claim about
-        // clients we know nothing of. Other tokens cost no query.
-        if state.keys.can_mint()
-            && let Some(client_id) = claims.get(CLIENT_ID_CLAIM)
-        {
-            let client_id = client_id
-                .as_str()
-                .ok_or_else(|| ApiError::InvalidToken("client_id claim must be a string".into()))?;
-            clients::ensure_active(
-                &state.db,
-                client_id,
-                &principal.subject,
-                &principal.tenant_id,
-            )
-            .await?;
-        }
-        telemetry::record_caller(&principal.tenant_id, &principal.subject);
-        Ok(principal)
-    }
-}
-
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is not registered")))
-}
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = app_state(&req)?;
-            Principal::authenticate(&req, &state, false).await
-        })
-    }
-}
-
-/// A caller of the Rainbond API: a verified token sent as `Bearer <token>` or, as
-/// Rainbond clients do, bare (`Authorization: <token>`).
-#[derive(Debug, Clone)]
-pub struct RainbondCaller(pub Principal);
-
-impl FromRequest for RainbondCaller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = app_state(&req)?;
-            Principal::authenticate(&req, &state, true)
-                .await
-                .map(RainbondCaller)
-        })
-    }
-}
-
-/// A caller of the UiPath API: a verified token whose tenant equals the
-/// `X-UiPath-Internal-TenantId` header.
-#[derive(Debug, Clone)]
-pub struct UiPathCaller(pub Principal);
-
-impl std::ops::Deref for UiPathCaller {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-impl FromRequest for UiPathCaller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = app_state(&req)?;
-            let principal = Principal::authenticate(&req, &state, false).await?;
-            let tenant = req
-                .headers()
-                .get(TENANT_HEADER)
-                .ok_or_else(|| ApiError::bad_request(format!("missing header {TENANT_HEADER}")))?
-                .to_str()
-                .map_err(|_| {
-                    ApiError::bad_request(format!("header {TENANT_HEADER} is not valid text"))
-                })?
-                .trim();
-            if tenant.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "header {TENANT_HEADER} is empty"
-                )));
-            }
-            if tenant != principal.tenant_id {
-                return Err(ApiError::Forbidden(format!(
-                    "the token was issued for another tenant than {TENANT_HEADER} names"
-                )));
-            }
-            Ok(UiPathCaller(principal))
-        })
     }
 }
 
@@ -231,13 +87,13 @@ mod tests {
             "tenant_id",
         )
         .unwrap_err();
-        assert!(matches!(err, ApiError::InvalidToken(_)));
+        assert!(matches!(err, Error::InvalidToken(_)));
         let err = Principal::from_claims(
             &claims(json!({"sub": "a", "tenant_id": "t", "scope": [1]})),
             "tenant_id",
         )
         .unwrap_err();
-        assert!(matches!(err, ApiError::InvalidToken(_)));
+        assert!(matches!(err, Error::InvalidToken(_)));
     }
 
     #[test]
@@ -281,7 +137,7 @@ mod tests {
         fn any_claims_yield_a_principal_or_an_invalid_token(sub in json_value(), tenant in json_value(), scope in json_value()) {
             let c = claims(json!({"sub": sub, "tenant_id": tenant, "scope": scope}));
             if let Err(e) = Principal::from_claims(&c, "tenant_id") {
-                proptest::prop_assert!(matches!(e, ApiError::InvalidToken(_)));
+                proptest::prop_assert!(matches!(e, Error::InvalidToken(_)));
             }
         }
     }

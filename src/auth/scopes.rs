@@ -1,7 +1,7 @@
 //! The OAuth scopes UiPath's Apps API asks for. Scopes are checked before folder
 //! permissions, so a token that could never make a call is turned away first.
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 pub const APPS: &str = "Apps";
 pub const APPS_READ: &str = "Apps.Read";
@@ -20,7 +20,7 @@ pub enum ScopeRule {
 }
 
 impl ScopeRule {
-    pub fn check(self, scopes: &[String]) -> Result<(), ApiError> {
+    pub fn check(self, scopes: &[String]) -> Result<(), Error> {
         let has = |s: &str| scopes.iter().any(|granted| granted == s);
         let (ok, required) = match self {
             ScopeRule::Read => (has(APPS) || has(APPS_READ), "Apps or Apps.Read"),
@@ -33,7 +33,7 @@ impl ScopeRule {
         if ok {
             Ok(())
         } else {
-            Err(ApiError::InsufficientScope(required.into()))
+            Err(Error::InsufficientScope(required.into()))
         }
     }
 }

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::Actor;
-use crate::{db, error::ApiError};
+use crate::{db, error::Error};
 
 const MAX_PACKAGE_NAME_CHARS: usize = 200;
 /// Attempts at a publish that lost a race for the next version number.
@@ -55,18 +55,18 @@ pub async fn publish<C>(
     package_version: &str,
     actor: &Actor,
     defaults: &AppDefaults,
-) -> Result<Published, ApiError>
+) -> Result<Published, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     let package_name = package_name.trim();
     if package_name.is_empty() || package_name.chars().count() > MAX_PACKAGE_NAME_CHARS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "packageName must be 1 to {MAX_PACKAGE_NAME_CHARS} characters"
         )));
     }
     let parsed = semver::Version::parse(package_version.trim()).map_err(|e| {
-        ApiError::bad_request(format!(
+        Error::invalid(format!(
             "packageVersion {package_version:?} is not a semantic version: {e}"
         ))
     })?;
@@ -83,7 +83,7 @@ where
         }
     }
     // A race lost every time is the caller's cue to retry (409), not a server error.
-    Err(ApiError::Conflict(
+    Err(Error::Conflict(
         "publish kept conflicting with concurrent publishes; retry".into(),
     ))
 }
@@ -247,13 +247,13 @@ pub async fn unpublish<C>(
     tenant: &str,
     system_name: &str,
     version: i32,
-) -> Result<(), ApiError>
+) -> Result<(), Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     let app = find_app(db, tenant, system_name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
+        .ok_or_else(|| Error::NotFound(format!("app {system_name} not found")))?;
     let txn = db::begin_write(db).await?;
     // FOR UPDATE waits for upgrades holding this row FOR SHARE, so no upgrade can move
     // a deployment onto it after the unpublish commits.
@@ -264,7 +264,7 @@ where
         .one(&txn)
         .await?
         .ok_or_else(|| {
-            ApiError::NotFound(format!("version {version} of app {system_name} not found"))
+            Error::NotFound(format!("version {version} of app {system_name} not found"))
         })?;
     if row.published {
         let mut active: app_version::ActiveModel = row.into();
@@ -280,7 +280,7 @@ where
 pub async fn published_apps<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
-) -> Result<Vec<(app::Model, app_version::Model)>, ApiError> {
+) -> Result<Vec<(app::Model, app_version::Model)>, Error> {
     let apps = app::Entity::find()
         .filter(app::Column::TenantId.eq(tenant))
         .order_by_asc(app::Column::SystemName)
@@ -308,7 +308,7 @@ pub async fn published_versions<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     system_name: &str,
-) -> Result<Option<(app::Model, Vec<app_version::Model>)>, ApiError> {
+) -> Result<Option<(app::Model, Vec<app_version::Model>)>, Error> {
     let Some(app) = find_app(db, tenant, system_name).await? else {
         return Ok(None);
     };

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{
     auth::scopes::{APPS, APPS_READ, APPS_WRITE, FOLDERS_READ},
     db,
-    error::ApiError,
+    error::Error,
 };
 
 /// The scopes a client may be registered with: those the Apps API checks.
@@ -101,23 +101,23 @@ pub async fn create<C: ConnectionTrait>(
     tenant: &str,
     name: &str,
     scope: &str,
-) -> Result<NewClient, ApiError> {
+) -> Result<NewClient, Error> {
     let tenant = tenant.trim();
     if tenant.is_empty() {
-        return Err(ApiError::bad_request("tenant must not be empty"));
+        return Err(Error::invalid("tenant must not be empty"));
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "client name must be 1 to {MAX_NAME_CHARS} characters"
         )));
     }
-    let scopes = parse_scopes(scope).map_err(ApiError::BadRequest)?;
+    let scopes = parse_scopes(scope).map_err(Error::Invalid)?;
     let secret = random_token(32);
     let to_hash = secret.clone();
     let secret_hash = tokio::task::spawn_blocking(move || hash_secret(&to_hash))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))??;
+        .map_err(|e| Error::Internal(e.into()))??;
     let client = client::ActiveModel {
         client_id: Set(Uuid::new_v4().to_string()),
         tenant_id: Set(tenant.to_string()),
@@ -137,7 +137,7 @@ pub async fn list<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     include_deleted: bool,
-) -> Result<Vec<client::Model>, ApiError> {
+) -> Result<Vec<client::Model>, Error> {
     let mut query = client::Entity::find().filter(client::Column::TenantId.eq(tenant));
     if !include_deleted {
         query = query.filter(client::Column::DeletedAt.is_null());
@@ -161,7 +161,7 @@ pub enum Deleted {
 /// Deletes a client of `tenant`: it can no longer get tokens, the tokens it holds stop
 /// working (see `ensure_active`), and its role assignments go with it, in one
 /// transaction. 404 when the tenant has no such client.
-pub async fn delete<C>(db: &C, tenant: &str, client_id: &str) -> Result<Deleted, ApiError>
+pub async fn delete<C>(db: &C, tenant: &str, client_id: &str) -> Result<Deleted, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -170,7 +170,7 @@ where
         .filter(client::Column::TenantId.eq(tenant))
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no client {client_id} in tenant {tenant}")))?;
+        .ok_or_else(|| Error::NotFound(format!("no client {client_id} in tenant {tenant}")))?;
     if found.deleted_at.is_some() {
         return Ok(Deleted::Already);
     }
@@ -197,7 +197,7 @@ pub async fn authenticate<C: ConnectionTrait>(
     db: &C,
     client_id: &str,
     secret: &str,
-) -> Result<Option<client::Model>, ApiError> {
+) -> Result<Option<client::Model>, Error> {
     let found = if could_be_client_id(client_id) {
         client::Entity::find_by_id(client_id.to_string())
             .one(db)
@@ -222,9 +222,9 @@ pub async fn ensure_active<C: ConnectionTrait>(
     client_id: &str,
     subject: &str,
     tenant: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let refused = || {
-        ApiError::InvalidToken("the client application this token was issued to was deleted".into())
+        Error::InvalidToken("the client application this token was issued to was deleted".into())
     };
     if subject != client_id || !could_be_client_id(client_id) {
         return Err(refused());
@@ -252,24 +252,24 @@ pub fn warm_up() {
     tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH));
 }
 
-fn hash_secret(secret: &str) -> Result<String, ApiError> {
+fn hash_secret(secret: &str) -> Result<String, Error> {
     Argon2::default()
         .hash_password(secret.as_bytes())
         .map(|hash| hash.to_string())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing a client secret: {e}")))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing a client secret: {e}")))
 }
 
 /// Argon2 verification (a constant-time comparison of the derived key) on the blocking
 /// pool, at most `HASHING` at once. An unparsable stored hash counts as a mismatch and
 /// is logged: it is our data that is wrong, not the caller's request.
-async fn verify_secret(secret: &str, hash: String) -> Result<bool, ApiError> {
+async fn verify_secret(secret: &str, hash: String) -> Result<bool, Error> {
     if secret.len() > MAX_SECRET_BYTES {
         return Ok(false);
     }
     let _permit = HASHING
         .acquire()
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| Error::Internal(e.into()))?;
     let secret = secret.to_string();
     tokio::task::spawn_blocking(move || {
         match Argon2::default().verify_password(secret.as_bytes(), hash.as_str()) {
@@ -282,7 +282,7 @@ async fn verify_secret(secret: &str, hash: String) -> Result<bool, ApiError> {
         }
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))
+    .map_err(|e| Error::Internal(e.into()))
 }
 
 /// `bytes` random bytes from the thread-local CSPRNG, base64url without padding.

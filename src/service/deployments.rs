@@ -13,7 +13,7 @@ use super::{
     Actor, catalog,
     events::{self, Change, EventKind},
 };
-use crate::{db, error::ApiError};
+use crate::{db, error::Error};
 
 pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_CHARS: usize = 100;
@@ -35,7 +35,7 @@ pub async fn deploy<C>(
     version: i32,
     options: DeployOptions,
     actor: &Actor,
-) -> Result<deployment::Model, ApiError>
+) -> Result<deployment::Model, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -43,7 +43,7 @@ where
     let tags = normalize_tags(&options.tags)?;
     let app = catalog::find_app(db, tenant, system_name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
+        .ok_or_else(|| Error::NotFound(format!("app {system_name} not found")))?;
     let routing_name = match options.routing_name {
         Some(name) => {
             validate_routing_name(&name)?;
@@ -60,12 +60,12 @@ where
         .one(&txn)
         .await?;
     if published.is_none() {
-        return Err(ApiError::NotFound(format!(
+        return Err(Error::NotFound(format!(
             "version {version} of app {system_name} is not published"
         )));
     }
     if !is_routing_name_free(&txn, tenant, &routing_name).await? {
-        return Err(ApiError::Conflict(format!(
+        return Err(Error::Conflict(format!(
             "routing name {routing_name} is already taken"
         )));
     }
@@ -89,7 +89,7 @@ where
     .await
     .map_err(|e| {
         if db::is_unique_violation(&e) {
-            ApiError::Conflict("routing name is already taken".into())
+            Error::Conflict("routing name is already taken".into())
         } else {
             e.into()
         }
@@ -135,11 +135,11 @@ const MAX_URL_CHARS: usize = 2048;
 const MAX_EXCLUDED_USERS: usize = 1000;
 
 impl Edit {
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), Error> {
         if let Some(title) = &self.title
             && (title.trim().is_empty() || title.chars().count() > MAX_TITLE_CHARS)
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "title must be 1 to {MAX_TITLE_CHARS} characters"
             )));
         }
@@ -148,12 +148,12 @@ impl Edit {
             .as_ref()
             .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "description must be at most {MAX_DESCRIPTION_CHARS} characters"
             )));
         }
         if self.version.is_some_and(|v| v < 1) {
-            return Err(ApiError::bad_request(
+            return Err(Error::invalid(
                 "version must be a published version number (1 or more)",
             ));
         }
@@ -163,7 +163,7 @@ impl Edit {
                 && (url.len() > MAX_URL_CHARS
                     || !(url.starts_with("https://") || url.starts_with("http://")))
             {
-                return Err(ApiError::bad_request(
+                return Err(Error::invalid(
                     "maintenanceModeData.maintenanceModeUrl must be an http(s) URL of at most 2048 characters",
                 ));
             }
@@ -171,7 +171,7 @@ impl Edit {
                 && (users.len() > MAX_EXCLUDED_USERS
                     || users.iter().any(|u| u.trim().is_empty() || u.len() > 256))
             {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "maintenanceModeData.maintenanceExcludedUsers must hold at most {MAX_EXCLUDED_USERS} non-empty names"
                 )));
             }
@@ -190,7 +190,7 @@ pub async fn edit<C>(
     id: &str,
     edit: Edit,
     actor: &Actor,
-) -> Result<Option<(deployment::Model, String)>, ApiError>
+) -> Result<Option<(deployment::Model, String)>, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -207,7 +207,7 @@ where
         && version != current.version
         && !is_published(&txn, current.app_id, version).await?
     {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "version {version} of app {} is not published; a deployment moves only to a published version",
             app.system_name
         )));
@@ -286,7 +286,7 @@ pub async fn is_published<C: ConnectionTrait>(
     txn: &C,
     app_id: i32,
     version: i32,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     Ok(entity::app_version::Entity::find()
         .filter(entity::app_version::Column::AppId.eq(app_id))
         .filter(entity::app_version::Column::Version.eq(version))
@@ -310,7 +310,7 @@ pub async fn lock_in_folder<C: ConnectionTrait>(
     tenant: &str,
     folder_id: i32,
     id: &str,
-) -> Result<Option<(deployment::Model, entity::app::Model)>, ApiError> {
+) -> Result<Option<(deployment::Model, entity::app::Model)>, Error> {
     let Some(current) = deployment::Entity::find_by_id(id.to_string())
         .filter(deployment::Column::TenantId.eq(tenant))
         .filter(deployment::Column::FolderId.eq(folder_id))
@@ -323,7 +323,7 @@ pub async fn lock_in_folder<C: ConnectionTrait>(
     let app = entity::app::Entity::find_by_id(current.app_id)
         .one(txn)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("deployment {id} has no app")))?;
     Ok(Some((current, app)))
 }
 
@@ -331,7 +331,7 @@ pub async fn is_routing_name_free<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     name: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     Ok(deployment::Entity::find()
         .filter(deployment::Column::TenantId.eq(tenant))
         .filter(deployment::Column::RoutingName.eq(name))
@@ -344,7 +344,7 @@ pub async fn replace_tags<C: ConnectionTrait>(
     txn: &C,
     deployment_id: &str,
     tags: &[String],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     deployment_tag::Entity::delete_many()
         .filter(deployment_tag::Column::DeploymentId.eq(deployment_id))
         .exec(txn)
@@ -362,12 +362,12 @@ pub async fn replace_tags<C: ConnectionTrait>(
 }
 
 /// Trims tags, drops duplicates (keeping first order) and enforces the limits.
-pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, Error> {
     let mut out: Vec<String> = Vec::new();
     for tag in tags {
         let tag = tag.trim();
         if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "tags must be 1 to {MAX_TAG_CHARS} characters each"
             )));
         }
@@ -376,7 +376,7 @@ pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     if out.len() > MAX_TAGS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "at most {MAX_TAGS} tags are allowed"
         )));
     }
@@ -384,7 +384,7 @@ pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 /// Routing names appear in URLs: lowercase letters, digits and inner hyphens.
-pub fn validate_routing_name(name: &str) -> Result<(), ApiError> {
+pub fn validate_routing_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= MAX_ROUTING_NAME_CHARS
         && name
@@ -395,7 +395,7 @@ pub fn validate_routing_name(name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!(
+        Err(Error::invalid(format!(
             "routingName {name:?} must be 1 to {MAX_ROUTING_NAME_CHARS} lowercase letters, digits or inner hyphens"
         )))
     }

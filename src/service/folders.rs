@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{access, error::ApiError};
+use crate::{access, error::Error};
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -18,21 +18,21 @@ pub async fn create<C: ConnectionTrait>(
     name: &str,
     parent_key: Option<&str>,
     region: &str,
-) -> Result<folder::Model, ApiError> {
+) -> Result<folder::Model, Error> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "folder name must be 1 to {MAX_NAME_CHARS} characters"
         )));
     }
     if tenant.trim().is_empty() {
-        return Err(ApiError::bad_request("tenant must not be empty"));
+        return Err(Error::invalid("tenant must not be empty"));
     }
     let parent = match parent_key {
         Some(key) => Some(
             find_by_key(db, tenant, &access::parse_folder_key(key)?)
                 .await?
-                .ok_or_else(|| ApiError::NotFound(format!("parent folder {key} not found")))?,
+                .ok_or_else(|| Error::NotFound(format!("parent folder {key} not found")))?,
         ),
         None => None,
     };
@@ -54,7 +54,7 @@ pub async fn find_by_key<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     key: &str,
-) -> Result<Option<folder::Model>, ApiError> {
+) -> Result<Option<folder::Model>, Error> {
     Ok(folder::Entity::find()
         .filter(folder::Column::TenantId.eq(tenant))
         .filter(folder::Column::Key.eq(key))
@@ -62,10 +62,22 @@ pub async fn find_by_key<C: ConnectionTrait>(
         .await?)
 }
 
-pub async fn list<C: ConnectionTrait>(
+/// The folder with this integer id in the tenant, if it is in `region` (a Rainbond
+/// app: `/teams/{tenant}/regions/{region}/apps/{id}`).
+pub async fn find_in_region<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
-) -> Result<Vec<folder::Model>, ApiError> {
+    id: i32,
+    region: &str,
+) -> Result<Option<folder::Model>, Error> {
+    Ok(folder::Entity::find_by_id(id)
+        .filter(folder::Column::TenantId.eq(tenant))
+        .one(db)
+        .await?
+        .filter(|f| f.region == region))
+}
+
+pub async fn list<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<Vec<folder::Model>, Error> {
     Ok(folder::Entity::find()
         .filter(folder::Column::TenantId.eq(tenant))
         .order_by_asc(folder::Column::Id)

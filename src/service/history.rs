@@ -16,7 +16,7 @@ use super::{
     deployments::{canonical_id, is_published, lock_in_folder},
     events::{self, Change, EventKind},
 };
-use crate::{db, error::ApiError};
+use crate::{db, error::Error};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +41,7 @@ pub async fn page<C: ConnectionTrait>(
     id: &str,
     top: u64,
     skip: u64,
-) -> Result<Option<(u64, Vec<HistoryEntry>)>, ApiError> {
+) -> Result<Option<(u64, Vec<HistoryEntry>)>, Error> {
     let Some(deployment) = find_in_folder(db, tenant, folder_id, id).await? else {
         return Ok(None);
     };
@@ -83,7 +83,7 @@ async fn find_in_folder<C: ConnectionTrait>(
     tenant: &str,
     folder_id: i32,
     id: &str,
-) -> Result<Option<deployment::Model>, ApiError> {
+) -> Result<Option<deployment::Model>, Error> {
     let Some(id) = canonical_id(id) else {
         return Ok(None);
     };
@@ -114,7 +114,7 @@ pub async fn rollback<C>(
     id: &str,
     target: Option<i32>,
     actor: &Actor,
-) -> Result<Option<RolledBack>, ApiError>
+) -> Result<Option<RolledBack>, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -139,7 +139,7 @@ where
                 .one(&txn)
                 .await?;
             last_change.and_then(|e| e.from_version).ok_or_else(|| {
-                ApiError::Conflict(
+                Error::Conflict(
                     "the deployment has never changed version, so there is nothing to roll back to"
                         .into(),
                 )
@@ -157,7 +157,7 @@ where
         return Ok(Some(answer(target)));
     }
     if !is_published(&txn, current.app_id, target).await? {
-        return Err(ApiError::bad_request(format!(
+        return Err(Error::invalid(format!(
             "version {target} of app {} is not published; a deployment moves only to a published version",
             app.system_name
         )));

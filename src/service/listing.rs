@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 pub const MAX_TOP: u64 = 1000;
 pub const DEFAULT_TOP: u64 = 100;
@@ -40,8 +40,8 @@ pub enum SortField {
 }
 
 impl FromStr for SortField {
-    type Err = ApiError;
-    fn from_str(s: &str) -> Result<Self, ApiError> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "id" => SortField::Id,
             "title" => SortField::Title,
@@ -50,7 +50,7 @@ impl FromStr for SortField {
             "routingname" => SortField::RoutingName,
             "appsystemname" => SortField::AppSystemName,
             _ => {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "orderBy field {s:?} is unknown; use id, title, description, version, routingName or appSystemName"
                 )));
             }
@@ -81,7 +81,7 @@ impl Default for ListQuery {
 }
 
 /// Parses `orderBy` as OData does: `field [asc|desc]`, several separated by commas.
-pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, ApiError> {
+pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, Error> {
     raw.split(',')
         .filter(|term| !term.trim().is_empty())
         .map(|term| {
@@ -91,13 +91,13 @@ pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, ApiError> {
                 None | Some("asc") => Order::Asc,
                 Some("desc") => Order::Desc,
                 Some(other) => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(Error::invalid(format!(
                         "orderBy direction {other:?} must be asc or desc"
                     )));
                 }
             };
             if words.next().is_some() {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::invalid(format!(
                     "orderBy term {term:?} must be 'field [asc|desc]'"
                 )));
             }
@@ -107,13 +107,13 @@ pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, ApiError> {
 }
 
 /// Parses a non-negative whole number query parameter, naming it when it is not one.
-pub fn parse_count(name: &str, raw: &str, max: u64) -> Result<u64, ApiError> {
+pub fn parse_count(name: &str, raw: &str, max: u64) -> Result<u64, Error> {
     raw.trim()
         .parse::<u64>()
         .ok()
         .filter(|n| *n <= max)
         .ok_or_else(|| {
-            ApiError::bad_request(format!(
+            Error::invalid(format!(
                 "{name} must be a whole number from 0 to {max}, not {raw:?}"
             ))
         })
@@ -125,7 +125,7 @@ pub async fn list<C: ConnectionTrait>(
     tenant: &str,
     folder_id: i32,
     query: &ListQuery,
-) -> Result<(u64, Vec<DeployedApp>), ApiError> {
+) -> Result<(u64, Vec<DeployedApp>), Error> {
     let mut select = deployment::Entity::find()
         .find_also_related(app::Entity)
         .filter(deployment::Column::TenantId.eq(tenant))
@@ -242,7 +242,7 @@ pub fn to_deployed_app(
 pub async fn tags_of<C: ConnectionTrait>(
     db: &C,
     ids: &[String],
-) -> Result<HashMap<String, Vec<String>>, ApiError> {
+) -> Result<HashMap<String, Vec<String>>, Error> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -312,7 +312,7 @@ mod tests {
         #[test]
         fn any_order_by_or_count_text_parses_or_is_a_bad_request(text in ".{0,60}") {
             if let Err(e) = parse_order_by(&text) {
-                proptest::prop_assert!(matches!(e, ApiError::BadRequest(_)));
+                proptest::prop_assert!(matches!(e, Error::Invalid(_)));
             }
             if let Err(e) = parse_count("top", &text, MAX_TOP) {
                 proptest::prop_assert!(e.to_string().contains("top"));

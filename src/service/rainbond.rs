@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// One app model as Rainbond's upgrade listing shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
@@ -66,7 +66,7 @@ pub async fn deployed_models<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     folder_id: i32,
-) -> Result<Vec<DeployedModel>, ApiError> {
+) -> Result<Vec<DeployedModel>, Error> {
     let deployments = deployment::Entity::find()
         .filter(deployment::Column::TenantId.eq(tenant))
         .filter(deployment::Column::FolderId.eq(folder_id))

@@ -10,7 +10,7 @@ use sea_orm::{
 use super::folders;
 use crate::{
     access::{self, Role},
-    error::ApiError,
+    error::Error,
 };
 
 /// Grants `role` to `subject`, tenant-wide when `folder_key` is `None`. Returns whether
@@ -21,9 +21,9 @@ pub async fn assign<C: ConnectionTrait>(
     subject: &str,
     role: Role,
     folder_key: Option<&str>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     if subject.trim().is_empty() {
-        return Err(ApiError::bad_request("subject must not be empty"));
+        return Err(Error::invalid("subject must not be empty"));
     }
     let folder_id = resolve_folder(db, tenant, folder_key).await?;
     if matching(tenant, subject, role, folder_id)
@@ -53,7 +53,7 @@ pub async fn revoke<C: ConnectionTrait>(
     subject: &str,
     role: Role,
     folder_key: Option<&str>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, Error> {
     let folder_id = resolve_folder(db, tenant, folder_key).await?;
     let ids: Vec<i32> = matching(tenant, subject, role, folder_id)
         .all(db)
@@ -72,14 +72,14 @@ async fn resolve_folder<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     key: Option<&str>,
-) -> Result<Option<i32>, ApiError> {
+) -> Result<Option<i32>, Error> {
     match key {
         None => Ok(None),
         Some(key) => {
             let folder = folders::find_by_key(db, tenant, &access::parse_folder_key(key)?)
                 .await?
                 .ok_or_else(|| {
-                    ApiError::NotFound(format!("folder {key} not found in tenant {tenant}"))
+                    Error::NotFound(format!("folder {key} not found in tenant {tenant}"))
                 })?;
             Ok(Some(folder.id))
         }

@@ -15,13 +15,13 @@ use uplift::{
     auth::Keys,
     config::Settings,
     db,
+    http::Application,
     service::{
         Actor,
         catalog::{self, AppDefaults, Published},
         deployments::{self, DeployOptions},
         folders, roles,
     },
-    startup::Application,
     telemetry,
 };
 

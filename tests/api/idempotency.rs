@@ -11,7 +11,7 @@ use entity::{deployment, deployment_event, idempotency_key};
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
-use uplift::{access::Role, config::Settings, db, idempotency::store};
+use uplift::{access::Role, config::Settings, db, idempotency as store};
 
 use crate::helpers::{
     ALL_SCOPES, TestApp, assert_history_chains, assert_problem, fresh_database, seed_deployments,

@@ -39,7 +39,7 @@ fn protected_operations(
     tenant: &str,
     folder_id: i32,
 ) -> Vec<(Method, String)> {
-    let doc = serde_json::to_value(uplift::openapi::document(settings)).unwrap();
+    let doc = serde_json::to_value(uplift::http::openapi::document(settings)).unwrap();
     let base = settings.uipath_base_path();
     let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {

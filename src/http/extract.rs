@@ -5,12 +5,13 @@ use actix_web::{
     dev::Payload,
     error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError},
     http::header,
-    web::{self, Bytes},
+    web::Bytes,
 };
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use crate::{error::ApiError, startup::AppState};
+use super::{ApiError, registered};
+use crate::app::Limits;
 
 /// A JSON body, read within the configured size limit and deserialised with the path
 /// of the offending field in the error (`deploymentIds[2]: invalid type…`).
@@ -80,17 +81,11 @@ pub fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
-    let settings = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.clone());
-    let limit = settings
-        .as_ref()
-        .map(|s| s.max_body_bytes)
-        .unwrap_or(256 * 1024);
-    let timeout =
-        std::time::Duration::from_secs(settings.map(|s| s.body_timeout_seconds).unwrap_or(30));
+    let limits = registered::<Limits>(req);
     let body = Bytes::from_request(req, payload);
     Box::pin(async move {
+        let limits = limits?;
+        let (limit, timeout) = (limits.max_body_bytes, limits.body_timeout);
         match tokio::time::timeout(timeout, body).await {
             Ok(result) => result.map_err(|e| body_error(e, limit)),
             Err(_) => Err(ApiError::RequestTimeout(format!(
@@ -211,7 +206,7 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 /// The raw `X-UiPath-FolderKey` header (validated by `access::authorize_folder`).
 pub struct FolderKeyHeader(pub String);
 
-pub const FOLDER_KEY_HEADER: &str = "X-UiPath-FolderKey";
+pub use crate::api_paths::FOLDER_KEY_HEADER;
 
 impl FromRequest for FolderKeyHeader {
     type Error = ApiError;

@@ -3,7 +3,7 @@
 //! `team_id` is the tenant, `app_id` a folder's integer id, `region_name` its region.
 
 use actix_web::{
-    Error, HttpRequest, HttpResponse,
+    Error, HttpResponse,
     body::{self, BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     get,
@@ -11,28 +11,24 @@ use actix_web::{
     middleware::Next,
     post, web,
 };
-use entity::folder;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::{
-    access::{self, Permission},
-    auth::{Principal, RainbondCaller, scopes::ScopeRule},
-    error::{ApiError, PROBLEM_JSON},
+use super::{
+    auth::{InFolder, RainbondCaller},
     extract::JsonBody,
+    problem::{ApiError, PROBLEM_JSON},
+};
+use crate::{
+    access::Permission,
+    app::AppState,
     metrics::BulkApi,
-    service::{
-        Actor,
-        rainbond::{self, AppModel, InvalidItem, UpgradeBase},
-    },
-    startup::AppState,
-    telemetry::RequestId,
+    service::rainbond::{self, AppModel, InvalidItem, UpgradeBase},
     upgrade::{self, BulkUpgrade, Target},
 };
 
-pub const BASE: &str = "/openapi/v1";
+pub use crate::api_paths::RAINBOND_BASE as BASE;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_upgrades).service(upgrade_app_models);
@@ -113,35 +109,19 @@ pub struct AppPath {
     app_id: i32,
 }
 
-/// The caller (bearer or bare token), the team check and the folder behind `app_id`,
-/// with `permission` in it. Another team's, region's or unknown app all answer 404 alike.
-async fn authorize(
-    state: &AppState,
-    principal: Principal,
-    path: &AppPath,
-    rule: ScopeRule,
-    permission: Permission,
-) -> Result<(Principal, folder::Model), ApiError> {
-    principal.require(rule)?;
-    if path.team_id != principal.tenant_id {
-        return Err(ApiError::Forbidden(
-            "the token was issued for another team than the path names".into(),
-        ));
+impl AppPath {
+    /// The caller's access to the folder behind `app_id`, with `permission` there.
+    async fn authorize(
+        &self,
+        state: &AppState,
+        caller: &RainbondCaller,
+        permission: Permission,
+    ) -> Result<InFolder, ApiError> {
+        caller
+            .needs(permission)?
+            .in_rainbond_app(&state.db, &self.team_id, &self.region_name, self.app_id)
+            .await
     }
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "no app {} in region {}",
-            path.app_id, path.region_name
-        ))
-    };
-    let folder = folder::Entity::find_by_id(path.app_id)
-        .filter(folder::Column::TenantId.eq(&principal.tenant_id))
-        .one(&state.db)
-        .await?
-        .filter(|f| f.region == path.region_name)
-        .ok_or_else(not_found)?;
-    let folder = access::authorize_in_folder(&state.db, &principal, folder, permission).await?;
-    Ok((principal, folder))
 }
 
 async fn listing(
@@ -178,15 +158,10 @@ pub async fn list_upgrades(
     state: web::Data<AppState>,
     path: web::Path<AppPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let (principal, folder) = authorize(
-        &state,
-        caller.0,
-        &path,
-        ScopeRule::Read,
-        Permission::AppsView,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(listing(&state, &principal.tenant_id, folder.id).await?))
+    let at = path
+        .authorize(&state, &caller, Permission::AppsView)
+        .await?;
+    Ok(HttpResponse::Ok().json(listing(&state, caller.tenant_id(), at.folder.id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -217,37 +192,27 @@ pub struct UpgradeRequest {
 #[post("/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade")]
 pub async fn upgrade_app_models(
     caller: RainbondCaller,
-    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<AppPath>,
     body: JsonBody<UpgradeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (principal, folder) = authorize(
-        &state,
-        caller.0,
-        &path,
-        ScopeRule::WriteInFolder,
-        Permission::AppsEdit,
-    )
-    .await?;
+    let InFolder { folder, actor } = path
+        .authorize(&state, &caller, Permission::AppsEdit)
+        .await?;
     let requested = body.0.update_versions;
     if requested.is_empty() {
         return Err(ApiError::bad_request(
             "update_versions must name at least one app model",
         ));
     }
-    let models = rainbond::deployed_models(&state.db, &principal.tenant_id, folder.id).await?;
+    let models = rainbond::deployed_models(&state.db, caller.tenant_id(), folder.id).await?;
     let plan = match rainbond::plan(&models, &requested) {
         Ok(plan) => plan,
         Err(invalid) => return Ok(refused(invalid)),
     };
-    let request_id = actix_web::HttpMessage::extensions(&req)
-        .get::<RequestId>()
-        .map(|r| r.0.clone());
-    let actor = Actor::new(principal.subject.clone(), request_id);
     for item in plan {
         let job = BulkUpgrade {
-            tenant_id: &principal.tenant_id,
+            tenant_id: caller.tenant_id(),
             folder_id: folder.id,
             actor: &actor,
             concurrency: state.settings.upgrade_concurrency,
@@ -262,7 +227,7 @@ pub async fn upgrade_app_models(
             .metrics
             .record_bulk(BulkApi::Rainbond, false, &outcomes);
     }
-    Ok(HttpResponse::Ok().json(listing(&state, &principal.tenant_id, folder.id).await?))
+    Ok(HttpResponse::Ok().json(listing(&state, caller.tenant_id(), folder.id).await?))
 }
 
 fn refused(invalid: Vec<InvalidItem>) -> HttpResponse {

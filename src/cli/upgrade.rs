@@ -7,15 +7,108 @@
 
 use std::{
     fmt::Write as _,
-    io::{BufRead, Write},
+    io::{BufRead, IsTerminal, Write},
+    process::ExitCode,
     time::Duration,
 };
 
 use anyhow::{Context, bail};
+use clap::{ArgGroup, Args};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
-use crate::routes::identity::TOKEN_PATH;
+use uplift::api_paths::{BULK_UPGRADE_PATH, FOLDER_KEY_HEADER, TENANT_HEADER, TOKEN_PATH};
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("credentials").required(true).args(["token", "client_id"])))]
+pub struct UpgradeArgs {
+    /// The UiPath base URL, e.g. http://127.0.0.1:8080/local/apps_/default/api/v1/default.
+    #[arg(long, env = "UPLIFT_BASE_URL")]
+    pub base_url: String,
+    /// Tenant id, sent as X-UiPath-Internal-TenantId.
+    #[arg(long, env = "UPLIFT_TENANT")]
+    pub tenant: String,
+    /// Folder key, sent as X-UiPath-FolderKey.
+    #[arg(long, env = "UPLIFT_FOLDER")]
+    pub folder: String,
+    /// A bearer token (better passed as UPLIFT_TOKEN than on the command line).
+    #[arg(long, env = "UPLIFT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A registered client's id; a token is requested with it and --client-secret.
+    #[arg(long, env = "UPLIFT_CLIENT_ID", requires = "client_secret")]
+    pub client_id: Option<String>,
+    /// The client's secret (better passed as UPLIFT_CLIENT_SECRET).
+    #[arg(
+        long,
+        env = "UPLIFT_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "client_id"
+    )]
+    pub client_secret: Option<String>,
+    /// Token endpoint; default: /identity_/connect/token on the base URL's host.
+    #[arg(long, env = "UPLIFT_TOKEN_URL")]
+    pub token_url: Option<String>,
+    /// Ask what would happen; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop starting new items once this many have failed (the rest are `skipped`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_failures: Option<u64>,
+    /// Sent as Idempotency-Key, so a retried step does the work once.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Seconds to wait for the whole call.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Deployment ids; when none are given, one per line on standard input.
+    pub ids: Vec<String>,
+}
+
+/// `uplift upgrade`: needs no configuration or database, only the network. Returns
+/// the process exit code (0 all upgraded, 2 some items failed, 1 any other error).
+pub async fn main(args: UpgradeArgs) -> ExitCode {
+    let mut stderr = std::io::stderr();
+    let ids = if !args.ids.is_empty() {
+        args.ids
+    } else if std::io::stdin().is_terminal() {
+        // Waiting on a terminal for ids nobody is going to type would look like a hang.
+        eprintln!(
+            "error: no deployment ids: pass them as arguments or one per line on standard input"
+        );
+        return ExitCode::from(EXIT_ERROR);
+    } else {
+        match read_ids(std::io::stdin().lock()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                eprintln!("error: reading deployment ids from standard input: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    };
+    let credentials = match (args.token, args.client_id, args.client_secret) {
+        (_, Some(id), Some(secret)) => Credentials::Client { id, secret },
+        (Some(token), _, _) => Credentials::Token(token),
+        // clap's argument group and `requires` rule the other combinations out.
+        _ => {
+            eprintln!("error: pass --token, or --client-id with --client-secret");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let job = Upgrade {
+        base_url: args.base_url,
+        tenant: args.tenant,
+        folder: args.folder,
+        credentials,
+        token_url: args.token_url,
+        dry_run: args.dry_run,
+        max_failures: args.max_failures.map(|n| n as usize),
+        idempotency_key: args.idempotency_key,
+        ids,
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let code = run(&job, &mut std::io::stdout(), &mut stderr).await;
+    ExitCode::from(code)
+}
 
 /// Exit code when every deployment was upgraded (or already on the latest version).
 pub const EXIT_ALL_UPDATED: u8 = 0;
@@ -112,7 +205,7 @@ pub async fn call(upgrade: &Upgrade) -> anyhow::Result<Answer> {
         }
     };
 
-    let mut url = endpoint(&base, "models/deployed/apps/updateToLatestAppVersionBulk");
+    let mut url = endpoint(&base, BULK_UPGRADE_PATH);
     {
         let mut query = url.query_pairs_mut();
         if upgrade.dry_run {
@@ -128,8 +221,8 @@ pub async fn call(upgrade: &Upgrade) -> anyhow::Result<Answer> {
     let mut request = client
         .post(url.clone())
         .bearer_auth(&token)
-        .header("X-UiPath-Internal-TenantId", &upgrade.tenant)
-        .header("X-UiPath-FolderKey", &upgrade.folder)
+        .header(TENANT_HEADER, &upgrade.tenant)
+        .header(FOLDER_KEY_HEADER, &upgrade.folder)
         .json(&serde_json::json!({ "deploymentIds": upgrade.ids }));
     if let Some(key) = &upgrade.idempotency_key {
         request = request.header("Idempotency-Key", key);

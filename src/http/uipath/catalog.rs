@@ -8,11 +8,11 @@ use utoipa::ToSchema;
 use super::odata::{self, ODataCollection};
 use crate::{
     access::{self, Permission},
-    auth::{UiPathCaller, scopes::ScopeRule},
-    error::{ApiError, Problem},
-    extract::JsonBody,
+    app::AppState,
+    http::auth::UiPathCaller,
+    http::extract::JsonBody,
+    http::problem::{ApiError, Problem},
     service::catalog::{self, AppDefaults},
-    startup::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,20 +70,21 @@ pub struct PublishedVersion {
 )]
 #[post("/models/apps/codedapp/publish")]
 pub async fn publish_coded_app(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     body: JsonBody<PublishRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Write)?;
-    access::authorize_tenant(&state.db, &caller, Permission::AppVersionsCreate).await?;
+    caller
+        .needs(Permission::AppVersionsCreate)?
+        .in_tenant(&state.db)
+        .await?;
     let body = body.0;
     let published = catalog::publish(
         &state.db,
-        &caller.tenant_id,
+        caller.tenant_id(),
         &body.package_name,
         &body.package_version,
-        &super::actor(&req, &caller),
+        &caller.actor(),
         &AppDefaults::from_settings(&state.settings),
     )
     .await?;
@@ -108,10 +109,10 @@ pub async fn published_apps(
     caller: UiPathCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Read)?;
-    access::require_own_tenant(&caller, &path)?;
-    access::authorize_catalog_read(&state.db, &caller).await?;
-    let items: Vec<PublishedApp> = catalog::published_apps(&state.db, &caller.tenant_id)
+    let needs = caller.needs(Permission::AppVersionsView)?;
+    access::require_own_tenant(&caller.principal, &path)?;
+    needs.in_tenant(&state.db).await?;
+    let items: Vec<PublishedApp> = catalog::published_apps(&state.db, caller.tenant_id())
         .await?
         .into_iter()
         .map(|(app, latest)| PublishedApp {
@@ -147,11 +148,11 @@ pub async fn published_versions(
     caller: UiPathCaller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Read)?;
+    let needs = caller.needs(Permission::AppVersionsView)?;
     let (system_name, tenant) = path.into_inner();
-    access::require_own_tenant(&caller, &tenant)?;
-    access::authorize_catalog_read(&state.db, &caller).await?;
-    let (app, versions) = catalog::published_versions(&state.db, &caller.tenant_id, &system_name)
+    access::require_own_tenant(&caller.principal, &tenant)?;
+    needs.in_tenant(&state.db).await?;
+    let (app, versions) = catalog::published_versions(&state.db, caller.tenant_id(), &system_name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
     let items: Vec<PublishedVersion> = versions
@@ -188,9 +189,11 @@ pub async fn unpublish_version(
     caller: UiPathCaller,
     path: web::Path<(String, i32)>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Write)?;
-    access::authorize_tenant(&state.db, &caller, Permission::AppVersionsDelete).await?;
+    caller
+        .needs(Permission::AppVersionsDelete)?
+        .in_tenant(&state.db)
+        .await?;
     let (system_name, version) = path.into_inner();
-    catalog::unpublish(&state.db, &caller.tenant_id, &system_name, version).await?;
+    catalog::unpublish(&state.db, caller.tenant_id(), &system_name, version).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,9 +1,23 @@
-//! HTTP routes, one module per API area, and the handling of requests no route takes.
+//! Everything actix: the server, extractors, middleware, errors as problem+json, and
+//! one module per API area (UiPath, Rainbond, identity, operations) owning its wire
+//! types and routes. Below it the domain (`service`, `access`, `upgrade`) knows
+//! nothing of HTTP.
 
+pub mod auth;
+pub mod extract;
+pub mod idempotency;
 pub mod identity;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod ops;
+pub mod problem;
 pub mod rainbond;
+pub mod server;
 pub mod uipath;
+
+pub use problem::ApiError;
+pub use server::Application;
 
 use actix_web::{
     HttpRequest, ResponseError,
@@ -14,11 +28,19 @@ use actix_web::{
     web,
 };
 
-use crate::{
-    config::Settings,
-    error::{ApiError, PROBLEM_JSON, Problem},
-    idempotency, openapi,
-};
+use self::problem::{PROBLEM_JSON, Problem};
+use crate::config::Settings;
+
+/// A collaborator the server registered (`server::register_state`). Missing one is a
+/// wiring bug: an internal error, never a silent fallback to another behaviour.
+pub fn registered<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiError> {
+    req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "{} is not registered with the server",
+            std::any::type_name::<T>()
+        ))
+    })
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.configure(ops::configure)
@@ -29,14 +51,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
         .service(web::redirect("/docs", "/docs/"))
         .service(
             web::scope(rainbond::BASE)
-                .wrap(from_fn(idempotency::middleware))
+                .wrap(from_fn(idempotency::rainbond))
                 .wrap(from_fn(rainbond::rainbond_errors))
                 .configure(rainbond::configure),
         )
         .configure(identity::configure)
         .service(
             web::scope(&settings.uipath_base_path())
-                .wrap(from_fn(idempotency::middleware))
+                .wrap(from_fn(idempotency::uipath))
                 .configure(uipath::configure),
         );
 }

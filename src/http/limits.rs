@@ -7,10 +7,10 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::header,
     middleware::Next,
-    web,
 };
 
-use crate::{error::ApiError, startup::AppState};
+use super::{ApiError, registered};
+use crate::app::Limits;
 
 /// Refuses requests whose headers add up to more than `max_header_bytes` with a 431.
 /// actix itself accepts up to 128 KiB of headers; nothing uplift serves needs more than
@@ -19,10 +19,7 @@ pub async fn header_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let max = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings.max_header_bytes)
-        .unwrap_or(16 * 1024);
+    let max = registered::<Limits>(req.request())?.max_header_bytes;
     // Name, ": ", value and CRLF, as on the wire. Authorization is left to the token
     // check, which answers an oversized token with a 401 naming the token.
     let total: usize = req

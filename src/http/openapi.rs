@@ -16,7 +16,8 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{config::Settings, error::PROBLEM_JSON, routes};
+use super::{self as routes, problem::PROBLEM_JSON};
+use crate::config::Settings;
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
@@ -28,7 +29,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
                        UiPath Apps-compatible routes live under `/{organization}/apps_/default/api/v1/default`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    components(schemas(crate::error::Problem)),
+    components(schemas(super::problem::Problem)),
     tags(
         (name = "UiPath Apps", description = "UiPath Apps deployment API, same names and shapes as UiPath's cloud"),
         (name = "uplift extensions", description = "Additions beyond UiPath: history, rollback, unpublish"),

@@ -8,15 +8,16 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::odata::{self, ODataCollection};
 use crate::{
-    access::{self, Permission},
-    auth::{UiPathCaller, scopes::ScopeRule},
-    error::{ApiError, Problem},
-    extract::{FolderKeyHeader, JsonBody, OptionalJsonBody},
+    access::Permission,
+    app::AppState,
+    auth::scopes::ScopeRule,
+    http::auth::UiPathCaller,
+    http::extract::{FolderKeyHeader, JsonBody, OptionalJsonBody},
+    http::problem::{ApiError, Problem},
     service::{
         deployments::{self, DeployOptions, Edit, MaintenancePatch},
         listing::{self, DEFAULT_TOP, DeployedApp, ListQuery, MAX_TOP},
     },
-    startup::AppState,
 };
 
 /// The optional deploy body; the whole body may be left out.
@@ -55,16 +56,14 @@ pub struct DeployResponse {
 )]
 #[post("/models/{app_system_name}/publish/versions/{version}/deploy")]
 pub async fn deploy(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
     path: web::Path<(String, i32)>,
     body: OptionalJsonBody<DeployRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::WriteInFolder)?;
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsCreate).await?;
+    let needs = caller.needs(Permission::AppsCreate)?;
+    let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (system_name, version) = path.into_inner();
     let body = body.0;
     if let Some(title) = &body.title
@@ -83,7 +82,7 @@ pub async fn deploy(
         &system_name,
         version,
         options,
-        &super::actor(&req, &caller),
+        &caller.actor(),
     )
     .await?;
     Ok(HttpResponse::Ok().json(DeployResponse { id: deployment.id }))
@@ -125,12 +124,11 @@ pub async fn list_deployed_apps(
     folder_key: FolderKeyHeader,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Read)?;
+    let needs = caller.needs(Permission::AppsView)?;
     let list_query = parse_list_query(&query)?;
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsView).await?;
+    let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (count, items) =
-        listing::list(&state.db, &caller.tenant_id, folder.id, &list_query).await?;
+        listing::list(&state.db, caller.tenant_id(), folder.id, &list_query).await?;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeployedApps", count, items)))
 }
 
@@ -219,16 +217,14 @@ pub struct MaintenanceMode {
 )]
 #[patch("/models/deployed/apps/{deployed_app_id}")]
 pub async fn edit_deployed_app(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
     path: web::Path<String>,
     body: JsonBody<EditRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::WriteInFolder)?;
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsEdit).await?;
+    let needs = caller.needs(Permission::AppsEdit)?;
+    let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let body = body.0;
     let edit = Edit {
         version: body.version,
@@ -244,11 +240,11 @@ pub async fn edit_deployed_app(
     let id = path.into_inner();
     let (deployment, system_name) = deployments::edit(
         &state.db,
-        &caller.tenant_id,
+        caller.tenant_id(),
         folder.id,
         &id,
         edit,
-        &super::actor(&req, &caller),
+        &caller.actor(),
     )
     .await?
     .ok_or_else(|| deployment_not_found(&id))?;
@@ -294,10 +290,11 @@ pub async fn check_unique_name(
     caller: UiPathCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Read)?;
+    // Any token that may read: the answer is about the tenant's names, no folder's.
+    caller.principal.require(ScopeRule::Read)?;
     let name = path.into_inner();
     deployments::validate_routing_name(&name)?;
-    let free = deployments::is_routing_name_free(&state.db, &caller.tenant_id, &name).await?;
+    let free = deployments::is_routing_name_free(&state.db, caller.tenant_id(), &name).await?;
     Ok(HttpResponse::Ok().json(NameCheck {
         routing_name: name,
         is_unique: free,

@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
-    error::{ApiError, Problem},
-    startup::AppState,
+    app::AppState,
+    http::problem::{ApiError, Problem},
 };
 
 const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -6,8 +6,6 @@
 //! retry takes the key over and does the work, which every data-changing call here can
 //! safely redo (upgrades skip what is already done).
 
-pub mod store;
-
 use std::time::Duration;
 
 use actix_web::{
@@ -21,18 +19,45 @@ use actix_web::{
     middleware::Next,
     web,
 };
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
-use self::store::{Claim, KeyId, StoredResponse};
-use crate::{auth::Principal, error::ApiError, extract::read_body, startup::AppState};
+use super::{
+    ApiError,
+    auth::{self, TokenScheme},
+    extract::read_body,
+    registered,
+    uipath::BulkParams,
+};
+use crate::{
+    app::IdempotencyPolicy,
+    idempotency::{self as store, Claim, KeyId, Lease, StoredResponse},
+};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 const MAX_KEY_LEN: usize = 255;
 
-pub async fn middleware(
+/// On the UiPath routes (bearer tokens).
+pub async fn uipath(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    middleware(req, next, TokenScheme::Bearer).await
+}
+
+/// On the Rainbond routes (bearer or bare tokens).
+pub async fn rainbond(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    middleware(req, next, TokenScheme::BearerOrBare).await
+}
+
+async fn middleware(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    scheme: TokenScheme,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let applies = matches!(*req.method(), Method::POST | Method::PATCH)
         && req.headers().contains_key(IDEMPOTENCY_KEY)
@@ -47,14 +72,11 @@ pub async fn middleware(
         Ok(key) => key,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    };
-    // Without a valid token there is no key namespace; the handler answers 401.
-    let Ok(principal) = Principal::authenticate(req.request(), &state, true).await else {
+    let db = registered::<DatabaseConnection>(req.request())?;
+    let policy = *registered::<IdempotencyPolicy>(req.request())?.get_ref();
+    // Without a valid token there is no key namespace; the handler answers 401. The
+    // principal is kept in the request, so the handler does not verify it again.
+    let Ok(principal) = auth::authenticate(req.request(), scheme).await else {
         return next
             .call(req)
             .await
@@ -73,9 +95,7 @@ pub async fn middleware(
         subject: principal.subject,
         key,
     };
-    let lease = Duration::from_secs(state.settings.idempotency_lease_seconds);
-    let retention = Duration::from_secs(state.settings.idempotency_retention_hours * 3600);
-    let claim = match store::claim(&state.db, &id, &hash, lease, retention).await {
+    let claim = match store::claim(db.get_ref(), &id, &hash, policy.lease, policy.retention).await {
         Ok(claim) => claim,
         Err(e) => return Ok(req.error_response(ApiError::from(e))),
     };
@@ -94,18 +114,19 @@ pub async fn middleware(
             Ok(res)
         }
         Claim::Replay(stored) => Ok(req.into_response(replay(stored))),
-        Claim::Proceed => run_and_store(req, next, state, id, lease).await,
+        Claim::Proceed(lease) => run_and_store(req, next, db, id, lease, policy.lease).await,
     }
 }
 
 async fn run_and_store(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
     id: KeyId,
-    lease: Duration,
+    lease: Lease,
+    lease_time: Duration,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let mut guard = LeaseGuard::start(state.clone(), id.clone(), lease);
+    let mut guard = LeaseGuard::start(db.clone(), id.clone(), lease.clone(), lease_time);
     let response = next.call(req).await?;
     let status = response.status();
     let (request, response) = response.into_parts();
@@ -123,7 +144,7 @@ async fn run_and_store(
                 .map(str::to_string),
             body: bytes.to_vec(),
         };
-        match store::complete(&state.db, &id, &stored).await {
+        match store::complete(db.get_ref(), &id, &lease, &stored).await {
             Ok(()) => guard.completed = true,
             // Released below, so a retry runs again (safely) rather than waiting for
             // the lease to lapse.
@@ -133,7 +154,7 @@ async fn run_and_store(
     if !guard.completed {
         // Released before answering: a client that retries at once must find the key
         // free, not still "running".
-        match store::delete(&state.db, &id).await {
+        match store::release(db.get_ref(), &id, &lease).await {
             Ok(()) => guard.completed = true,
             Err(e) => tracing::warn!(error = %e, "could not release an idempotency key"),
         }
@@ -149,28 +170,41 @@ async fn run_and_store(
 /// the background so a retry can run.
 struct LeaseGuard {
     renewer: tokio::task::JoinHandle<()>,
-    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
     id: KeyId,
+    lease: Lease,
     completed: bool,
 }
 
 impl LeaseGuard {
-    fn start(state: web::Data<AppState>, id: KeyId, lease: Duration) -> Self {
-        let (db, key) = (state.db.clone(), id.clone());
-        let renewer = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
-            tick.tick().await;
-            loop {
+    fn start(db: web::Data<DatabaseConnection>, id: KeyId, lease: Lease, time: Duration) -> Self {
+        let (conn, key, held) = (db.clone(), id.clone(), lease.clone());
+        // The background work belongs to this request: its log lines carry its id.
+        let span = tracing::Span::current();
+        let renewer = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(time / 3);
                 tick.tick().await;
-                if let Err(e) = store::renew(&db, &key, lease).await {
-                    tracing::warn!(error = %e, "could not renew an idempotency lease");
+                loop {
+                    tick.tick().await;
+                    match store::renew(conn.get_ref(), &key, &held, time).await {
+                        Ok(true) => {}
+                        // Taken over by a retry after this lease lapsed: the key is
+                        // no longer ours to renew.
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not renew an idempotency lease")
+                        }
+                    }
                 }
-            }
-        });
+            },
+            span,
+        ));
         LeaseGuard {
             renewer,
-            state,
+            db,
             id,
+            lease,
             completed: false,
         }
     }
@@ -180,12 +214,16 @@ impl Drop for LeaseGuard {
     fn drop(&mut self) {
         self.renewer.abort();
         if !self.completed {
-            let (db, id) = (self.state.db.clone(), self.id.clone());
-            tokio::spawn(async move {
-                if let Err(e) = store::delete(&db, &id).await {
-                    tracing::warn!(error = %e, "could not release an idempotency key");
-                }
-            });
+            let (db, id, lease) = (self.db.clone(), self.id.clone(), self.lease.clone());
+            let span = tracing::Span::current();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    if let Err(e) = store::release(db.get_ref(), &id, &lease).await {
+                        tracing::warn!(error = %e, "could not release an idempotency key");
+                    }
+                },
+                span,
+            ));
         }
     }
 }
@@ -225,11 +263,11 @@ fn key_of(req: &ServiceRequest) -> Result<String, ApiError> {
     }
 }
 
+/// A dry run changes nothing, so there is nothing to protect. Asked of the bulk call's
+/// own parameter parser; a query it refuses is not taken for a dry run (the handler
+/// answers it with a 400, kept under the key like any answer).
 fn is_dry_run(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        name == "dryRun" && matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "")
-    })
+    BulkParams::from_query(query).is_ok_and(|p| p.dry_run)
 }
 
 fn request_hash(method: &Method, path: &str, query: &str, body: &[u8]) -> String {
@@ -275,6 +313,8 @@ mod tests {
         assert!(is_dry_run("maxFailures=2&dryRun=TRUE"));
         assert!(!is_dry_run("dryRun=false"));
         assert!(!is_dry_run("notdryRun=true"));
+        // Two values: refused by the handler, so not a dry run here either.
+        assert!(!is_dry_run("dryRun=true&dryRun=false"));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The idempotency records: claiming a key, storing the answer, renewing the lease of a
 //! call in progress, and purging old keys.
+//!
+//! Every write of the call that holds a key is fenced with its `Lease`: once a retry
+//! has taken over a lapsed lease, the first call's late writes match no row.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::idempotency_key;
+use entity::idempotency_key::{self, KeyState};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
     sea_query::Expr,
@@ -12,8 +15,15 @@ use sea_orm::{
 
 use crate::db;
 
-const RUNNING: &str = "running";
-const DONE: &str = "done";
+/// The lease a claim or take-over hands out; it names this holding of the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease(String);
+
+impl Lease {
+    fn new() -> Self {
+        Lease(uuid::Uuid::new_v4().to_string())
+    }
+}
 
 /// Who owns a key: keys are scoped to the tenant and the token subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +42,8 @@ pub struct StoredResponse {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// This request owns the key now: run it and store the answer.
-    Proceed,
+    /// This request owns the key now under this lease: run it and store the answer.
+    Proceed(Lease),
     /// The key's first request finished: send its answer again.
     Replay(StoredResponse),
     /// The key's first request is still running (its lease is live).
@@ -52,22 +62,24 @@ pub async fn claim<C: ConnectionTrait>(
     // Two rounds at most: the second after removing a record past its retention.
     for _ in 0..2 {
         let now = Utc::now();
+        let lease_token = Lease::new();
         let inserted = idempotency_key::ActiveModel {
             tenant_id: Set(id.tenant_id.clone()),
             subject: Set(id.subject.clone()),
             key: Set(id.key.clone()),
             request_hash: Set(request_hash.to_string()),
-            state: Set(RUNNING.into()),
+            state: Set(KeyState::Running),
             response_status: Set(None),
             response_content_type: Set(None),
             response_body: Set(None),
             lease_expires_at: Set(now + lease),
+            lease_token: Set(lease_token.0.clone()),
             created_at: Set(now),
         }
         .insert(db)
         .await;
         match inserted {
-            Ok(_) => return Ok(Claim::Proceed),
+            Ok(_) => return Ok(Claim::Proceed(lease_token)),
             Err(e) if db::is_unique_violation(&e) => {}
             Err(e) => return Err(e),
         }
@@ -75,13 +87,17 @@ pub async fn claim<C: ConnectionTrait>(
             continue;
         };
         if row.created_at + retention < now {
-            delete(db, id).await?;
+            idempotency_key::Entity::delete_many()
+                .filter(by_id(id))
+                .filter(idempotency_key::Column::CreatedAt.eq(row.created_at))
+                .exec(db)
+                .await?;
             continue;
         }
         if row.request_hash != request_hash {
             return Ok(Claim::Mismatch);
         }
-        if row.state == DONE {
+        if row.state == KeyState::Done {
             return Ok(Claim::Replay(StoredResponse {
                 status: row
                     .response_status
@@ -110,18 +126,23 @@ async fn take_over<C: ConnectionTrait>(
     expired_lease: DateTime<Utc>,
     new_lease: DateTime<Utc>,
 ) -> Result<Claim, DbErr> {
+    let lease = Lease::new();
     let result = idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::LeaseExpiresAt,
             Expr::value(new_lease),
         )
+        .col_expr(
+            idempotency_key::Column::LeaseToken,
+            Expr::value(lease.0.clone()),
+        )
         .filter(by_id(id))
-        .filter(idempotency_key::Column::State.eq(RUNNING))
+        .filter(idempotency_key::Column::State.eq(KeyState::Running))
         .filter(idempotency_key::Column::LeaseExpiresAt.eq(expired_lease))
         .exec(db)
         .await?;
     Ok(if result.rows_affected == 1 {
-        Claim::Proceed
+        Claim::Proceed(lease)
     } else {
         Claim::InProgress {
             retry_after: Duration::from_secs(1),
@@ -129,14 +150,16 @@ async fn take_over<C: ConnectionTrait>(
     })
 }
 
-/// Stores the answer of the call that owns the key.
+/// Stores the answer of the call that holds the key under `lease`. A call whose lease
+/// was taken over stores nothing: the new holder's answer is the one kept.
 pub async fn complete<C: ConnectionTrait>(
     db: &C,
     id: &KeyId,
+    lease: &Lease,
     response: &StoredResponse,
 ) -> Result<(), DbErr> {
     idempotency_key::Entity::update_many()
-        .col_expr(idempotency_key::Column::State, Expr::value(DONE))
+        .col_expr(idempotency_key::Column::State, Expr::value(KeyState::Done))
         .col_expr(
             idempotency_key::Column::ResponseStatus,
             Expr::value(i32::from(response.status)),
@@ -149,31 +172,37 @@ pub async fn complete<C: ConnectionTrait>(
             idempotency_key::Column::ResponseBody,
             Expr::value(response.body.clone()),
         )
-        .filter(by_id(id))
+        .filter(held(id, lease))
         .exec(db)
         .await?;
     Ok(())
 }
 
-/// Extends the lease of a call still in progress.
-pub async fn renew<C: ConnectionTrait>(db: &C, id: &KeyId, lease: Duration) -> Result<(), DbErr> {
-    idempotency_key::Entity::update_many()
+/// Extends the lease of a call still in progress; `false` when the call no longer
+/// holds the key (its lease was taken over, or the key was released).
+pub async fn renew<C: ConnectionTrait>(
+    db: &C,
+    id: &KeyId,
+    lease: &Lease,
+    time: Duration,
+) -> Result<bool, DbErr> {
+    let result = idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::LeaseExpiresAt,
-            Expr::value(Utc::now() + lease),
+            Expr::value(Utc::now() + time),
         )
-        .filter(by_id(id))
-        .filter(idempotency_key::Column::State.eq(RUNNING))
+        .filter(held(id, lease))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(result.rows_affected == 1)
 }
 
-/// Forgets the key, so the next request with it runs afresh (after an answer that
-/// must not be replayed, such as a 5xx or a 401).
-pub async fn delete<C: ConnectionTrait>(db: &C, id: &KeyId) -> Result<(), DbErr> {
+/// Gives up the key held under `lease`, so the next request with it runs afresh
+/// (after an answer that must not be replayed, such as a 5xx or a 401). A stored
+/// answer, or another holder's lease, is left alone.
+pub async fn release<C: ConnectionTrait>(db: &C, id: &KeyId, lease: &Lease) -> Result<(), DbErr> {
     idempotency_key::Entity::delete_many()
-        .filter(by_id(id))
+        .filter(held(id, lease))
         .exec(db)
         .await?;
     Ok(())
@@ -197,6 +226,13 @@ async fn find<C: ConnectionTrait>(
         .filter(by_id(id))
         .one(db)
         .await
+}
+
+/// The key's row while it is running under `lease`.
+fn held(id: &KeyId, lease: &Lease) -> sea_orm::Condition {
+    by_id(id)
+        .add(idempotency_key::Column::State.eq(KeyState::Running))
+        .add(idempotency_key::Column::LeaseToken.eq(&lease.0))
 }
 
 fn by_id(id: &KeyId) -> sea_orm::Condition {

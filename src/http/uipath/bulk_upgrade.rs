@@ -1,18 +1,18 @@
 //! `POST /models/deployed/apps/updateToLatestAppVersionBulk`.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    access::{self, Permission},
-    auth::{UiPathCaller, scopes::ScopeRule},
-    error::ApiError,
-    extract::{FolderKeyHeader, JsonBody},
+    access::Permission,
+    app::AppState,
+    http::{
+        ApiError,
+        auth::UiPathCaller,
+        extract::{FolderKeyHeader, JsonBody},
+    },
     metrics::BulkApi,
-    startup::AppState,
     upgrade::{self, BulkUpgrade, Failure, Outcome, Target, Updated},
 };
 
@@ -57,61 +57,56 @@ impl BulkUpgradeResponse {
     }
 }
 
-/// Query options of the bulk call, both uplift extensions.
-#[derive(Debug, Deserialize, IntoParams)]
+/// Query options of the bulk call, both uplift extensions. The one parser of these
+/// parameters: the handler reads it as `web::Query`, the idempotency middleware asks
+/// it whether a call is a dry run, and the OpenAPI document lists it.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct BulkParams {
     /// `true`: answer what a real call would answer now, and write nothing.
-    #[param(rename = "dryRun")]
-    dry_run: Option<bool>,
-    /// Once this many items (at least 1) have failed, items not started are `skipped`.
-    #[param(rename = "maxFailures", minimum = 1)]
-    max_failures: Option<u32>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct BulkOptions {
-    /// `dryRun=true`: the answer a real call would give now; nothing is written.
+    #[serde(rename = "dryRun", default, deserialize_with = "flag")]
+    #[param(rename = "dryRun", value_type = Option<bool>)]
     pub dry_run: bool,
-    /// `maxFailures=N`: once N items have failed, items not started are `skipped`.
+    /// Once this many items (at least 1) have failed, items not started are `skipped`.
+    #[serde(rename = "maxFailures", default, deserialize_with = "at_least_one")]
+    #[param(rename = "maxFailures", minimum = 1, value_type = Option<u32>)]
     pub max_failures: Option<usize>,
 }
 
-impl BulkOptions {
-    pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let dry_run = match query
-            .get("dryRun")
-            .map(|v| v.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") | Some("") => true,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "dryRun must be true or false, not {other:?}"
-                )));
-            }
-        };
-        let max_failures = query
-            .get("maxFailures")
-            .map(|raw| {
-                raw.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "maxFailures must be a whole number of at least 1, not {raw:?}"
-                        ))
-                    })
-            })
-            .transpose()?;
-        Ok(BulkOptions {
-            dry_run,
-            max_failures,
-        })
+impl BulkParams {
+    /// Parses a query string; a parameter given twice is refused (which of two
+    /// `dryRun`s counts must never be a guess).
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        web::Query::<BulkParams>::from_query(query)
+            .map(web::Query::into_inner)
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
     }
+}
+
+/// `true`/`false`, also `1`/`0` in any case; a bare `dryRun` means `true`.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let raw = String::deserialize(d)?;
+    match raw.to_ascii_lowercase().as_str() {
+        "false" | "0" => Ok(false),
+        "true" | "1" | "" => Ok(true),
+        _ => Err(serde::de::Error::custom(format!(
+            "dryRun must be true or false, not {raw:?}"
+        ))),
+    }
+}
+
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let raw = String::deserialize(d)?;
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "maxFailures must be a whole number of at least 1, not {raw:?}"
+            ))
+        })
 }
 
 /// Upgrade deployed apps to the latest version (bulk)
@@ -130,11 +125,10 @@ pub async fn update_to_latest_app_version_bulk(
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
-    query: web::Query<HashMap<String, String>>,
     body: JsonBody<BulkUpgradeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::WriteInFolder)?;
-    let options = BulkOptions::from_query(&query)?;
+    let needs = caller.needs(Permission::AppsEdit)?;
+    let options = BulkParams::from_query(req.query_string())?;
     let ids = body.0.deployment_ids;
     let max = state.settings.max_bulk_items;
     if ids.len() > max {
@@ -143,12 +137,11 @@ pub async fn update_to_latest_app_version_bulk(
             ids.len()
         )));
     }
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsEdit).await?;
-    let actor = super::actor(&req, &caller);
+    let at = needs.in_folder(&state.db, &folder_key).await?;
+    let actor = at.actor;
     let job = BulkUpgrade {
-        tenant_id: &caller.tenant_id,
-        folder_id: folder.id,
+        tenant_id: caller.tenant_id(),
+        folder_id: at.folder.id,
         actor: &actor,
         concurrency: state.settings.upgrade_concurrency,
         dry_run: options.dry_run,
@@ -166,42 +159,40 @@ pub async fn update_to_latest_app_version_bulk(
 mod tests {
     use super::*;
 
-    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn options_default_to_a_real_call_without_a_budget() {
-        assert_eq!(
-            BulkOptions::from_query(&query(&[])).unwrap(),
-            BulkOptions::default()
-        );
+        assert_eq!(BulkParams::from_query("").unwrap(), BulkParams::default());
     }
 
     #[test]
     fn dry_run_and_max_failures_are_parsed_and_bad_values_named() {
-        let options =
-            BulkOptions::from_query(&query(&[("dryRun", "TRUE"), ("maxFailures", "3")])).unwrap();
+        let options = BulkParams::from_query("dryRun=TRUE&maxFailures=3").unwrap();
         assert_eq!(
             options,
-            BulkOptions {
+            BulkParams {
                 dry_run: true,
                 max_failures: Some(3)
             }
         );
-        for (k, v) in [
-            ("dryRun", "maybe"),
-            ("maxFailures", "0"),
-            ("maxFailures", "-1"),
-            ("maxFailures", "x"),
+        assert!(BulkParams::from_query("dryRun").unwrap().dry_run);
+        assert!(!BulkParams::from_query("dryRun=0").unwrap().dry_run);
+        for query in [
+            "dryRun=maybe",
+            "maxFailures=0",
+            "maxFailures=-1",
+            "maxFailures=x",
         ] {
-            let err = BulkOptions::from_query(&query(&[(k, v)]))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(k), "{k}={v}: {err}");
+            let err = BulkParams::from_query(query).unwrap_err().to_string();
+            let name = query.split('=').next().unwrap();
+            assert!(err.contains(name), "{query}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_parameter_sent_twice_is_refused_rather_than_guessed() {
+        for query in ["dryRun=true&dryRun=false", "maxFailures=1&maxFailures=2"] {
+            let err = BulkParams::from_query(query).unwrap_err().to_string();
+            assert!(err.contains("duplicate"), "{query}: {err}");
         }
     }
 }

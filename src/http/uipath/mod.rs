@@ -6,10 +6,10 @@ mod deployed_apps;
 mod history;
 mod odata;
 
-use actix_web::{HttpMessage, HttpRequest, web};
+use actix_web::web;
 use utoipa::{IntoParams, OpenApi};
 
-use crate::{auth::Principal, service::Actor, telemetry::RequestId};
+pub use self::bulk_upgrade::BulkParams;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The name check's fixed path must be registered before the `{deployedAppId}` routes.
@@ -25,14 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(catalog::published_versions)
         .service(catalog::unpublish_version);
     super::method_not_allowed_fallbacks(cfg, &UiPathApi::openapi());
-}
-
-/// The caller and request id, as recorded in the deployment history.
-fn actor(req: &HttpRequest, principal: &Principal) -> Actor {
-    Actor::new(
-        principal.subject.clone(),
-        req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-    )
 }
 
 /// The folder a call acts in.

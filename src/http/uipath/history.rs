@@ -11,15 +11,15 @@ use super::{
     odata::{self, ODataCollection},
 };
 use crate::{
-    access::{self, Permission},
-    auth::{UiPathCaller, scopes::ScopeRule},
-    error::{ApiError, Problem},
-    extract::{FolderKeyHeader, OptionalJsonBody},
+    access::Permission,
+    app::AppState,
+    http::auth::UiPathCaller,
+    http::extract::{FolderKeyHeader, OptionalJsonBody},
+    http::problem::{ApiError, Problem},
     service::{
         history::{self, HistoryEntry, RolledBack},
         listing::{self, DEFAULT_TOP, MAX_TOP},
     },
-    startup::AppState,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,7 +53,7 @@ pub async fn deployment_history(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::Read)?;
+    let needs = caller.needs(Permission::AppsView)?;
     let get = |name: &str| query.get(name).or_else(|| query.get(&format!("${name}")));
     let top = get("top")
         .map(|v| listing::parse_count("top", v, MAX_TOP))
@@ -63,10 +63,9 @@ pub async fn deployment_history(
         .map(|v| listing::parse_count("skip", v, u32::MAX as u64))
         .transpose()?
         .unwrap_or(0);
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsView).await?;
+    let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let id = path.into_inner();
-    let (count, entries) = history::page(&state.db, &caller.tenant_id, folder.id, &id, top, skip)
+    let (count, entries) = history::page(&state.db, caller.tenant_id(), folder.id, &id, top, skip)
         .await?
         .ok_or_else(|| deployment_not_found(&id))?;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeploymentHistory", count, entries)))
@@ -93,16 +92,14 @@ pub struct RollbackRequest {
 )]
 #[post("/models/deployed/apps/{deployed_app_id}/rollback")]
 pub async fn rollback_deployment(
-    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
     path: web::Path<String>,
     body: OptionalJsonBody<RollbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(ScopeRule::WriteInFolder)?;
-    let folder =
-        access::authorize_folder(&state.db, &caller, &folder_key.0, Permission::AppsEdit).await?;
+    let needs = caller.needs(Permission::AppsEdit)?;
+    let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let id = path.into_inner();
     if body.0.version.is_some_and(|v| v < 1) {
         return Err(ApiError::bad_request(
@@ -111,11 +108,11 @@ pub async fn rollback_deployment(
     }
     let rolled_back = history::rollback(
         &state.db,
-        &caller.tenant_id,
+        caller.tenant_id(),
         folder.id,
         &id,
         body.0.version,
-        &super::actor(&req, &caller),
+        &caller.actor(),
     )
     .await?
     .ok_or_else(|| deployment_not_found(&id))?;

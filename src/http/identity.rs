@@ -20,9 +20,13 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{error::ApiError, service::clients, startup::AppState};
+use super::{ApiError, registered};
+use crate::{
+    app::{AppState, Limits},
+    service::clients,
+};
 
-pub const TOKEN_PATH: &str = "/identity_/connect/token";
+pub use crate::api_paths::TOKEN_PATH;
 
 /// Largest token request read. A real one is a few hundred bytes.
 const MAX_TOKEN_REQUEST_BYTES: usize = 16 * 1024;
@@ -93,7 +97,8 @@ async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     check_content_type(&req)?;
-    let body = read_body(payload).await?;
+    let limits = registered::<Limits>(&req).map_err(OAuthError::server)?;
+    let body = read_body(payload, limits.body_timeout).await?;
     let form = TokenForm::parse(&body)?;
     match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is missing")),
@@ -147,7 +152,7 @@ async fn token(
     tag = "Identity",
     responses(
         (status = 200, description = "The public signing key as a JWK set", body = Object),
-        (status = 404, description = "This service signs with a shared secret or does not sign", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "This service signs with a shared secret or does not sign", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ),
 )]
 #[get("/.well-known/jwks.json")]
@@ -194,7 +199,25 @@ fn check_content_type(req: &HttpRequest) -> Result<(), OAuthError> {
     }
 }
 
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, OAuthError> {
+/// Reads the form within its own size limit and the server's body timeout, which
+/// every other body read has too: this is the one unauthenticated POST, so a client
+/// trickling a byte a second must not hold a connection open indefinitely.
+async fn read_body(payload: web::Payload, timeout: Duration) -> Result<Vec<u8>, OAuthError> {
+    tokio::time::timeout(timeout, read_all(payload))
+        .await
+        .unwrap_or_else(|_| {
+            Err(OAuthError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    timeout.as_secs()
+                ),
+            ))
+        })
+}
+
+async fn read_all(mut payload: web::Payload) -> Result<Vec<u8>, OAuthError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -395,7 +418,8 @@ impl OAuthError {
 
     /// A failure on our side (database down, signing failed): logged in full, answered
     /// as OAuth's `server_error` / `temporarily_unavailable` without the cause.
-    fn server(err: ApiError) -> Self {
+    fn server(err: impl Into<ApiError>) -> Self {
+        let err: ApiError = err.into();
         let status = err.status_code();
         tracing::error!(error = ?err, "token request failed");
         let (error, description) = if status == StatusCode::SERVICE_UNAVAILABLE {

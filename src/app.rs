@@ -1,0 +1,78 @@
+//! What the running service shares between requests, each collaborator on its own so
+//! a piece of the HTTP layer depends on what it reads, not on all of `Settings`.
+//!
+//! A leaf: it names the collaborators' types and imports nothing that serves
+//! requests. The server registers each of these as its own `web::Data`, all in one
+//! place (`http::server::register_state`).
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::Keys, config::Settings, metrics::Metrics};
+
+/// What a handler reaches: the database, the settings it acts on, and the collaborators.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub keys: Arc<Keys>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(db: DatabaseConnection, settings: Settings, keys: Keys) -> Self {
+        let metrics = Metrics::new(settings.db_max_connections);
+        AppState {
+            db,
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            metrics: Arc::new(metrics),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits::from_settings(&self.settings)
+    }
+
+    pub fn idempotency(&self) -> IdempotencyPolicy {
+        IdempotencyPolicy::from_settings(&self.settings)
+    }
+}
+
+/// Limits on what a request may send, read by the body extractors and the header
+/// check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its whole body.
+    pub body_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Limits {
+            max_body_bytes: settings.max_body_bytes,
+            body_timeout: Duration::from_secs(settings.body_timeout_seconds),
+            max_header_bytes: settings.max_header_bytes,
+        }
+    }
+}
+
+/// How keyed (`Idempotency-Key`) calls are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyPolicy {
+    /// The lease a running call renews; a retry takes over a key whose lease lapsed.
+    pub lease: Duration,
+    /// How long a finished call's answer is replayed.
+    pub retention: Duration,
+}
+
+impl IdempotencyPolicy {
+    pub fn from_settings(settings: &Settings) -> Self {
+        IdempotencyPolicy {
+            lease: Duration::from_secs(settings.idempotency_lease_seconds),
+            retention: Duration::from_secs(settings.idempotency_retention_hours * 3600),
+        }
+    }
+}

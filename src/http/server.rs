@@ -1,0 +1,143 @@
+//! Builds the actix application; shared by `uplift serve` and the tests.
+
+use std::{net::TcpListener, time::Duration};
+
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    middleware::{ErrorHandlers, from_fn},
+    web,
+};
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use tracing_actix_web::TracingLogger;
+
+use super::{extract, limits, metrics};
+use crate::{
+    app::{AppState, IdempotencyPolicy, Limits},
+    auth::Keys,
+    config::Settings,
+    db, idempotency,
+    metrics::Metrics,
+    service, telemetry,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, migrates it, loads the keys and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect_and_migrate(&settings).await?;
+        let keys = Keys::from_settings(&settings)?;
+        Self::build_with(settings, db, keys)
+    }
+
+    pub fn build_with(
+        settings: Settings,
+        db: DatabaseConnection,
+        keys: Keys,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.workers;
+        let shutdown = settings.shutdown_timeout_seconds;
+        service::clients::warm_up();
+        let state = AppState::new(db, settings, keys);
+        spawn_idempotency_purge(state.db.clone(), state.idempotency().retention);
+        let collaborators = Collaborators::of(state);
+        let mut server = HttpServer::new(move || {
+            let settings = collaborators.state.settings.clone();
+            App::new()
+                .configure(|cfg| collaborators.register(cfg))
+                .configure(|cfg| super::configure(cfg, &settings))
+                .wrap(ErrorHandlers::new().default_handler(super::problem_for_bare_errors))
+                .wrap(from_fn(limits::header_limit))
+                .wrap(from_fn(telemetry::request_context))
+                .wrap(from_fn(metrics::track))
+                .wrap(TracingLogger::<telemetry::UpliftRootSpan>::new())
+        })
+        .listen(listener)?
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(shutdown);
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, "uplift is listening");
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, letting in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Everything the handlers, extractors and middleware look up, each as its own
+/// `web::Data`, made once and shared by every worker. This is the only place that
+/// registers them, so none can be missing from one app and present in another.
+#[derive(Clone)]
+struct Collaborators {
+    state: web::Data<AppState>,
+    db: web::Data<DatabaseConnection>,
+    keys: web::Data<Keys>,
+    metrics: web::Data<Metrics>,
+    limits: web::Data<Limits>,
+    idempotency: web::Data<IdempotencyPolicy>,
+}
+
+impl Collaborators {
+    fn of(state: AppState) -> Self {
+        Collaborators {
+            db: web::Data::new(state.db.clone()),
+            keys: web::Data::from(state.keys.clone()),
+            metrics: web::Data::from(state.metrics.clone()),
+            limits: web::Data::new(state.limits()),
+            idempotency: web::Data::new(state.idempotency()),
+            state: web::Data::new(state),
+        }
+    }
+
+    fn register(&self, cfg: &mut web::ServiceConfig) {
+        let max_body = self.limits.max_body_bytes;
+        cfg.app_data(self.state.clone())
+            .app_data(self.db.clone())
+            .app_data(self.keys.clone())
+            .app_data(self.metrics.clone())
+            .app_data(self.limits.clone())
+            .app_data(self.idempotency.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(extract::json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+            .app_data(web::PathConfig::default().error_handler(extract::path_error));
+    }
+}
+
+/// Deletes idempotency keys past their retention, now and every ten minutes.
+fn spawn_idempotency_purge(db: DatabaseConnection, retention: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match idempotency::purge_expired(&db, retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "purged expired idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "could not purge idempotency keys"),
+            }
+        }
+    });
+}
