@@ -18,6 +18,8 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
   for _ in $(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
 fi
+# The wait above falls through when PostgreSQL never came up: stop here, not mid-benchmark.
+pg_isready -h 127.0.0.1 -p 5432 -q || { echo "bench: PostgreSQL on 127.0.0.1:5432 is not ready" >&2; exit 1; }
 
 binary=${UPLIFT_BENCH_BINARY:-}
 if [ -z "$binary" ]; then

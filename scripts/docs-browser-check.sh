@@ -9,14 +9,12 @@ uplift=$(realpath "${1:-$repo/target/debug/uplift}")
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+source "$repo/scripts/lib/server.sh"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+uplift_cleanup_on_exit "$work"
 cd "$work"
-UPLIFT_LISTEN=127.0.0.1:$port "$uplift" serve >server.log 2>&1 &
-server=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+start_uplift "$uplift" server.log
+port=$uplift_port
 
 # The flags keep Chromium off the network it cannot reach here.
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

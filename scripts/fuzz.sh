@@ -8,10 +8,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 examples=${1:-25}
 uplift=$(realpath "${2:-$repo/target/debug/uplift}")
+source "$repo/scripts/lib/server.sh"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+uplift_cleanup_on_exit "$work"
 
 venv=${UPLIFT_FUZZ_VENV:-$HOME/.cache/uplift-schemathesis}
 if [ ! -x "$venv/bin/schemathesis" ]; then
@@ -20,10 +19,9 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
 fi
 
 cd "$work"
+start_uplift "$uplift" server.log
+port=$uplift_port
 export UPLIFT_LISTEN=127.0.0.1:$port
-"$uplift" serve >server.log 2>&1 &
-server=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 "$uplift" seed --demo >demo.json
 field() { python3 -c "import json,sys; d=json.load(open('demo.json')); print(eval(sys.argv[1]))" "$1"; }
 

@@ -6,44 +6,39 @@ meanwhile. Exits non-zero on any 5xx or an unhealthy server.
 
 Usage: scripts/hostile-load.py [path/to/uplift] [seconds]
 """
+import atexit
 import concurrent.futures as cf
 import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
+from common import Server  # noqa: E402
+
 binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/debug/uplift")
 duration = float(sys.argv[2]) if len(sys.argv) > 2 else 20
-work = tempfile.mkdtemp()
-sock = socket.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
-env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{port}", UPLIFT_BODY_TIMEOUT_SECONDS="5")
-server = subprocess.Popen([binary, "serve"], cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-base = f"http://127.0.0.1:{port}"
+# SQLite in the server's own directory; raises with the server's log if it never gets ready.
+server = Server(binary, body_timeout_seconds=5)
+atexit.register(server.stop)  # not left running when the script fails midway
+server.start()
+port, base = server.port, server.base
 
 
 def memory(field):
-    with open(f"/proc/{server.pid}/status") as f:
+    with open(f"/proc/{server.process.pid}/status") as f:
         for line in f:
             if line.startswith(field):
                 return int(line.split()[1]) // 1024
     return -1
 
 
-def run(*args):
-    return subprocess.run([binary, *args], cwd=work, env=env, check=True, capture_output=True, text=True).stdout.strip()
+run = server.cli
 
 
-for _ in range(100):
-    try:
-        urllib.request.urlopen(base + "/readyz", timeout=1)
-        break
-    except Exception:
-        time.sleep(0.1)
 tenant = "hostile"
 folder = run("folder", "create", "--tenant", tenant, "--name", "Ops")
 run("role", "assign", "--tenant", tenant, "--subject", "bot", "--role", "FolderAdministrator", "--folder", folder)
@@ -113,7 +108,7 @@ with cf.ThreadPoolExecutor(max_workers=64) as pool:
         f.result()
     probe.result()
 peak_rss = memory("VmHWM")
-server.terminate(); server.wait(timeout=30)
+server.stop()
 health.sort()
 p99 = health[int(len(health) * 0.99) - 1] if health else float("inf")
 print(f"hostile requests sent: {sum(sent.values())} ({', '.join(f'{k}: {v}' for k, v in sent.items())})")

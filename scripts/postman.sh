@@ -6,10 +6,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 uplift=$(realpath "${1:-$repo/target/debug/uplift}")
+source "$repo/scripts/lib/server.sh"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+uplift_cleanup_on_exit "$work"
 
 newman=$(command -v newman || true)
 if [ -z "$newman" ]; then
@@ -18,10 +17,9 @@ if [ -z "$newman" ]; then
 fi
 
 cd "$work"
+start_uplift "$uplift" server.log
+port=$uplift_port
 export UPLIFT_LISTEN=127.0.0.1:$port
-"$uplift" serve >server.log 2>&1 &
-server=$!
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 
 tenant=postman-tenant
 folder_key=$("$uplift" folder create --tenant $tenant --name Postman)

@@ -17,13 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
 from common import (BASE_PATH, TENANT, ScratchDatabase, Server, call, free_port,  # noqa: E402
-                    invariant_violations, setup_tenant)
+                    invariant_violations, setup_tenant, wait_ready)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,16 +111,12 @@ def main():
         port = free_port()
         conf = local_config(replicas, port, workdir)
         subprocess.run([nginx, "-t", "-q", "-e", "stderr", "-p", workdir, "-c", conf], check=True)
+        error_log = os.path.join(workdir, "error.log")
         proxy = subprocess.Popen([nginx, "-e", "stderr", "-p", workdir, "-c", conf, "-g", "daemon off;"],
-                                 stderr=open(os.path.join(workdir, "error.log"), "ab"))
+                                 stderr=open(error_log, "ab"))
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if get(base + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        # Same bounded wait as the replicas': stop with nginx's log rather than go on without it.
+        wait_ready(base + "/readyz", proxy, error_log, f"nginx on port {port}")
         check(get(base + "/readyz")[0] == 200, "GET /readyz through nginx answers 200")
 
         folder, _, token = setup_tenant(replicas[0])

@@ -1,5 +1,6 @@
 """Shared by the reliability scripts: uplift server processes, HTTP calls, scratch
 PostgreSQL databases and the invariants checked straight from the database."""
+import http.client
 import json
 import os
 import signal
@@ -15,6 +16,9 @@ ADMIN_URL = os.environ.get("UPLIFT_TEST_POSTGRES_URL", "postgres://postgres@127.
 SECRET = "reliability-secret-" + uuid.uuid4().hex
 TENANT = "reliability"
 BASE_PATH = "/local/apps_/default/api/v1/default"
+# How long a started server may take to answer GET /readyz with 200 (same variable as
+# scripts/lib/server.sh).
+READY_TIMEOUT = float(os.environ.get("UPLIFT_READY_TIMEOUT", "30"))
 
 
 def free_port():
@@ -45,34 +49,84 @@ class ScratchDatabase:
         psql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-class Server:
-    """`uplift serve` as a child process."""
+def log_tail(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode(errors="replace")
+    except OSError as e:
+        return f"(no log: {e})\n"
 
-    def __init__(self, binary, database_url, **settings):
+
+def http_status(url, timeout=2.0):
+    """The status GET url answers, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def wait_ready(url, process, log_path, what, timeout=None):
+    """Returns once GET url answers 200 while `process` runs. Raises RuntimeError with
+    the last 40 lines of log_path if the process exits first or `timeout` seconds pass
+    (the process is then killed): a script must not go on against a dead server."""
+    timeout = READY_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    status = None
+    while True:
+        if process.poll() is not None:
+            why = f"exited with status {process.returncode} before GET {url} answered 200"
+            break
+        status = http_status(url, timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+        # Still running: an answer while our process has died (it lost the port to
+        # another) must not count.
+        if status == 200 and process.poll() is None:
+            return
+        if time.monotonic() >= deadline:
+            why = f"did not answer GET {url} with 200 within {timeout:g} s (last answer: {status})"
+            process.kill()
+            process.wait()
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} {why}\n--- last 40 lines of {log_path} ---\n{log_tail(log_path)}---")
+
+
+class Server:
+    """`uplift serve` as a child process. database_url None: uplift's default (SQLite
+    under the server's own data directory)."""
+
+    def __init__(self, binary, database_url=None, **settings):
         self.binary, self.port = binary, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.dir = tempfile.mkdtemp()
-        self.env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{self.port}", UPLIFT_DATABASE_URL=database_url,
-                        UPLIFT_JWT_SECRET=SECRET, UPLIFT_DATA_DIR=self.dir, UPLIFT_LOG="warn")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.env = dict(os.environ, UPLIFT_LISTEN=f"127.0.0.1:{self.port}", UPLIFT_JWT_SECRET=SECRET,
+                        UPLIFT_DATA_DIR=self.dir, UPLIFT_LOG="warn")
+        if database_url is not None:
+            self.env["UPLIFT_DATABASE_URL"] = database_url
         self.env.update({f"UPLIFT_{k.upper()}": str(v) for k, v in settings.items()})
         self.process = None
+        self.log = None
 
-    def start(self):
-        self.log = open(os.path.join(self.dir, "server.log"), "ab")
+    def start(self, timeout=None):
+        """Starts the process (again, after kill9/stop) and waits for /readyz == 200;
+        raises with the log's tail if it does not get there (see wait_ready)."""
+        # Whatever already accepts connections there would answer /readyz in our place.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"uplift: 127.0.0.1:{self.port} is already in use; not starting {self.binary} serve")
+        if self.log:
+            self.log.close()
+        self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([self.binary, "serve"], env=self.env, stdout=self.log, stderr=self.log)
-        for _ in range(300):
-            if self.ready() == 200:
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"uplift on port {self.port} did not become ready")
+        wait_ready(self.base + "/readyz", self.process, self.log_path,
+                   f"uplift ({self.binary} serve) on port {self.port}", timeout)
+        return self
 
     def ready(self):
-        try:
-            return urllib.request.urlopen(self.base + "/readyz", timeout=2).status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return None
+        return http_status(self.base + "/readyz")
 
     def kill9(self):
         self.process.send_signal(signal.SIGKILL)
