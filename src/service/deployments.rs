@@ -39,18 +39,40 @@ pub async fn deploy<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    deploy_with_suffixes(
+        db,
+        folder,
+        system_name,
+        version,
+        options,
+        actor,
+        random_suffix,
+    )
+    .await
+}
+
+/// `deploy`, with the suffixes of a generated routing name taken from `suffixes`
+/// (random in `deploy`; a test scripts them to make names collide).
+pub async fn deploy_with_suffixes<C>(
+    db: &C,
+    folder: &folder::Model,
+    system_name: &str,
+    version: i32,
+    options: DeployOptions,
+    actor: &Actor,
+    suffixes: impl FnMut() -> String,
+) -> Result<deployment::Model, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let tenant = folder.tenant_id.as_str();
     let tags = normalize_tags(&options.tags)?;
     let app = catalog::find_app(db, tenant, system_name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("app {system_name} not found")))?;
-    let routing_name = match options.routing_name {
-        Some(name) => {
-            validate_routing_name(&name)?;
-            name
-        }
-        None => generate_routing_name(&app.system_name),
-    };
+    if let Some(name) = &options.routing_name {
+        validate_routing_name(name)?;
+    }
     let txn = db::begin_write(db).await?;
     let published = entity::app_version::Entity::find()
         .filter(entity::app_version::Column::AppId.eq(app.id))
@@ -64,11 +86,15 @@ where
             "version {version} of app {system_name} is not published"
         )));
     }
-    if !is_routing_name_free(&txn, tenant, &routing_name).await? {
-        return Err(Error::Conflict(format!(
-            "routing name {routing_name} is already taken"
-        )));
-    }
+    let routing_name = match options.routing_name {
+        Some(name) if is_routing_name_free(&txn, tenant, &name).await? => name,
+        Some(name) => {
+            return Err(Error::Conflict(format!(
+                "routing name {name} is already taken"
+            )));
+        }
+        None => free_generated_name(&txn, tenant, &app.system_name, suffixes).await?,
+    };
     let now = Utc::now();
     let model = deployment::ActiveModel {
         id: Set(Uuid::new_v4().to_string()),
@@ -401,19 +427,53 @@ pub fn validate_routing_name(name: &str) -> Result<(), Error> {
     }
 }
 
-fn generate_routing_name(system_name: &str) -> String {
+/// Short random suffixes are tried first (readable names); after this many collisions
+/// the suffix is a UUID's 128 random bits, which no other generated name shares.
+const SHORT_SUFFIX_ATTEMPTS: usize = 8;
+const GENERATED_NAME_ATTEMPTS: usize = 16;
+
+/// A routing name nobody in the tenant has, for a deploy that chose none. The client
+/// did not ask for any particular name, so a taken candidate is never its error: the
+/// next one is tried. (With one 24-bit suffix and no retry, a few thousand deployments
+/// of one app made deploys fail with 409.)
+async fn free_generated_name<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    system_name: &str,
+    mut suffixes: impl FnMut() -> String,
+) -> Result<String, Error> {
+    for attempt in 0..GENERATED_NAME_ATTEMPTS {
+        let name = if attempt < SHORT_SUFFIX_ATTEMPTS {
+            generated_routing_name(system_name, &suffixes())
+        } else {
+            generated_routing_name(system_name, &Uuid::new_v4().simple().to_string())
+        };
+        if is_routing_name_free(txn, tenant, &name).await? {
+            return Ok(name);
+        }
+    }
+    // 8 UUID suffixes all taken: not a state any sequence of requests can reach.
+    Err(Error::Internal(anyhow::anyhow!(
+        "no free routing name for {system_name} after {GENERATED_NAME_ATTEMPTS} attempts"
+    )))
+}
+
+/// Six random hex digits.
+fn random_suffix() -> String {
+    format!("{:06x}", rand::rng().random_range(0..0x100_0000u32))
+}
+
+/// `{system name as letters, digits and hyphens}-{suffix}`, within the length limit.
+fn generated_routing_name(system_name: &str, suffix: &str) -> String {
     let mut base: String = system_name
         .to_ascii_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    base.truncate(48);
+    let room = MAX_ROUTING_NAME_CHARS.saturating_sub(suffix.len() + 1);
+    base.truncate(room.min(48));
     let base = base.trim_matches('-');
-    let suffix: u32 = rand::rng().random_range(0..0x100_0000);
-    format!(
-        "{}-{suffix:06x}",
-        if base.is_empty() { "app" } else { base }
-    )
+    format!("{}-{suffix}", if base.is_empty() { "app" } else { base })
 }
 
 #[cfg(test)]
@@ -422,10 +482,18 @@ mod tests {
 
     #[test]
     fn generated_routing_names_are_valid() {
+        let long_suffix = Uuid::new_v4().simple().to_string();
         for name in ["Employee_Onboarding", "___", "X".repeat(100).as_str()] {
-            let routing = generate_routing_name(name);
-            validate_routing_name(&routing).unwrap();
+            for suffix in [random_suffix(), long_suffix.clone()] {
+                let routing = generated_routing_name(name, &suffix);
+                validate_routing_name(&routing).unwrap();
+                assert!(routing.ends_with(&suffix), "{routing}");
+            }
         }
+        assert_eq!(
+            generated_routing_name("Employee_Onboarding", "0a1b2c"),
+            "employee-onboarding-0a1b2c"
+        );
     }
 
     #[test]

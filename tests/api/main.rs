@@ -16,5 +16,6 @@ mod metrics;
 mod object_access;
 mod permissions;
 mod rainbond;
+mod regressions;
 mod server_process;
 mod token_attacks;
