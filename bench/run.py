@@ -222,6 +222,21 @@ def pg_latency_p99(db, script, clients, seconds, seed_info):
     return tps, pick(0.50), pick(0.99)
 
 
+def engine_sql(binary, path):
+    """The statement uplift's engine sends per item on PostgreSQL, taken from the binary
+    (`uplift debug sql upgrade-item`) with pgbench's values in place of the bound ones:
+    each transaction takes the next seeded id."""
+    params = {
+        1: "(SELECT id FROM bench_ids WHERE n = (SELECT nextval('bench_seq')))",
+        2: ":tenant", 3: ":folder", 4: "NULL", 5: "now()", 6: "'upgrade'", 7: "'pgbench'", 8: "NULL",
+    }
+    args = [binary, "debug", "sql", "upgrade-item"] + [f"--param={n}={text}" for n, text in params.items()]
+    sql = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    with open(path, "w") as f:
+        f.write(sql.rstrip().rstrip(";") + ";\n")
+    return path
+
+
 def sqlite_script(path, seed_info, ids):
     """The statements uplift's engine issues per item on SQLite, one transaction each."""
     tenant, folder = seed_info["tenantId"], seed_info["folderId"]
@@ -256,6 +271,7 @@ def main():
     rows = []  # (measure, uplift, floor, ratio, target)
     workdir = tempfile.mkdtemp(prefix="uplift-bench-")
     servers, databases = [], []
+    engine_script = engine_sql(binary, os.path.join(workdir, "engine.sql"))
 
     def row(measure, uplift, floor, target, higher_is_better=True):
         ratio = (uplift / floor if higher_is_better else floor / uplift) if floor and uplift else None
@@ -293,7 +309,7 @@ def main():
         db.reset()
         naive_1, _ = db.pgbench("naive.sql", 1, seed_info, transactions=small)
         db.reset()
-        engine, _ = db.pgbench("engine.sql", CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
+        engine, _ = db.pgbench(engine_script, CONCURRENCY, seed_info, transactions=small // CONCURRENCY)
         log(f"  pgbench naive {naive:.0f} tps (1 client: {naive_1:.0f}), engine statement {engine:.0f} tps")
         row(f"PG bulk upgrade, {small} ids in calls of {per_call} (items/s) vs pgbench naive, {CONCURRENCY} clients",
             uplift_bulk, naive, ">= 0.8 (aim > 1.0)")
@@ -314,7 +330,7 @@ def main():
             single = wrk(server.base + BULK, "bulk_one.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
         big.reset()
         with CpuMeter() as single_sql_cpu:
-            single_sql = pg_latency_p99(big, "engine.sql", 16, seconds, big_seed)
+            single_sql = pg_latency_p99(big, engine_script, 16, seconds, big_seed)
         log(f"  single-id calls {single[0]:.0f}/s (p50 {single[1]:.2f} ms, p99 {single[2]:.2f} ms); "
             f"pgbench {single_sql[0]:.0f} tps")
         row("PG single-id bulk calls, 16 connections (calls/s) vs pgbench engine statement, 16 clients",

@@ -3,6 +3,7 @@
 //! way each command needs it, and dispatches.
 
 mod client;
+mod debug;
 mod folder;
 mod role;
 mod seed;
@@ -16,8 +17,8 @@ use sea_orm::DatabaseConnection;
 use uplift::{config::Settings, db, http};
 
 pub use self::{
-    client::ClientCommand, folder::FolderCommand, role::RoleCommand, seed::SeedArgs,
-    token::TokenArgs, upgrade::UpgradeArgs,
+    client::ClientCommand, debug::DebugCommand, folder::FolderCommand, role::RoleCommand,
+    seed::SeedArgs, token::TokenArgs, upgrade::UpgradeArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -59,6 +60,9 @@ pub enum Command {
     /// Create demo data (`--demo`) or a volume of deployments (`--deployments N`) and
     /// print its ids and tokens as JSON.
     Seed(SeedArgs),
+    /// Print what the service runs inside (for benchmarks and debugging).
+    #[command(subcommand)]
+    Debug(DebugCommand),
 }
 
 /// What a command needs of the database.
@@ -75,7 +79,9 @@ enum DatabaseUse {
 impl Command {
     fn database_use(&self) -> DatabaseUse {
         match self {
-            Command::Token(_) | Command::Openapi | Command::Upgrade(_) => DatabaseUse::None,
+            Command::Token(_) | Command::Openapi | Command::Upgrade(_) | Command::Debug(_) => {
+                DatabaseUse::None
+            }
             Command::Folder(FolderCommand::List { .. })
             | Command::Client(ClientCommand::List { .. }) => DatabaseUse::Read,
             // The server migrates in `Application::build`.
@@ -121,6 +127,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Role(command) => role::run(db(), command).await?,
         Command::Client(command) => client::run(db(), command).await?,
         Command::Seed(args) => seed::run(db(), &settings, args).await?,
+        Command::Debug(command) => debug::run(command),
         Command::Openapi => println!(
             "{}",
             serde_json::to_string_pretty(&http::openapi::document(&settings))?

@@ -1,44 +1,33 @@
-//! One transaction per deployment:
+//! The bulk engine: each distinct id, in request order, at most N at once, through
+//! one of the two per-item implementations (`item.rs`), chosen once per call from the
+//! database backend:
 //!
 //! ```text
-//! begin (SQLite: IMMEDIATE)
-//! select the deployment and its app's system name   (PostgreSQL: FOR UPDATE OF deployments)
-//! check tenant and folder on the locked row
-//! select the latest published version               (PostgreSQL: FOR SHARE, so an unpublish waits)
-//! if newer: update the version, append an 'upgrade' event
-//! commit
+//! PostgreSQL: one statement per item, its own transaction      (postgres.rs)
+//! SQLite:     BEGIN IMMEDIATE; read; read; UPDATE; INSERT; COMMIT (sqlite.rs)
 //! ```
 //!
-//! On PostgreSQL the same transaction is sent as one statement (`postgres.rs`). A dry
-//! run reads the same rows without locks and writes nothing, so it gives the answer a
-//! real call would give at that moment.
+//! Either way the deployment is re-checked for tenant and folder inside the
+//! transaction, moves only forwards, and its `upgrade` event commits with the change.
+//! A dry run reads the same rows without locks and writes nothing, so it gives the
+//! answer a real call would give at that moment.
 
 use std::{
     collections::HashSet,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use chrono::{DateTime, Utc};
-use entity::{app, app_version, deployment};
 use futures_util::{StreamExt, stream};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionSession, TransactionTrait,
-    sea_query::{Expr, LockType},
-};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
+    item::{self, ItemError, ItemResult, UpgradeItem},
     outcome::{Failure, FailureCode, Outcome, Updated},
-    postgres,
+    postgres::PostgresStatement,
+    sqlite::SqliteTransaction,
 };
-use crate::{
-    db,
-    service::{
-        Actor,
-        events::{self, Change, EventKind},
-    },
-};
+use crate::{db, service::Actor};
 
 /// One bulk call's scope: the caller's tenant and the folder it is authorised in.
 pub struct BulkUpgrade<'a> {
@@ -65,18 +54,31 @@ pub enum Target {
 
 /// Upgrades each distinct id (first spelling wins) to the job's target and returns one
 /// outcome per distinct id, in request order.
+#[tracing::instrument(
+    skip_all,
+    fields(tenant = job.tenant_id, folder = job.folder_id, items = ids.len(), dry_run = job.dry_run)
+)]
 pub async fn upgrade<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String]) -> Vec<Outcome>
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    match db.get_database_backend() {
+        DbBackend::Postgres => run(db, job, ids, &PostgresStatement).await,
+        _ => run(db, job, ids, &SqliteTransaction).await,
+    }
+}
+
+async fn run<C, U>(db: &C, job: &BulkUpgrade<'_>, ids: &[String], backend: &U) -> Vec<Outcome>
+where
+    C: ConnectionTrait + TransactionTrait,
+    U: UpgradeItem,
+{
     let failures = AtomicUsize::new(0);
-    // SQLite has one writer: concurrent write transactions would only queue on its
-    // lock, and a waiting writer sleeps in its busy handler for up to 100 ms at a
-    // time. One after another is the fastest order there.
-    let concurrency = if db.get_database_backend() == DbBackend::Sqlite && !job.dry_run {
-        1
-    } else {
+    // A dry run only reads, so it may run as wide as asked on either backend.
+    let concurrency = if job.dry_run {
         job.concurrency.max(1)
+    } else {
+        backend.concurrency(job.concurrency)
     };
     // Unordered, then sorted back: with `buffered`, one slow item at the head of the
     // window (a row lock wait) would keep the next items from starting although the
@@ -95,7 +97,7 @@ where
                         Outcome::Failed(Failure::new(&item.raw, FailureCode::Skipped)),
                     );
                 }
-                let outcome = upgrade_one(db, job, item).await;
+                let outcome = upgrade_one(db, job, backend, item).await;
                 if matches!(outcome, Outcome::Failed(_)) {
                     failures.fetch_add(1, Ordering::SeqCst);
                 }
@@ -132,35 +134,25 @@ fn distinct(ids: &[String]) -> Vec<Item> {
         .collect()
 }
 
-enum ItemError {
-    NoPublishedVersion,
-    Db(DbErr),
-}
-
-impl From<DbErr> for ItemError {
-    fn from(e: DbErr) -> Self {
-        ItemError::Db(e)
-    }
-}
-
-async fn upgrade_one<C>(db: &C, job: &BulkUpgrade<'_>, item: Item) -> Outcome
+async fn upgrade_one<C, U>(db: &C, job: &BulkUpgrade<'_>, backend: &U, item: Item) -> Outcome
 where
     C: ConnectionTrait + TransactionTrait,
+    U: UpgradeItem,
 {
     let Some(id) = item.canonical else {
         return Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound));
     };
-    let result = if db.get_database_backend() == DbBackend::Postgres && !job.dry_run {
-        upgrade_in_one_statement(db, job, &id).await
+    let result: ItemResult = if job.dry_run {
+        item::preview(db, job, &id).await
     } else {
-        upgrade_in_transaction(db, job, &id).await
+        backend.upgrade(db, job, &id).await
     };
     match result {
-        Ok(Some((app_system_name, previous_version, version))) => Outcome::Updated(Updated {
+        Ok(Some(moved)) => Outcome::Updated(Updated {
             id: item.raw,
-            app_system_name,
-            version,
-            previous_version,
+            app_system_name: moved.app_system_name,
+            version: moved.to_version,
+            previous_version: moved.from_version,
         }),
         Ok(None) => Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound)),
         Err(ItemError::NoPublishedVersion) => {
@@ -175,113 +167,6 @@ where
             Outcome::Failed(Failure::new(&item.raw, FailureCode::Internal))
         }
     }
-}
-
-/// PostgreSQL's one-round-trip form (`postgres.rs`), with the same answers as
-/// `upgrade_in_transaction`.
-async fn upgrade_in_one_statement<C: ConnectionTrait>(
-    db: &C,
-    job: &BulkUpgrade<'_>,
-    id: &str,
-) -> Result<Option<(String, i32, i32)>, ItemError> {
-    let Some(row) = postgres::upgrade_one(db, job, id).await? else {
-        return Ok(None);
-    };
-    let target = row.target_version.ok_or(ItemError::NoPublishedVersion)?;
-    // As below: never backwards, so "already there" reports the current version.
-    let to = target.max(row.current_version);
-    Ok(Some((row.app_system_name, row.current_version, to)))
-}
-
-/// `Ok(None)`: no such deployment in this tenant and folder. `Ok(Some((app, from, to)))`
-/// otherwise, with `from == to` when it was already on the latest version.
-async fn upgrade_in_transaction<C>(
-    db: &C,
-    job: &BulkUpgrade<'_>,
-    id: &str,
-) -> Result<Option<(String, i32, i32)>, ItemError>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
-    let txn = if job.dry_run {
-        db.begin().await?
-    } else {
-        db::begin_write(db).await?
-    };
-
-    // Tenant and folder are part of the WHERE, so a row of another folder is neither
-    // locked nor waited for: an id locked elsewhere answers `not_found` like any other
-    // id outside the folder, not `conflict` (which would reveal that it exists), and a
-    // caller cannot hold up the upgrades of a folder it has no access to. PostgreSQL
-    // re-checks the WHERE on the locked row.
-    let mut query = deployment::Entity::find_by_id(id.to_string())
-        .filter(deployment::Column::TenantId.eq(job.tenant_id))
-        .filter(deployment::Column::FolderId.eq(job.folder_id))
-        .find_also_related(app::Entity);
-    if !job.dry_run {
-        // Lock only the deployment row: locking the shared app row would serialise
-        // every upgrade of the same app.
-        QuerySelect::query(&mut query).lock_with_tables(LockType::Update, [deployment::Entity]);
-    }
-    let Some((current, Some(app))) = query.one(&txn).await? else {
-        return Ok(None);
-    };
-    if current.folder_id != job.folder_id {
-        return Ok(None);
-    }
-
-    let mut latest_query = app_version::Entity::find()
-        .select_only()
-        .column(app_version::Column::Version)
-        .column(app_version::Column::PublishedAt)
-        .filter(app_version::Column::AppId.eq(current.app_id))
-        .filter(app_version::Column::Published.eq(true))
-        .order_by_desc(app_version::Column::Version)
-        .limit(1);
-    if let Target::Version(version) = job.target {
-        latest_query = latest_query.filter(app_version::Column::Version.eq(version));
-    }
-    if !job.dry_run {
-        latest_query = latest_query.lock(LockType::Share);
-    }
-    let latest: Option<(i32, DateTime<Utc>)> = latest_query.into_tuple().one(&txn).await?;
-    let (latest, published_at) = latest.ok_or(ItemError::NoPublishedVersion)?;
-
-    // A deployment already on (or, after an unpublish, beyond) the target version
-    // stays where it is: an upgrade never moves a deployment backwards.
-    if latest <= current.version {
-        txn.rollback().await?;
-        return Ok(Some((app.system_name, current.version, current.version)));
-    }
-    if job.dry_run {
-        txn.rollback().await?;
-        return Ok(Some((app.system_name, current.version, latest)));
-    }
-
-    // Never timed before the version it moves to was published (replicas' clocks
-    // differ a little; `postgres.rs` applies the same rule).
-    let at = Utc::now().max(published_at);
-    deployment::Entity::update_many()
-        .col_expr(deployment::Column::Version, Expr::value(latest))
-        .col_expr(deployment::Column::UpdatedAt, Expr::value(at))
-        .filter(deployment::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
-    events::record(
-        &txn,
-        Change {
-            tenant_id: job.tenant_id,
-            deployment_id: id,
-            kind: EventKind::Upgrade,
-            from_version: Some(current.version),
-            to_version: latest,
-            at,
-        },
-        job.actor,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(Some((app.system_name, current.version, latest)))
 }
 
 #[cfg(test)]

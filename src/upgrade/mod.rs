@@ -4,8 +4,11 @@
 //! tests drive it directly.
 
 mod engine;
+mod item;
 mod outcome;
 mod postgres;
+mod sqlite;
 
 pub use engine::{BulkUpgrade, Target, upgrade};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};
+pub use postgres::{UPGRADE_ITEM as POSTGRES_UPGRADE_ITEM_SQL, with_params};

@@ -13,21 +13,62 @@
 //! than the target version's `published_at`.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
 
-use super::engine::{BulkUpgrade, Target};
+use super::{
+    engine::{BulkUpgrade, Target},
+    item::{ItemError, ItemResult, Moved, UpgradeItem},
+};
 use crate::service::events::EventKind;
 
-/// What the statement found: `None` when no deployment with this id is in the job's
-/// tenant and folder.
-pub struct Row {
-    pub app_system_name: String,
-    pub current_version: i32,
-    /// `None`: the app has no published version (of the requested number).
-    pub target_version: Option<i32>,
+pub(crate) struct PostgresStatement;
+
+impl UpgradeItem for PostgresStatement {
+    fn concurrency(&self, requested: usize) -> usize {
+        requested.max(1)
+    }
+
+    /// The caller must not be inside a transaction of its own: the statement is the
+    /// transaction.
+    async fn upgrade<C>(&self, db: &C, job: &BulkUpgrade<'_>, id: &str) -> ItemResult
+    where
+        C: ConnectionTrait + TransactionTrait,
+    {
+        let target = match job.target {
+            Target::Latest => None,
+            Target::Version(version) => Some(version),
+        };
+        let values: Vec<Value> = vec![
+            id.into(),
+            job.tenant_id.into(),
+            job.folder_id.into(),
+            target.into(),
+            Utc::now().into(),
+            EventKind::Upgrade.as_str().into(),
+            job.actor.subject.clone().into(),
+            job.actor.request_id.clone().into(),
+        ];
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, UPGRADE_ITEM, values);
+        let Some(row) = db.query_one_raw(statement).await? else {
+            return Ok(None);
+        };
+        let from_version: i32 = row.try_get("", "current_version")?;
+        let target: Option<i32> = row.try_get("", "target_version")?;
+        let target = target.ok_or(ItemError::NoPublishedVersion)?;
+        Ok(Some(Moved {
+            app_system_name: row.try_get("", "system_name")?,
+            from_version,
+            // As on SQLite: never backwards, so "already there" reports the current
+            // version.
+            to_version: target.max(from_version),
+        }))
+    }
 }
 
-const UPGRADE_ONE: &str = r#"
+/// The statement, with `$1`…`$8` bound to: deployment id, tenant, folder id, target
+/// version (NULL: the latest), the change's time, the event kind, actor, request id.
+/// Printed by `uplift debug sql upgrade-item`, which the benchmark feeds to pgbench.
+pub const UPGRADE_ITEM: &str = r#"
 WITH cur AS (
     SELECT d.id, d.version, d.app_id, a.system_name
     FROM deployments d
@@ -63,34 +104,46 @@ SELECT cur.system_name, cur.version AS current_version,
 FROM cur
 "#;
 
-/// Runs one item's upgrade as one statement; the caller must not be inside a
-/// transaction of its own (the statement is the transaction).
-pub async fn upgrade_one<C: ConnectionTrait>(
-    db: &C,
-    job: &BulkUpgrade<'_>,
-    id: &str,
-) -> Result<Option<Row>, DbErr> {
-    let target = match job.target {
-        Target::Latest => None,
-        Target::Version(version) => Some(version),
-    };
-    let values: Vec<Value> = vec![
-        id.into(),
-        job.tenant_id.into(),
-        job.folder_id.into(),
-        target.into(),
-        Utc::now().into(),
-        EventKind::Upgrade.as_str().into(),
-        job.actor.subject.clone().into(),
-        job.actor.request_id.clone().into(),
-    ];
-    let statement = Statement::from_sql_and_values(DbBackend::Postgres, UPGRADE_ONE, values);
-    let Some(row) = db.query_one_raw(statement).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Row {
-        app_system_name: row.try_get("", "system_name")?,
-        current_version: row.try_get("", "current_version")?,
-        target_version: row.try_get("", "target_version")?,
-    }))
+/// `sql` with each `$N` placeholder named in `params` replaced by its SQL text (for
+/// tools such as pgbench that take literal SQL). Unnamed placeholders stay.
+pub fn with_params(sql: &str, params: &[(usize, String)]) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let number = rest[at + 1..at + 1 + digits].parse::<usize>().ok();
+        match number.and_then(|n| params.iter().find(|(p, _)| *p == n)) {
+            Some((_, text)) => out.push_str(text),
+            None => out.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_by_number_not_by_prefix() {
+        let sql = "SELECT $1, $10, $2::integer, '$'";
+        let out = with_params(sql, &[(1, "a".into()), (2, "NULL".into())]);
+        assert_eq!(out, "SELECT a, $10, NULL::integer, '$'");
+    }
+
+    #[test]
+    fn the_statement_binds_exactly_eight_parameters() {
+        let all: Vec<(usize, String)> = (1..=8).map(|n| (n, format!("p{n}"))).collect();
+        let filled = with_params(UPGRADE_ITEM, &all);
+        assert!(!filled.contains('$'), "{filled}");
+        for n in 1..=8 {
+            assert!(filled.contains(&format!("p{n}")), "$%{n} unused");
+        }
+    }
 }
