@@ -1,7 +1,7 @@
 //! Folder and tenant permissions, read from the database on every request (so a revoked
 //! grant stops working on the very next call). Roles mirror UiPath Orchestrator's.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use entity::{folder, role_assignment};
 use sea_orm::{
@@ -9,10 +9,10 @@ use sea_orm::{
     RelationDef,
     sea_query::{Expr, ExprTrait},
 };
-use uuid::Uuid;
 
 use crate::{
     auth::{Principal, scopes::ScopeRule},
+    domain::FolderKey,
     error::Error,
 };
 
@@ -68,64 +68,20 @@ impl fmt::Display for Permission {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything; tenant-level permissions only when granted tenant-wide.
-    Administrator,
-    /// The four Apps permissions in a folder and below.
-    FolderAdministrator,
-    /// `Apps.View`.
-    AutomationUser,
-}
+pub use entity::role_assignment::Role;
 
-impl Role {
-    pub const ALL: [Role; 3] = [
-        Role::Administrator,
-        Role::FolderAdministrator,
-        Role::AutomationUser,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Administrator => "Administrator",
-            Role::FolderAdministrator => "FolderAdministrator",
-            Role::AutomationUser => "AutomationUser",
-        }
+/// Whether holding `role` (tenant-wide when `tenant_wide`) grants `permission`.
+/// Administrator: everything, tenant-level permissions only when granted tenant-wide;
+/// FolderAdministrator: the four Apps permissions in a folder and below;
+/// AutomationUser: `Apps.View`.
+pub fn role_grants(role: Role, permission: Permission, tenant_wide: bool) -> bool {
+    if permission.is_tenant_level() {
+        return tenant_wide && role == Role::Administrator;
     }
-
-    /// Whether holding this role (tenant-wide when `tenant_wide`) grants `permission`.
-    pub fn grants(self, permission: Permission, tenant_wide: bool) -> bool {
-        if permission.is_tenant_level() {
-            return tenant_wide && self == Role::Administrator;
-        }
-        match self {
-            Role::Administrator | Role::FolderAdministrator => true,
-            Role::AutomationUser => permission == Permission::AppsView,
-        }
+    match role {
+        Role::Administrator | Role::FolderAdministrator => true,
+        Role::AutomationUser => permission == Permission::AppsView,
     }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown role {s:?}; roles are Administrator, FolderAdministrator, AutomationUser"))
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Parses an `X-UiPath-FolderKey` value; a malformed key is the client's mistake (400).
-pub fn parse_folder_key(raw: &str) -> Result<String, Error> {
-    Uuid::parse_str(raw.trim())
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| Error::invalid("header X-UiPath-FolderKey is not a UUID"))
 }
 
 /// Loads the folder named by `key` in the caller's tenant and checks that the caller
@@ -136,12 +92,12 @@ pub async fn authorize_folder<C: ConnectionTrait>(
     key: &str,
     permission: Permission,
 ) -> Result<folder::Model, Error> {
-    let key = parse_folder_key(key)?;
+    let key = FolderKey::parse(key)?;
     // One round trip for the common case: the folder together with the caller's grants
     // on it and tenant-wide. Only when those do not suffice and the folder has a parent
     // are the ancestors' grants read as well (`authorize_in_folder`).
     let rows = folder::Entity::find()
-        .filter(folder::Column::Key.eq(&key))
+        .filter(folder::Column::Key.eq(key.as_str()))
         .filter(folder::Column::TenantId.eq(&principal.tenant_id))
         .select_also(role_assignment::Entity)
         .join(
@@ -312,10 +268,7 @@ async fn holds<C: ConnectionTrait>(
 }
 
 fn grants(grant: &role_assignment::Model, permission: Permission) -> bool {
-    grant
-        .role
-        .parse::<Role>()
-        .is_ok_and(|role| role.grants(permission, grant.folder_id.is_none()))
+    role_grants(grant.role, permission, grant.folder_id.is_none())
 }
 
 #[cfg(test)]
@@ -330,9 +283,13 @@ mod tests {
             Permission::AppsCreate,
             Permission::AppsDelete,
         ] {
-            assert!(Role::FolderAdministrator.grants(p, false));
+            assert!(role_grants(Role::FolderAdministrator, p, false));
         }
-        assert!(!Role::FolderAdministrator.grants(Permission::AppVersionsCreate, true));
+        assert!(!role_grants(
+            Role::FolderAdministrator,
+            Permission::AppVersionsCreate,
+            true
+        ));
     }
 
     #[test]
@@ -347,15 +304,35 @@ mod tests {
 
     #[test]
     fn automation_user_may_only_view() {
-        assert!(Role::AutomationUser.grants(Permission::AppsView, false));
-        assert!(!Role::AutomationUser.grants(Permission::AppsEdit, true));
+        assert!(role_grants(
+            Role::AutomationUser,
+            Permission::AppsView,
+            false
+        ));
+        assert!(!role_grants(
+            Role::AutomationUser,
+            Permission::AppsEdit,
+            true
+        ));
     }
 
     #[test]
     fn administrator_gets_tenant_permissions_only_when_granted_tenant_wide() {
-        assert!(Role::Administrator.grants(Permission::AppVersionsCreate, true));
-        assert!(!Role::Administrator.grants(Permission::AppVersionsCreate, false));
-        assert!(Role::Administrator.grants(Permission::AppsEdit, false));
+        assert!(role_grants(
+            Role::Administrator,
+            Permission::AppVersionsCreate,
+            true
+        ));
+        assert!(!role_grants(
+            Role::Administrator,
+            Permission::AppVersionsCreate,
+            false
+        ));
+        assert!(role_grants(
+            Role::Administrator,
+            Permission::AppsEdit,
+            false
+        ));
     }
 
     #[test]
@@ -365,12 +342,5 @@ mod tests {
             Role::FolderAdministrator
         );
         assert!("Owner".parse::<Role>().is_err());
-    }
-
-    #[test]
-    fn folder_keys_are_normalised_to_lowercase_uuids() {
-        let key = parse_folder_key("6F9619FF-8B86-D011-B42D-00C04FC964FF").unwrap();
-        assert_eq!(key, "6f9619ff-8b86-d011-b42d-00c04fc964ff");
-        assert!(parse_folder_key("not-a-key").is_err());
     }
 }

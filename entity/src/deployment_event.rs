@@ -9,8 +9,7 @@ pub struct Model {
     pub id: i64,
     pub tenant_id: String,
     pub deployment_id: String,
-    /// `deploy`, `upgrade`, `edit` or `rollback`.
-    pub kind: String,
+    pub kind: EventKind,
     pub from_version: Option<i32>,
     pub to_version: i32,
     pub actor: String,
@@ -22,3 +21,41 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// What a deployment event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum EventKind {
+    #[sea_orm(string_value = "deploy")]
+    Deploy,
+    #[sea_orm(string_value = "upgrade")]
+    Upgrade,
+    #[sea_orm(string_value = "edit")]
+    Edit,
+    #[sea_orm(string_value = "rollback")]
+    Rollback,
+}
+
+impl EventKind {
+    /// The stored (and wire) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Deploy => "deploy",
+            EventKind::Upgrade => "upgrade",
+            EventKind::Edit => "edit",
+            EventKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use entity::{deployment, deployment_event};
+use entity::{
+    deployment,
+    deployment_event::{self, EventKind},
+};
 use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -105,7 +108,7 @@ pub async fn volume(
             events.push(deployment_event::ActiveModel {
                 tenant_id: Set(tenant.clone()),
                 deployment_id: Set(id.clone()),
-                kind: Set("deploy".into()),
+                kind: Set(EventKind::Deploy),
                 from_version: Set(None),
                 to_version: Set(version),
                 actor: Set(actor.subject.clone()),

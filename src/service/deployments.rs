@@ -13,17 +13,19 @@ use super::{
     Actor, catalog,
     events::{self, Change, EventKind},
 };
-use crate::{db, error::Error};
-
-pub const MAX_TAGS: usize = 50;
-pub const MAX_TAG_CHARS: usize = 100;
-const MAX_ROUTING_NAME_CHARS: usize = 63;
+use crate::{
+    db,
+    domain::{DeploymentId, RoutingName, Tags, Title},
+    error::Error,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
-    pub title: Option<String>,
-    pub routing_name: Option<String>,
-    pub tags: Vec<String>,
+    /// Default: the app's title.
+    pub title: Option<Title>,
+    /// Default: a free name made from the app's system name.
+    pub routing_name: Option<RoutingName>,
+    pub tags: Tags,
 }
 
 /// Deploys `version` of the app `system_name` into `folder`, writing a `deploy` event in
@@ -66,13 +68,9 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let tenant = folder.tenant_id.as_str();
-    let tags = normalize_tags(&options.tags)?;
     let app = catalog::find_app(db, tenant, system_name)
         .await?
         .ok_or_else(|| Error::NotFound(format!("app {system_name} not found")))?;
-    if let Some(name) = &options.routing_name {
-        validate_routing_name(name)?;
-    }
     let txn = db::begin_write(db).await?;
     let published = entity::app_version::Entity::find()
         .filter(entity::app_version::Column::AppId.eq(app.id))
@@ -87,7 +85,7 @@ where
         )));
     }
     let routing_name = match options.routing_name {
-        Some(name) if is_routing_name_free(&txn, tenant, &name).await? => name,
+        Some(name) if is_routing_name_free(&txn, tenant, name.as_str()).await? => name,
         Some(name) => {
             return Err(Error::Conflict(format!(
                 "routing name {name} is already taken"
@@ -102,9 +100,12 @@ where
         folder_id: Set(folder.id),
         app_id: Set(app.id),
         version: Set(version),
-        title: Set(options.title.unwrap_or_else(|| app.title.clone())),
+        title: Set(options
+            .title
+            .map(Title::into_string)
+            .unwrap_or_else(|| app.title.clone())),
         description: Set(String::new()),
-        routing_name: Set(routing_name),
+        routing_name: Set(routing_name.into_string()),
         maintenance_enabled: Set(false),
         maintenance_url: Set(None),
         maintenance_excluded_users: Set("[]".into()),
@@ -120,7 +121,7 @@ where
             e.into()
         }
     })?;
-    replace_tags(&txn, &model.id, &tags).await?;
+    replace_tags(&txn, &model.id, options.tags.as_slice()).await?;
     events::record(
         &txn,
         Change {
@@ -142,10 +143,10 @@ where
 #[derive(Debug, Clone, Default)]
 pub struct Edit {
     pub version: Option<i32>,
-    pub title: Option<String>,
+    pub title: Option<Title>,
     pub description: Option<String>,
     pub maintenance: Option<MaintenancePatch>,
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Tags>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -155,20 +156,12 @@ pub struct MaintenancePatch {
     pub excluded_users: Option<Vec<String>>,
 }
 
-const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 4000;
 const MAX_URL_CHARS: usize = 2048;
 const MAX_EXCLUDED_USERS: usize = 1000;
 
 impl Edit {
     fn validate(&self) -> Result<(), Error> {
-        if let Some(title) = &self.title
-            && (title.trim().is_empty() || title.chars().count() > MAX_TITLE_CHARS)
-        {
-            return Err(Error::invalid(format!(
-                "title must be 1 to {MAX_TITLE_CHARS} characters"
-            )));
-        }
         if self
             .description
             .as_ref()
@@ -221,10 +214,11 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     edit.validate()?;
-    let tags = edit.tags.as_deref().map(normalize_tags).transpose()?;
-    let Some(id) = canonical_id(id) else {
+    let tags = edit.tags.as_ref().map(|t| t.as_slice().to_vec());
+    let Some(id) = DeploymentId::parse(id) else {
         return Ok(None);
     };
+    let id = id.as_str().to_string();
     let txn = db::begin_write(db).await?;
     let Some((current, app)) = lock_in_folder(&txn, tenant, folder_id, &id).await? else {
         return Ok(None);
@@ -244,7 +238,7 @@ where
         active.version = Set(version);
     }
     if let Some(title) = edit.title {
-        active.title = Set(title.trim().to_string());
+        active.title = Set(title.into_string());
     }
     if let Some(description) = edit.description {
         active.description = Set(description);
@@ -323,13 +317,6 @@ pub async fn is_published<C: ConnectionTrait>(
         .is_some())
 }
 
-/// A deployment id as stored (lowercase hyphenated UUID); `None` when it is not a UUID.
-pub fn canonical_id(raw: &str) -> Option<String> {
-    Uuid::parse_str(raw.trim())
-        .ok()
-        .map(|u| u.hyphenated().to_string())
-}
-
 /// The deployment `id` of this tenant and folder, locked until `txn` ends, with its app.
 pub async fn lock_in_folder<C: ConnectionTrait>(
     txn: &C,
@@ -387,46 +374,6 @@ pub async fn replace_tags<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Trims tags, drops duplicates (keeping first order) and enforces the limits.
-pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, Error> {
-    let mut out: Vec<String> = Vec::new();
-    for tag in tags {
-        let tag = tag.trim();
-        if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS {
-            return Err(Error::invalid(format!(
-                "tags must be 1 to {MAX_TAG_CHARS} characters each"
-            )));
-        }
-        if !out.iter().any(|t| t == tag) {
-            out.push(tag.to_string());
-        }
-    }
-    if out.len() > MAX_TAGS {
-        return Err(Error::invalid(format!(
-            "at most {MAX_TAGS} tags are allowed"
-        )));
-    }
-    Ok(out)
-}
-
-/// Routing names appear in URLs: lowercase letters, digits and inner hyphens.
-pub fn validate_routing_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_ROUTING_NAME_CHARS
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "routingName {name:?} must be 1 to {MAX_ROUTING_NAME_CHARS} lowercase letters, digits or inner hyphens"
-        )))
-    }
-}
-
 /// Short random suffixes are tried first (readable names); after this many collisions
 /// the suffix is a UUID's 128 random bits, which no other generated name shares.
 const SHORT_SUFFIX_ATTEMPTS: usize = 8;
@@ -441,14 +388,14 @@ async fn free_generated_name<C: ConnectionTrait>(
     tenant: &str,
     system_name: &str,
     mut suffixes: impl FnMut() -> String,
-) -> Result<String, Error> {
+) -> Result<RoutingName, Error> {
     for attempt in 0..GENERATED_NAME_ATTEMPTS {
         let name = if attempt < SHORT_SUFFIX_ATTEMPTS {
-            generated_routing_name(system_name, &suffixes())
+            RoutingName::generated(system_name, &suffixes())
         } else {
-            generated_routing_name(system_name, &Uuid::new_v4().simple().to_string())
+            RoutingName::generated(system_name, &Uuid::new_v4().simple().to_string())
         };
-        if is_routing_name_free(txn, tenant, &name).await? {
+        if is_routing_name_free(txn, tenant, name.as_str()).await? {
             return Ok(name);
         }
     }
@@ -461,52 +408,4 @@ async fn free_generated_name<C: ConnectionTrait>(
 /// Six random hex digits.
 fn random_suffix() -> String {
     format!("{:06x}", rand::rng().random_range(0..0x100_0000u32))
-}
-
-/// `{system name as letters, digits and hyphens}-{suffix}`, within the length limit.
-fn generated_routing_name(system_name: &str, suffix: &str) -> String {
-    let mut base: String = system_name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let room = MAX_ROUTING_NAME_CHARS.saturating_sub(suffix.len() + 1);
-    base.truncate(room.min(48));
-    let base = base.trim_matches('-');
-    format!("{}-{suffix}", if base.is_empty() { "app" } else { base })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_routing_names_are_valid() {
-        let long_suffix = Uuid::new_v4().simple().to_string();
-        for name in ["Employee_Onboarding", "___", "X".repeat(100).as_str()] {
-            for suffix in [random_suffix(), long_suffix.clone()] {
-                let routing = generated_routing_name(name, &suffix);
-                validate_routing_name(&routing).unwrap();
-                assert!(routing.ends_with(&suffix), "{routing}");
-            }
-        }
-        assert_eq!(
-            generated_routing_name("Employee_Onboarding", "0a1b2c"),
-            "employee-onboarding-0a1b2c"
-        );
-    }
-
-    #[test]
-    fn routing_names_with_uppercase_or_edge_hyphens_are_refused() {
-        assert!(validate_routing_name("Hr").is_err());
-        assert!(validate_routing_name("-hr").is_err());
-        assert!(validate_routing_name("hr-portal").is_ok());
-    }
-
-    #[test]
-    fn tags_are_trimmed_and_deduplicated() {
-        let tags = normalize_tags(&[" a ".into(), "b".into(), "a".into()]).unwrap();
-        assert_eq!(tags, ["a", "b"]);
-        assert!(normalize_tags(&["".into()]).is_err());
-    }
 }

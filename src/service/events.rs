@@ -1,38 +1,12 @@
 //! The append-only deployment history. Every change to a deployment's version is
 //! recorded by `record`, inside the transaction that makes the change.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use entity::deployment_event;
+pub use entity::deployment_event::EventKind;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 
 use super::Actor;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    Deploy,
-    Upgrade,
-    Edit,
-    Rollback,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Deploy => "deploy",
-            EventKind::Upgrade => "upgrade",
-            EventKind::Edit => "edit",
-            EventKind::Rollback => "rollback",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 pub struct Change<'a> {
     pub tenant_id: &'a str,
@@ -52,7 +26,7 @@ pub async fn record<C: ConnectionTrait>(
     deployment_event::ActiveModel {
         tenant_id: Set(change.tenant_id.to_string()),
         deployment_id: Set(change.deployment_id.to_string()),
-        kind: Set(change.kind.as_str().to_string()),
+        kind: Set(change.kind),
         from_version: Set(change.from_version),
         to_version: Set(change.to_version),
         actor: Set(actor.subject.clone()),

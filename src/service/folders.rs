@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{access, error::Error};
+use crate::{domain::FolderKey, error::Error};
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -30,7 +30,7 @@ pub async fn create<C: ConnectionTrait>(
     }
     let parent = match parent_key {
         Some(key) => Some(
-            find_by_key(db, tenant, &access::parse_folder_key(key)?)
+            find_by_key(db, tenant, &FolderKey::parse(key)?)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("parent folder {key} not found")))?,
         ),
@@ -53,11 +53,11 @@ pub async fn create<C: ConnectionTrait>(
 pub async fn find_by_key<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
-    key: &str,
+    key: &FolderKey,
 ) -> Result<Option<folder::Model>, Error> {
     Ok(folder::Entity::find()
         .filter(folder::Column::TenantId.eq(tenant))
-        .filter(folder::Column::Key.eq(key))
+        .filter(folder::Column::Key.eq(key.as_str()))
         .one(db)
         .await?)
 }

@@ -13,10 +13,10 @@ use serde::Serialize;
 
 use super::{
     Actor,
-    deployments::{canonical_id, is_published, lock_in_folder},
+    deployments::{is_published, lock_in_folder},
     events::{self, Change, EventKind},
 };
-use crate::{db, error::Error};
+use crate::{db, domain::DeploymentId, error::Error};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -65,7 +65,7 @@ pub async fn page<C: ConnectionTrait>(
         .into_iter()
         .map(|e| HistoryEntry {
             id: e.id,
-            kind: e.kind,
+            kind: e.kind.as_str().to_string(),
             from_package_version: e.from_version.and_then(|v| labels.get(&v).cloned()),
             from_version: e.from_version,
             to_package_version: labels.get(&e.to_version).cloned(),
@@ -84,7 +84,7 @@ async fn find_in_folder<C: ConnectionTrait>(
     folder_id: i32,
     id: &str,
 ) -> Result<Option<deployment::Model>, Error> {
-    let Some(id) = canonical_id(id) else {
+    let Some(id) = DeploymentId::parse(id).map(|id| id.as_str().to_string()) else {
         return Ok(None);
     };
     Ok(deployment::Entity::find_by_id(id)
@@ -118,7 +118,7 @@ pub async fn rollback<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let Some(id) = canonical_id(id) else {
+    let Some(id) = DeploymentId::parse(id).map(|id| id.as_str().to_string()) else {
         return Ok(None);
     };
     let txn = db::begin_write(db).await?;

@@ -8,10 +8,7 @@ use sea_orm::{
 };
 
 use super::folders;
-use crate::{
-    access::{self, Role},
-    error::Error,
-};
+use crate::{access::Role, domain::FolderKey, error::Error};
 
 /// Grants `role` to `subject`, tenant-wide when `folder_key` is `None`. Returns whether
 /// a new assignment was made.
@@ -36,7 +33,7 @@ pub async fn assign<C: ConnectionTrait>(
     role_assignment::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         subject: Set(subject.to_string()),
-        role: Set(role.as_str().to_string()),
+        role: Set(role),
         folder_id: Set(folder_id),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -76,7 +73,7 @@ async fn resolve_folder<C: ConnectionTrait>(
     match key {
         None => Ok(None),
         Some(key) => {
-            let folder = folders::find_by_key(db, tenant, &access::parse_folder_key(key)?)
+            let folder = folders::find_by_key(db, tenant, &FolderKey::parse(key)?)
                 .await?
                 .ok_or_else(|| {
                     Error::NotFound(format!("folder {key} not found in tenant {tenant}"))
@@ -95,7 +92,7 @@ fn matching(
     let query = role_assignment::Entity::find()
         .filter(role_assignment::Column::TenantId.eq(tenant))
         .filter(role_assignment::Column::Subject.eq(subject))
-        .filter(role_assignment::Column::Role.eq(role.as_str()));
+        .filter(role_assignment::Column::Role.eq(role));
     match folder_id {
         Some(id) => query.filter(role_assignment::Column::FolderId.eq(id)),
         None => query.filter(role_assignment::Column::FolderId.is_null()),

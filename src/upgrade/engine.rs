@@ -19,7 +19,6 @@ use std::{
 
 use futures_util::{StreamExt, stream};
 use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
-use uuid::Uuid;
 
 use super::{
     item::{self, ItemError, ItemResult, UpgradeItem},
@@ -27,7 +26,7 @@ use super::{
     postgres::PostgresStatement,
     sqlite::SqliteTransaction,
 };
-use crate::{db, service::Actor};
+use crate::{db, domain::DeploymentId, service::Actor};
 
 /// One bulk call's scope: the caller's tenant and the folder it is authorised in.
 pub struct BulkUpgrade<'a> {
@@ -114,18 +113,18 @@ where
 struct Item {
     /// As the client sent it, so the answer matches the request.
     raw: String,
-    /// Lowercase hyphenated UUID, or `None` when the id is not a UUID at all.
-    canonical: Option<String>,
+    /// `None` when the id is not a UUID at all.
+    canonical: Option<DeploymentId>,
 }
 
 fn distinct(ids: &[String]) -> Vec<Item> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter()
         .filter_map(|raw| {
-            let canonical = Uuid::parse_str(raw.trim())
-                .ok()
-                .map(|u| u.hyphenated().to_string());
-            let key = canonical.clone().unwrap_or_else(|| raw.clone());
+            let canonical = DeploymentId::parse(raw);
+            let key = canonical
+                .as_ref()
+                .map_or_else(|| raw.clone(), |id| id.as_str().to_string());
             seen.insert(key).then(|| Item {
                 raw: raw.clone(),
                 canonical,
@@ -143,9 +142,9 @@ where
         return Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound));
     };
     let result: ItemResult = if job.dry_run {
-        item::preview(db, job, &id).await
+        item::preview(db, job, id.as_str()).await
     } else {
-        backend.upgrade(db, job, &id).await
+        backend.upgrade(db, job, id.as_str()).await
     };
     match result {
         Ok(Some(moved)) => Outcome::Updated(Updated {
@@ -193,7 +192,10 @@ mod tests {
                 "11111111-1111-1111-1111-111111111111"
             ]
         );
-        assert_eq!(items[0].canonical.as_deref(), Some(a));
+        assert_eq!(
+            items[0].canonical.as_ref().map(DeploymentId::as_str),
+            Some(a)
+        );
         assert_eq!(items[1].canonical, None);
     }
 }

@@ -539,7 +539,7 @@ async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
         "X",
         1,
         uplift::service::deployments::DeployOptions {
-            routing_name: Some("theirs".into()),
+            routing_name: Some(uplift::domain::RoutingName::parse("theirs").unwrap()),
             ..Default::default()
         },
         &uplift::service::Actor::new("x", None),

@@ -384,7 +384,7 @@ pub async fn seed_deployments(
             deployment_event::ActiveModel {
                 tenant_id: Set(folder.tenant_id.clone()),
                 deployment_id: Set(id.clone()),
-                kind: Set("deploy".into()),
+                kind: Set(entity::deployment_event::EventKind::Deploy),
                 from_version: Set(None),
                 to_version: Set(version),
                 actor: Set("seed".into()),

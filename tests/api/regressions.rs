@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uplift::{
     access::Role,
+    domain::RoutingName,
     idempotency::{self as store, Claim, KeyId, StoredResponse},
     service::{Actor, deployments},
 };
@@ -283,7 +284,7 @@ async fn a_generated_routing_name_that_is_taken_is_replaced_by_a_free_one() {
         &system_name,
         1,
         deployments::DeployOptions {
-            routing_name: Some(format!("{base}-aaaaaa")),
+            routing_name: Some(RoutingName::parse(&format!("{base}-aaaaaa")).unwrap()),
             ..Default::default()
         },
         &Actor::new("deployer", None),

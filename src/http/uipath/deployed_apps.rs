@@ -11,6 +11,7 @@ use crate::{
     access::Permission,
     app::AppState,
     auth::scopes::ScopeRule,
+    domain::{RoutingName, Tags, Title},
     http::auth::UiPathCaller,
     http::extract::{FolderKeyHeader, JsonBody, OptionalJsonBody},
     http::problem::{ApiError, Problem},
@@ -66,15 +67,14 @@ pub async fn deploy(
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (system_name, version) = path.into_inner();
     let body = body.0;
-    if let Some(title) = &body.title
-        && (title.trim().is_empty() || title.chars().count() > 200)
-    {
-        return Err(ApiError::bad_request("title must be 1 to 200 characters"));
-    }
     let options = DeployOptions {
-        title: body.title,
-        routing_name: body.routing_name,
-        tags: body.tags,
+        title: body.title.as_deref().map(Title::parse).transpose()?,
+        routing_name: body
+            .routing_name
+            .as_deref()
+            .map(RoutingName::parse)
+            .transpose()?,
+        tags: Tags::parse(&body.tags)?,
     };
     let deployment = deployments::deploy(
         &state.db,
@@ -228,14 +228,14 @@ pub async fn edit_deployed_app(
     let body = body.0;
     let edit = Edit {
         version: body.version,
-        title: body.title,
+        title: body.title.as_deref().map(Title::parse).transpose()?,
         description: body.description,
         maintenance: body.maintenance_mode_data.map(|m| MaintenancePatch {
             enabled: m.is_maintenance_mode_enabled,
             url: m.maintenance_mode_url,
             excluded_users: m.maintenance_excluded_users,
         }),
-        tags: body.tags,
+        tags: body.tags.as_deref().map(Tags::parse).transpose()?,
     };
     let id = path.into_inner();
     let (deployment, system_name) = deployments::edit(
@@ -292,11 +292,11 @@ pub async fn check_unique_name(
 ) -> Result<HttpResponse, ApiError> {
     // Any token that may read: the answer is about the tenant's names, no folder's.
     caller.principal.require(ScopeRule::Read)?;
-    let name = path.into_inner();
-    deployments::validate_routing_name(&name)?;
-    let free = deployments::is_routing_name_free(&state.db, caller.tenant_id(), &name).await?;
+    let name = RoutingName::parse(&path.into_inner())?;
+    let free =
+        deployments::is_routing_name_free(&state.db, caller.tenant_id(), name.as_str()).await?;
     Ok(HttpResponse::Ok().json(NameCheck {
-        routing_name: name,
+        routing_name: name.into_string(),
         is_unique: free,
     }))
 }
