@@ -7,12 +7,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn the_openapi_document_is_served_for_the_configured_organization() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: Value = response.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");

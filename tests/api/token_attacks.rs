@@ -9,7 +9,7 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uplift::{access::Role, config::Settings};
 
-use crate::helpers::{ALL_SCOPES, TestApp, spawn_app_with};
+use crate::helpers::{ALL_SCOPES, TestApp, concrete_path, spawn_app_with};
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "uplift";
@@ -46,15 +46,7 @@ fn protected_operations(
         if !path.starts_with(&base) && !path.starts_with("/openapi/v1/") {
             continue;
         }
-        let concrete = path
-            .replace("{app_system_name}", "Portal")
-            .replace("{version}", "1")
-            .replace("{cloud_tenant_id}", tenant)
-            .replace("{deployed_app_id}", deployment_id)
-            .replace("{routing_name}", "portal")
-            .replace("{team_id}", tenant)
-            .replace("{region_name}", "default")
-            .replace("{app_id}", &folder_id.to_string());
+        let concrete = concrete_path(path, deployment_id, tenant, folder_id);
         for method in item.as_object().unwrap().keys() {
             operations.push((method.to_uppercase().parse().unwrap(), concrete.clone()));
         }
