@@ -1,11 +1,14 @@
 //! The 400/401/403/413 matrix of the bulk call.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::RequestBuilder;
+use reqwest::Method;
 use serde_json::json;
 use uplift::access::Role;
 
-use crate::helpers::{TestApp, WRITE_SCOPES, assert_problem, spawn_app_with};
+use crate::{
+    client::{BULK_PATH, Call},
+    helpers::{TestApp, WRITE_SCOPES, assert_problem, spawn_app_with},
+};
 
 async fn ready_app() -> (TestApp, entity::folder::Model) {
     let app = spawn_app_with(|s| {
@@ -17,10 +20,6 @@ async fn ready_app() -> (TestApp, entity::folder::Model) {
     app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
         .await;
     (app, folder)
-}
-
-fn post(app: &TestApp) -> RequestBuilder {
-    app.client.post(app.bulk_url())
 }
 
 fn signed(app: &TestApp, claims: serde_json::Value, secret: &str) -> String {
@@ -37,71 +36,46 @@ fn signed(app: &TestApp, claims: serde_json::Value, secret: &str) -> String {
 async fn bad_requests_get_400_naming_the_problem() {
     let (app, folder) = ready_app().await;
     let token = app.token("ci-bot", WRITE_SCOPES);
-    let headers = app.uipath_headers(&token, &folder.key);
+    let bulk = |ids: &[String]| app.bulk_call(&token, &folder.key, ids);
+    let four: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
 
-    let cases: Vec<(&str, RequestBuilder, &str)> = vec![
+    let cases: Vec<(&str, Call, &str)> = vec![
         (
             "malformed JSON",
-            post(&app)
-                .headers(headers.clone())
-                .header("content-type", "application/json")
-                .body("{\"deploymentIds\": ["),
+            bulk(&[]).raw("application/json", "{\"deploymentIds\": ["),
             "invalid JSON body",
         ),
-        (
-            "missing field",
-            post(&app).headers(headers.clone()).json(&json!({})),
-            "deploymentIds",
-        ),
+        ("missing field", bulk(&[]).body(json!({})), "deploymentIds"),
         (
             "wrong type",
-            post(&app)
-                .headers(headers.clone())
-                .json(&json!({"deploymentIds": "abc"})),
+            bulk(&[]).body(json!({"deploymentIds": "abc"})),
             "deploymentIds",
         ),
         (
             "wrong item type",
-            post(&app)
-                .headers(headers.clone())
-                .json(&json!({"deploymentIds": ["a", 7]})),
+            bulk(&[]).body(json!({"deploymentIds": ["a", 7]})),
             "deploymentIds[1]",
         ),
-        (
-            "too many ids",
-            post(&app)
-                .headers(headers.clone())
-                .json(&json!({"deploymentIds": ["a", "b", "c", "d"]})),
-            "at most 3",
-        ),
+        ("too many ids", bulk(&four), "at most 3"),
         (
             "missing tenant header",
-            post(&app)
-                .bearer_auth(&token)
-                .header("X-UiPath-FolderKey", &folder.key)
-                .json(&json!({"deploymentIds": []})),
+            bulk(&[]).tenant(None),
             "X-UiPath-Internal-TenantId",
         ),
         (
             "missing folder header",
-            post(&app)
-                .bearer_auth(&token)
-                .header("X-UiPath-Internal-TenantId", &app.tenant)
-                .json(&json!({"deploymentIds": []})),
+            app.call(Method::POST, BULK_PATH, &token, None)
+                .body(json!({"deploymentIds": []})),
             "X-UiPath-FolderKey",
         ),
         (
             "malformed folder key",
-            post(&app)
-                .bearer_auth(&token)
-                .header("X-UiPath-Internal-TenantId", &app.tenant)
-                .header("X-UiPath-FolderKey", "finance")
-                .json(&json!({"deploymentIds": []})),
+            app.bulk_call(&token, "finance", &[]),
             "X-UiPath-FolderKey",
         ),
     ];
-    for (case, request, named) in cases {
-        let body = assert_problem(request.send().await.unwrap(), 400).await;
+    for (case, call, named) in cases {
+        let body = call.problem(400).await;
         let detail = body["detail"].as_str().unwrap();
         assert!(
             detail.contains(named),
@@ -113,29 +87,17 @@ async fn bad_requests_get_400_naming_the_problem() {
 #[tokio::test]
 async fn a_body_over_the_limit_gets_413() {
     let (app, folder) = ready_app().await;
-    let headers = app.uipath_headers(&app.token("ci-bot", WRITE_SCOPES), &folder.key);
     let big: Vec<String> = (0..200).map(|i| format!("id-{i:040}")).collect();
-    let response = post(&app)
-        .headers(headers)
-        .json(&json!({"deploymentIds": big}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 413).await;
+    app.bulk_as("ci-bot", &folder.key, &big).problem(413).await;
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_json_gets_415() {
     let (app, folder) = ready_app().await;
-    let headers = app.uipath_headers(&app.token("ci-bot", WRITE_SCOPES), &folder.key);
-    let response = post(&app)
-        .headers(headers)
-        .header("content-type", "text/plain")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 415).await;
+    app.bulk_as("ci-bot", &folder.key, &[])
+        .raw("text/plain", "x")
+        .problem(415)
+        .await;
 }
 
 #[tokio::test]
@@ -205,14 +167,11 @@ async fn unusable_tokens_get_401_with_an_invalid_token_challenge() {
         ),
     ];
     for (case, authorization) in cases {
-        let mut request = post(&app)
-            .header("X-UiPath-Internal-TenantId", &app.tenant)
-            .header("X-UiPath-FolderKey", &folder.key)
-            .json(&json!({"deploymentIds": []}));
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
-        let response = request.send().await.unwrap();
+        let response = app
+            .bulk_call("", &folder.key, &[])
+            .authorization(authorization.as_deref())
+            .send()
+            .await;
         let challenge = response
             .headers()
             .get("www-authenticate")
@@ -231,13 +190,10 @@ async fn unusable_tokens_get_401_with_an_invalid_token_challenge() {
 async fn a_token_without_the_write_scopes_gets_403_insufficient_scope() {
     let (app, folder) = ready_app().await;
     for scope in ["Apps.Write", "Apps.Read OR.Folders.Read", ""] {
-        let headers = app.uipath_headers(&app.token("ci-bot", scope), &folder.key);
-        let response = post(&app)
-            .headers(headers)
-            .json(&json!({"deploymentIds": []}))
+        let response = app
+            .bulk_call(&app.token("ci-bot", scope), &folder.key, &[])
             .send()
-            .await
-            .unwrap();
+            .await;
         let challenge = response.headers()["www-authenticate"]
             .to_str()
             .unwrap()
@@ -254,13 +210,7 @@ async fn a_token_without_the_write_scopes_gets_403_insufficient_scope() {
 async fn a_token_for_another_tenant_than_the_header_gets_403() {
     let (app, folder) = ready_app().await;
     let token = app.token_for("someone-else", "ci-bot", WRITE_SCOPES);
-    let response = post(&app)
-        .headers(app.uipath_headers(&token, &folder.key))
-        .json(&json!({"deploymentIds": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 403).await;
+    app.bulk_call(&token, &folder.key, &[]).problem(403).await;
 }
 
 #[tokio::test]
@@ -276,14 +226,8 @@ async fn an_unknown_folder_and_a_folder_without_apps_edit_both_get_403() {
     ];
     let mut details = Vec::new();
     for (subject, key) in cases {
-        let headers = app.uipath_headers(&app.token(subject, WRITE_SCOPES), key);
-        let response = post(&app)
-            .headers(headers)
-            .json(&json!({"deploymentIds": []}))
-            .send()
-            .await
-            .unwrap();
-        details.push(assert_problem(response, 403).await["detail"].clone());
+        let body = app.bulk_as(subject, key, &[]).problem(403).await;
+        details.push(body["detail"].clone());
     }
     assert_eq!(
         details[0], details[1],
@@ -296,12 +240,5 @@ async fn a_folder_of_another_tenant_is_an_unknown_folder() {
     let (app, _) = ready_app().await;
     let theirs = app.folder_in("other-tenant", "Theirs").await;
     app.grant("ci-bot", Role::Administrator, None).await;
-    let headers = app.uipath_headers(&app.token("ci-bot", WRITE_SCOPES), &theirs.key);
-    let response = post(&app)
-        .headers(headers)
-        .json(&json!({"deploymentIds": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 403).await;
+    app.bulk_as("ci-bot", &theirs.key, &[]).problem(403).await;
 }

@@ -3,9 +3,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query:
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{
-    WRITE_SCOPES, assert_history_chains, assert_problem, ids, is_postgres, spawn_app,
-};
+use crate::helpers::{assert_history_chains, assert_problem, ids, is_postgres, spawn_app};
 
 #[tokio::test]
 async fn bulk_upgrade_moves_deployments_to_the_latest_published_version_with_uipaths_answer_shape()
@@ -231,15 +229,10 @@ async fn unknown_json_fields_are_ignored() {
     let folder = app.folder("Ops").await;
     app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
         .await;
-    let response = app
-        .client
-        .post(app.bulk_url())
-        .headers(app.uipath_headers(&app.token("ci-bot", WRITE_SCOPES), &folder.key))
-        .json(&json!({"deploymentIds": [], "comment": "from a newer client"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    app.bulk_as("ci-bot", &folder.key, &[])
+        .field("comment", "from a newer client")
+        .ok()
+        .await;
 }
 
 #[tokio::test]
@@ -270,14 +263,10 @@ async fn the_request_id_sent_by_the_client_is_echoed_and_recorded_in_the_history
     let d = app.deploy(&folder, &name, 1).await;
     app.publish("Portal", "1.0.1").await;
     let response = app
-        .client
-        .post(app.bulk_url())
-        .headers(app.uipath_headers(&app.token("ci-bot", WRITE_SCOPES), &folder.key))
+        .bulk_as("ci-bot", &folder.key, &ids(&[&d]))
         .header("X-Request-Id", "pipeline-42")
-        .json(&json!({"deploymentIds": [d.id]}))
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.headers()["x-request-id"], "pipeline-42");
     assert_eq!(
         app.events(&d.id).await[1].request_id.as_deref(),
@@ -288,12 +277,7 @@ async fn the_request_id_sent_by_the_client_is_echoed_and_recorded_in_the_history
 #[tokio::test]
 async fn unknown_routes_answer_404_as_problem_json() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/nowhere", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/nowhere").await;
     let body = assert_problem(response, 404).await;
     assert!(body["detail"].as_str().unwrap().contains("/nowhere"));
 }
@@ -302,12 +286,7 @@ async fn unknown_routes_answer_404_as_problem_json() {
 async fn health_and_readiness_answer_200() {
     let app = spawn_app().await;
     for path in ["/healthz", "/readyz"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_path(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -395,18 +374,11 @@ async fn seeded_volume_deployments_are_all_upgradable_with_the_printed_token() {
     assert_eq!(summary["deployments"], 30);
     let token = summary["token"].as_str().unwrap();
     let tenant = summary["tenantId"].as_str().unwrap();
-    let response = app
-        .client
-        .post(app.bulk_url())
-        .bearer_auth(token)
-        .header("X-UiPath-Internal-TenantId", tenant)
-        .header("X-UiPath-FolderKey", summary["folderKey"].as_str().unwrap())
-        .json(&json!({ "deploymentIds": ids }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body = app
+        .bulk_call(token, summary["folderKey"].as_str().unwrap(), &ids)
+        .tenant(Some(tenant))
+        .json()
+        .await;
     assert_eq!(body["failedItems"], json!([]));
     let moved = body["updatedDeployments"]
         .as_array()

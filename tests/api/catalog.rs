@@ -9,11 +9,10 @@ use crate::helpers::{
 };
 
 async fn publish(app: &TestApp, token: &str, package: &str, version: &str) -> reqwest::Response {
-    app.request(Method::POST, "/models/apps/codedapp/publish", token, None)
-        .json(&json!({"packageName": package, "packageVersion": version, "tenantName": "DefaultTenant"}))
+    app.publish_call(token, package, version)
+        .field("tenantName", "DefaultTenant")
         .send()
         .await
-        .unwrap()
 }
 
 async fn admin(app: &TestApp) -> String {
@@ -54,15 +53,11 @@ async fn a_package_version_that_is_not_semver_is_a_400_naming_it() {
             "{bad}: {body}"
         );
     }
-    let body = assert_problem(
-        app.request(Method::POST, "/models/apps/codedapp/publish", &token, None)
-            .json(&json!({"packageName": "Portal"}))
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    let body = app
+        .call(Method::POST, "/models/apps/codedapp/publish", &token, None)
+        .body(json!({"packageName": "Portal"}))
+        .problem(400)
+        .await;
     assert!(body["detail"].as_str().unwrap().contains("packageVersion"));
 }
 
@@ -104,31 +99,10 @@ async fn the_catalogue_lists_latest_published_versions_and_versions_newest_first
         publish(&app, &token, package, version).await;
     }
     app.publish_in("other-tenant", "Gamma", "1.0.0").await;
-    let delete = app
-        .request(
-            Method::DELETE,
-            "/models/Alpha/publish/versions/3",
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
+    let delete = app.unpublish_call(&token, "Alpha", 3).send().await;
     assert_eq!(delete.status(), 204);
 
-    let apps: Value = app
-        .request(
-            Method::GET,
-            &format!("/models/tenants/{}/publish/apps", app.tenant),
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps = app.catalog_apps(&token, &app.tenant).json().await;
     assert_eq!(apps["@odata.count"], 2, "another tenant's app is invisible");
     let summary: Vec<(Value, Value)> = apps["value"]
         .as_array()
@@ -142,19 +116,10 @@ async fn the_catalogue_lists_latest_published_versions_and_versions_newest_first
     );
     assert_eq!(apps["value"][0]["title"], "Alpha");
 
-    let versions: Value = app
-        .request(
-            Method::GET,
-            &format!("/models/Alpha/tenants/{}/publish/versions", app.tenant),
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap()
+    let versions = app
+        .catalog_versions(&token, "Alpha", &app.tenant)
         .json()
-        .await
-        .unwrap();
+        .await;
     let listed: Vec<(Value, Value)> = versions["value"]
         .as_array()
         .unwrap()
@@ -174,41 +139,15 @@ async fn another_tenants_catalogue_is_refused_and_its_apps_read_like_missing_one
     let app = spawn_app().await;
     let token = admin(&app).await;
     app.publish_in("other-tenant", "Gamma", "1.0.0").await;
-    let response = app
-        .request(
-            Method::GET,
-            "/models/tenants/other-tenant/publish/apps",
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 403).await;
+    app.catalog_apps(&token, "other-tenant").problem(403).await;
     let theirs = app
-        .request(
-            Method::GET,
-            &format!("/models/Gamma/tenants/{}/publish/versions", app.tenant),
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
+        .catalog_versions(&token, "Gamma", &app.tenant)
+        .problem(404)
+        .await;
     let missing = app
-        .request(
-            Method::GET,
-            &format!("/models/Nope/tenants/{}/publish/versions", app.tenant),
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
-    let (theirs, missing) = (
-        assert_problem(theirs, 404).await,
-        assert_problem(missing, 404).await,
-    );
+        .catalog_versions(&token, "Nope", &app.tenant)
+        .problem(404)
+        .await;
     assert_eq!(
         theirs["detail"].as_str().unwrap().replace("Gamma", "X"),
         missing["detail"].as_str().unwrap().replace("Nope", "X")
@@ -221,30 +160,11 @@ async fn a_folder_role_may_read_the_catalogue_but_a_stranger_may_not() {
     let folder = app.folder("Ops").await;
     app.grant("viewer", Role::AutomationUser, Some(&folder))
         .await;
-    let path = format!("/models/tenants/{}/publish/apps", app.tenant);
-    let ok = app
-        .request(Method::GET, &path, &app.token("viewer", READ_SCOPES), None)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    let stranger = app
-        .request(
-            Method::GET,
-            &path,
-            &app.token("stranger", READ_SCOPES),
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(stranger, 403).await;
-    let no_read_scope = app
-        .request(Method::GET, &path, &app.token("viewer", WRITE_SCOPES), None)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(no_read_scope, 403).await;
+    let catalogue =
+        |subject: &str, scopes: &str| app.catalog_apps(&app.token(subject, scopes), &app.tenant);
+    catalogue("viewer", READ_SCOPES).ok().await;
+    catalogue("stranger", READ_SCOPES).problem(403).await;
+    catalogue("viewer", WRITE_SCOPES).problem(403).await;
 }
 
 #[tokio::test]
@@ -259,66 +179,18 @@ async fn an_unpublished_version_is_never_the_upgrade_target_nor_deployable() {
     let folder_admin_only = app.token("folder-admin", ALL_SCOPES);
     app.grant("folder-admin", Role::FolderAdministrator, Some(&folder))
         .await;
-    assert_problem(
-        app.request(
-            Method::DELETE,
-            "/models/Portal/publish/versions/3",
-            &folder_admin_only,
-            None,
-        )
-        .send()
-        .await
-        .unwrap(),
-        403,
-    )
-    .await;
-    let delete = app
-        .request(
-            Method::DELETE,
-            "/models/Portal/publish/versions/3",
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
+    app.unpublish_call(&folder_admin_only, "Portal", 3)
+        .problem(403)
+        .await;
+    let delete = app.unpublish_call(&token, "Portal", 3).send().await;
     assert_eq!(delete.status(), 204);
-    let again = app
-        .request(
-            Method::DELETE,
-            "/models/Portal/publish/versions/3",
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
+    let again = app.unpublish_call(&token, "Portal", 3).send().await;
     assert_eq!(again.status(), 204, "unpublishing twice is not an error");
-    assert_problem(
-        app.request(
-            Method::DELETE,
-            "/models/Portal/publish/versions/9",
-            &token,
-            None,
-        )
-        .send()
-        .await
-        .unwrap(),
-        404,
-    )
-    .await;
+    app.unpublish_call(&token, "Portal", 9).problem(404).await;
 
     let body = app.bulk_json("admin", &folder.key, &ids(&[&d])).await;
     assert_eq!(body["updatedDeployments"][0]["version"], 2);
-    let deploy = app
-        .request(
-            Method::POST,
-            "/models/Portal/publish/versions/3/deploy",
-            &token,
-            Some(&folder.key),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(deploy, 404).await;
+    app.deploy_call(&token, &folder.key, "Portal", 3)
+        .problem(404)
+        .await;
 }

@@ -4,12 +4,11 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use entity::deployment;
-use reqwest::Method;
 use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, assert_problem, spawn_app};
+use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, spawn_app};
 
 async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
     let folder = app.folder("Ops").await;
@@ -18,44 +17,18 @@ async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
     (folder, app.token("editor", ALL_SCOPES))
 }
 
-async fn list(app: &TestApp, token: &str, folder: &str, query: &str) -> reqwest::Response {
-    app.request(
-        Method::GET,
-        &format!("/models/deployed/apps{query}"),
-        token,
-        Some(folder),
-    )
-    .send()
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
     let app = spawn_app().await;
     let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
-    let response = app
-        .request(
-            Method::POST,
-            "/models/Portal/publish/versions/1/deploy",
-            &token,
-            Some(&folder.key),
-        )
-        .json(&json!({"tags": ["prod", "eu"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let listed: Value = list(&app, &token, &folder.key, "")
-        .await
+    let deployed = app
+        .deploy_call(&token, &folder.key, "Portal", 1)
+        .body(json!({"tags": ["prod", "eu"]}))
         .json()
-        .await
-        .unwrap();
+        .await;
+    let id = deployed["id"].as_str().unwrap().to_string();
+    let listed = app.list_deployed(&token, &folder.key, "").json().await;
     assert_eq!(listed["@odata.count"], 1);
     let item = &listed["value"][0];
     assert_eq!(item["id"], id.as_str());
@@ -98,81 +71,31 @@ async fn deploy_refuses_what_cannot_be_deployed_with_a_clear_status() {
     let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
     app.publish_in("other-tenant", "Theirs", "1.0.0").await;
-    let deploy = |path: &str, body: Value| {
-        app.request(Method::POST, path, &token, Some(&folder.key))
-            .json(&body)
-            .send()
+    let deploy = |app_name: &str, version: &str, body: Value| {
+        app.deploy_call(&token, &folder.key, app_name, version)
+            .body(body)
     };
-    assert_problem(
-        deploy("/models/Portal/publish/versions/7/deploy", json!({}))
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    let theirs = assert_problem(
-        deploy("/models/Theirs/publish/versions/1/deploy", json!({}))
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
-    let nothing = assert_problem(
-        deploy("/models/Nothing/publish/versions/1/deploy", json!({}))
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    deploy("Portal", "7", json!({})).problem(404).await;
+    let theirs = deploy("Theirs", "1", json!({})).problem(404).await;
+    let nothing = deploy("Nothing", "1", json!({})).problem(404).await;
     assert_eq!(
         theirs["detail"].as_str().unwrap().replace("Theirs", "X"),
         nothing["detail"].as_str().unwrap().replace("Nothing", "X"),
         "another tenant's app reads like a missing one"
     );
-    assert_problem(
-        deploy("/models/Portal/publish/versions/one/deploy", json!({}))
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    assert_problem(
-        deploy(
-            "/models/Portal/publish/versions/1/deploy",
-            json!({"tags": "prod"}),
-        )
-        .await
-        .unwrap(),
-        400,
-    )
-    .await;
-    let taken = deploy(
-        "/models/Portal/publish/versions/1/deploy",
-        json!({"routingName": "portal"}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(taken.status(), 200);
-    assert_problem(
-        deploy(
-            "/models/Portal/publish/versions/1/deploy",
-            json!({"routingName": "portal"}),
-        )
-        .await
-        .unwrap(),
-        409,
-    )
-    .await;
-    assert_problem(
-        deploy(
-            "/models/Portal/publish/versions/1/deploy",
-            json!({"routingName": "Not Valid"}),
-        )
-        .await
-        .unwrap(),
-        400,
-    )
-    .await;
+    deploy("Portal", "one", json!({})).problem(400).await;
+    deploy("Portal", "1", json!({"tags": "prod"}))
+        .problem(400)
+        .await;
+    deploy("Portal", "1", json!({"routingName": "portal"}))
+        .ok()
+        .await;
+    deploy("Portal", "1", json!({"routingName": "portal"}))
+        .problem(409)
+        .await;
+    deploy("Portal", "1", json!({"routingName": "Not Valid"}))
+        .problem(400)
+        .await;
 }
 
 #[tokio::test]
@@ -185,41 +108,20 @@ async fn each_permission_is_needed_for_its_call() {
     let d = app.deploy(&folder, "Portal", 1).await;
     let viewer = app.token("viewer", ALL_SCOPES);
     // Apps.View is enough to list, but not to deploy (Apps.Create) or edit (Apps.Edit).
-    assert_eq!(list(&app, &viewer, &folder.key, "").await.status(), 200);
-    let deploy = app
-        .request(
-            Method::POST,
-            "/models/Portal/publish/versions/1/deploy",
-            &viewer,
-            Some(&folder.key),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(deploy, 403).await;
-    let edit = app
-        .request(
-            Method::PATCH,
-            &format!("/models/deployed/apps/{}", d.id),
-            &viewer,
-            Some(&folder.key),
-        )
-        .json(&json!({"title": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(edit, 403).await;
+    app.list_deployed(&viewer, &folder.key, "").ok().await;
+    app.deploy_call(&viewer, &folder.key, "Portal", 1)
+        .problem(403)
+        .await;
+    app.edit_deployed(&viewer, &folder.key, &d.id, json!({"title": "x"}))
+        .problem(403)
+        .await;
     // Without any role in the folder even listing is refused; without a read scope too.
-    assert_problem(
-        list(&app, &app.token("stranger", ALL_SCOPES), &folder.key, "").await,
-        403,
-    )
-    .await;
-    assert_problem(
-        list(&app, &app.token("viewer", WRITE_SCOPES), &folder.key, "").await,
-        403,
-    )
-    .await;
+    app.list_deployed(&app.token("stranger", ALL_SCOPES), &folder.key, "")
+        .problem(403)
+        .await;
+    app.list_deployed(&app.token("viewer", WRITE_SCOPES), &folder.key, "")
+        .problem(403)
+        .await;
 }
 
 #[tokio::test]
@@ -260,16 +162,14 @@ async fn paging_through_2500_deployments_returns_each_exactly_once_in_a_stable_o
     ] {
         let mut seen = Vec::new();
         for page in 0..3 {
-            let body: Value = list(
-                &app,
-                &token,
-                &folder.key,
-                &format!("?top=1000&skip={}{order}", page * 1000),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            let body = app
+                .list_deployed(
+                    &token,
+                    &folder.key,
+                    &format!("?top=1000&skip={}{order}", page * 1000),
+                )
+                .json()
+                .await;
             assert_eq!(body["@odata.count"], 2500);
             seen.extend(
                 body["value"]
@@ -286,11 +186,10 @@ async fn paging_through_2500_deployments_returns_each_exactly_once_in_a_stable_o
             "order {order:?}"
         );
     }
-    let newest: Value = list(&app, &token, &folder.key, "?top=3&orderBy=version desc")
-        .await
+    let newest = app
+        .list_deployed(&token, &folder.key, "?top=3&orderBy=version desc")
         .json()
-        .await
-        .unwrap();
+        .await;
     assert!(
         newest["value"]
             .as_array()
@@ -312,18 +211,10 @@ async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
         ("Payroll US", json!(["prod"])),
         ("Docs 100%", json!([])),
     ] {
-        let response = app
-            .request(
-                Method::POST,
-                "/models/Portal/publish/versions/1/deploy",
-                &token,
-                Some(&folder.key),
-            )
-            .json(&token_body(title, tags))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        app.deploy_call(&token, &folder.key, "Portal", 1)
+            .body(token_body(title, tags))
+            .ok()
+            .await;
     }
     app.deploy(&other, "Portal", 1).await;
     let titles = |body: Value| -> Vec<String> {
@@ -334,28 +225,18 @@ async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
             .map(|v| v["title"].as_str().unwrap().to_string())
             .collect()
     };
-    let all = titles(
-        list(&app, &token, &folder.key, "")
-            .await
-            .json()
-            .await
-            .unwrap(),
-    );
+    let all = titles(app.list_deployed(&token, &folder.key, "").json().await);
     assert_eq!(all, ["Docs 100%", "Payroll EU", "Payroll US"]);
     let search = titles(
-        list(&app, &token, &folder.key, "?searchText=payroll")
-            .await
+        app.list_deployed(&token, &folder.key, "?searchText=payroll")
             .json()
-            .await
-            .unwrap(),
+            .await,
     );
     assert_eq!(search, ["Payroll EU", "Payroll US"]);
     let literal = titles(
-        list(&app, &token, &folder.key, "?searchText=0%25")
-            .await
+        app.list_deployed(&token, &folder.key, "?searchText=0%25")
             .json()
-            .await
-            .unwrap(),
+            .await,
     );
     assert_eq!(
         literal,
@@ -363,11 +244,9 @@ async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
         "% in the search text is a literal character"
     );
     let tagged = titles(
-        list(&app, &token, &folder.key, "?tags=prod,eu")
-            .await
+        app.list_deployed(&token, &folder.key, "?tags=prod,eu")
             .json()
-            .await
-            .unwrap(),
+            .await,
     );
     assert_eq!(
         tagged,
@@ -388,7 +267,10 @@ async fn list_parameters_out_of_bounds_are_a_400_naming_the_parameter() {
         ("?orderBy=colour", "colour"),
         ("?orderBy=title%20sideways", "sideways"),
     ] {
-        let body = assert_problem(list(&app, &token, &folder.key, query).await, 400).await;
+        let body = app
+            .list_deployed(&token, &folder.key, query)
+            .problem(400)
+            .await;
         assert!(
             body["detail"].as_str().unwrap().contains(named),
             "{query}: {body}"
@@ -407,24 +289,17 @@ async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_ed
     uplift::service::catalog::unpublish(&app.db, &app.tenant, "Portal", 3)
         .await
         .unwrap();
-    let path = format!("/models/deployed/apps/{}", d.id);
-    let patch = |body: Value| {
-        app.request(Method::PATCH, &path, &token, Some(&folder.key))
-            .json(&body)
-            .send()
-    };
+    let patch = |body: Value| app.edit_deployed(&token, &folder.key, &d.id, body);
 
-    let response = patch(json!({
+    let body = patch(json!({
         "version": 2,
         "title": "Portal (EU)",
         "description": "Customer portal",
         "tags": ["eu"],
         "maintenanceModeData": {"isMaintenanceModeEnabled": true, "maintenanceModeUrl": "https://status.example.org", "maintenanceExcludedUsers": ["ops@example.org"]}
     }))
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    .json()
+    .await;
     assert_eq!(
         (
             body["version"].clone(),
@@ -447,23 +322,19 @@ async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_ed
         ("edit", Some(1), 2)
     );
 
-    let refused = assert_problem(patch(json!({"version": 3})).await.unwrap(), 400).await;
+    let refused = patch(json!({"version": 3})).problem(400).await;
     assert!(
         refused["detail"]
             .as_str()
             .unwrap()
             .contains("not published")
     );
-    assert_problem(patch(json!({"version": 9})).await.unwrap(), 400).await;
-    assert_problem(patch(json!({"title": ""})).await.unwrap(), 400).await;
-    assert_problem(patch(json!({"version": "two"})).await.unwrap(), 400).await;
-    assert_problem(
-        patch(json!({"maintenanceModeData": {"maintenanceModeUrl": "ftp://x"}}))
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    patch(json!({"version": 9})).problem(400).await;
+    patch(json!({"title": ""})).problem(400).await;
+    patch(json!({"version": "two"})).problem(400).await;
+    patch(json!({"maintenanceModeData": {"maintenanceModeUrl": "ftp://x"}}))
+        .problem(400)
+        .await;
     assert_eq!(
         app.deployment(&d.id).await.version,
         2,
@@ -471,8 +342,7 @@ async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_ed
     );
     assert_eq!(app.events(&d.id).await.len(), 2);
 
-    let unchanged = patch(json!({"title": "Portal (EU)"})).await.unwrap();
-    assert_eq!(unchanged.status(), 200);
+    patch(json!({"title": "Portal (EU)"})).ok().await;
     assert_eq!(
         app.events(&d.id).await.len(),
         2,
@@ -497,18 +367,10 @@ async fn another_folders_or_tenants_deployment_cannot_be_edited_and_reads_like_a
         uuid::Uuid::new_v4().to_string(),
         "junk".into(),
     ] {
-        let response = app
-            .request(
-                Method::PATCH,
-                &format!("/models/deployed/apps/{id}"),
-                &token,
-                Some(&folder.key),
-            )
-            .json(&json!({"title": "hijacked"}))
-            .send()
-            .await
-            .unwrap();
-        let body = assert_problem(response, 404).await;
+        let body = app
+            .edit_deployed(&token, &folder.key, &id, json!({"title": "hijacked"}))
+            .problem(404)
+            .await;
         details.insert(body["detail"].as_str().unwrap().replace(&id, "ID"));
     }
     assert_eq!(details.len(), 1, "{details:?}");
@@ -521,16 +383,10 @@ async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
     let app = spawn_app().await;
     let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
-    app.request(
-        Method::POST,
-        "/models/Portal/publish/versions/1/deploy",
-        &token,
-        Some(&folder.key),
-    )
-    .json(&json!({"routingName": "portal"}))
-    .send()
-    .await
-    .unwrap();
+    app.deploy_call(&token, &folder.key, "Portal", 1)
+        .body(json!({"routingName": "portal"}))
+        .send()
+        .await;
     let theirs_folder = app.folder_in("other-tenant", "Theirs").await;
     app.publish_in("other-tenant", "X", "1.0.0").await;
     uplift::service::deployments::deploy(
@@ -549,31 +405,15 @@ async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
     let reader = app.token("editor", READ_SCOPES);
     for (name, free) in [("portal", false), ("portal-2", true), ("theirs", true)] {
         let body: Value = app
-            .request(
-                Method::GET,
-                &format!("/models/deployed/apps/uniquename/check/{name}"),
-                &reader,
-                None,
-            )
+            .name_check(&reader, name)
             .send()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         assert_eq!(body, json!({"routingName": name, "isUnique": free}));
     }
-    let bad = app
-        .request(
-            Method::GET,
-            "/models/deployed/apps/uniquename/check/Bad%20Name",
-            &reader,
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(bad, 400).await;
+    app.name_check(&reader, "Bad%20Name").problem(400).await;
 }
 
 #[tokio::test]
@@ -583,36 +423,20 @@ async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_ht
     app.grant("release-bot", Role::Administrator, None).await;
     let release = app.token("release-bot", "Apps.Write");
     let publish = |version: &str| {
-        app.request(
-            Method::POST,
-            "/models/apps/codedapp/publish",
-            &release,
-            None,
-        )
-        .json(&json!({"packageName": "Portal", "packageVersion": version, "tenantName": "Default"}))
-        .send()
+        app.publish_call(&release, "Portal", version)
+            .field("tenantName", "Default")
+            .send()
     };
     assert_eq!(
-        publish("1.0.0")
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["deployVersion"],
+        publish("1.0.0").await.json::<Value>().await.unwrap()["deployVersion"],
         1
     );
     let mut ids = Vec::new();
     for _ in 0..3 {
         let response = app
-            .request(
-                Method::POST,
-                "/models/Portal/publish/versions/1/deploy",
-                &token,
-                Some(&folder.key),
-            )
+            .deploy_call(&token, &folder.key, "Portal", 1)
             .send()
-            .await
-            .unwrap();
+            .await;
         ids.push(
             response.json::<Value>().await.unwrap()["id"]
                 .as_str()
@@ -621,30 +445,20 @@ async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_ht
         );
     }
     assert_eq!(
-        publish("1.1.0")
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["deployVersion"],
+        publish("1.1.0").await.json::<Value>().await.unwrap()["deployVersion"],
         2
     );
     let upgraded: Value = app
-        .request(
-            Method::POST,
-            "/models/deployed/apps/updateToLatestAppVersionBulk",
-            &token,
-            Some(&folder.key),
-        )
-        .json(&json!({"deploymentIds": ids}))
+        .bulk_call(&token, &folder.key, &ids)
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(upgraded["updatedDeployments"].as_array().unwrap().len(), 3);
-    let listed: Value = list(&app, &token, &folder.key, "")
+    let listed: Value = app
+        .list_deployed(&token, &folder.key, "")
+        .send()
         .await
         .json()
         .await
@@ -668,19 +482,11 @@ async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
     // Titles that say nothing of the app, so only its system name can match.
     let mut deployed = Vec::new();
     for system_name in [&portal, &ledger] {
-        let response = app
-            .request(
-                Method::POST,
-                &format!("/models/{system_name}/publish/versions/1/deploy"),
-                &token,
-                Some(&folder.key),
-            )
-            .json(&json!({"title": "Books"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
+        let body = app
+            .deploy_call(&token, &folder.key, system_name, 1)
+            .body(json!({"title": "Books"}))
+            .json()
+            .await;
         deployed.push(body["id"].as_str().unwrap().to_string());
     }
     // Another tenant's app of the same name must not widen the match.
@@ -698,19 +504,14 @@ async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
     let by_app = ids(
         // `_` is literal, and only the system name has one (`General_Ledger`; the
         // routing name is `general-ledger-…`).
-        list(&app, &token, &folder.key, "?searchText=AL_LED")
-            .await
+        app.list_deployed(&token, &folder.key, "?searchText=AL_LED")
             .json()
-            .await
-            .unwrap(),
+            .await,
     );
-    let by_none = ids(
-        list(&app, &token, &folder.key, "?searchText=nothing-like-this")
-            .await
-            .json()
-            .await
-            .unwrap(),
-    );
+    let by_none = ids(app
+        .list_deployed(&token, &folder.key, "?searchText=nothing-like-this")
+        .json()
+        .await);
 
     assert_eq!(by_app, [deployed[1].clone()]);
     assert!(by_none.is_empty());

@@ -1,18 +1,14 @@
 //! The OpenAPI document and the docs page are served by the binary itself.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use uplift::access::Role;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{ALL_SCOPES, assert_problem, concrete_path, spawn_app};
 
 #[tokio::test]
 async fn the_openapi_document_is_served_for_the_configured_organization() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: Value = response.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
@@ -55,4 +51,143 @@ async fn the_docs_page_is_served_without_internet_access() {
         .unwrap();
     assert_eq!(initializer.status(), 200);
     assert!(initializer.text().await.unwrap().contains("/openapi.json"));
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Walks every operation of the served document under the UiPath base path and, for
+/// each one, checks both what the document says and what the server does: it names the
+/// bearer scheme (which the document defines) and documents a success and the 400,
+/// 401, 403 and 500 problem+json answers; and on the wire it answers 401 without a
+/// token, 403 to a token without scopes and 400 without the tenant header.
+#[tokio::test]
+async fn every_uipath_operation_is_protected_and_documents_its_errors() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("admin", Role::Administrator, None).await;
+    app.publish("Portal", "1.0.0").await;
+    let d = app.deploy(&folder, "Portal", 1).await;
+    let doc: Value = app.get_path("/openapi.json").await.json().await.unwrap();
+    let base = app.settings.uipath_base_path();
+    let schemes = &doc["components"]["securitySchemes"];
+
+    let mut walked = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(suffix) = path.strip_prefix(&base) else {
+            continue;
+        };
+        for (key, operation) in item.as_object().unwrap() {
+            if !METHODS.contains(&key.as_str()) {
+                assert!(
+                    ["parameters", "summary", "description", "servers"].contains(&key.as_str()),
+                    "{path}: unexpected {key:?}"
+                );
+                continue;
+            }
+            let op = format!("{} {suffix}", key.to_uppercase());
+            walked.push(op.clone());
+
+            let security = operation["security"].as_array();
+            assert!(
+                security.is_some_and(|s| !s.is_empty()),
+                "{op}: no security requirement"
+            );
+            for requirement in security.unwrap() {
+                let names = requirement.as_object().unwrap();
+                assert!(
+                    !names.is_empty(),
+                    "{op}: an empty requirement makes auth optional"
+                );
+                for name in names.keys() {
+                    assert_eq!(
+                        (&schemes[name]["type"], &schemes[name]["scheme"]),
+                        (&json!("http"), &json!("bearer")),
+                        "{op}: scheme {name:?} is not a defined bearer scheme"
+                    );
+                }
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{op}: no success documented"
+            );
+            for status in ["400", "401", "403", "500"] {
+                let schema = &responses
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{op} does not document {status}"))["content"]["application/problem+json"]
+                    ["schema"]["$ref"];
+                assert!(
+                    schema.as_str().is_some_and(|r| r.ends_with("/Problem")),
+                    "{op}: {status} is not documented as problem+json: {schema}"
+                );
+            }
+
+            // What the document says holds on the wire.
+            let url = format!(
+                "{}{}",
+                app.address,
+                concrete_path(path, &d.id, &app.tenant, folder.id)
+            );
+            let method: reqwest::Method = key.to_uppercase().parse().unwrap();
+            let send = |token: Option<String>, tenant: Option<&str>| {
+                let mut request = app
+                    .client
+                    .request(method.clone(), &url)
+                    .header("X-UiPath-FolderKey", &folder.key);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(tenant) = tenant {
+                    request = request.header("X-UiPath-Internal-TenantId", tenant);
+                }
+                if operation.get("requestBody").is_some() {
+                    request = request.json(&json!({"deploymentIds": [], "packageName": "Portal", "packageVersion": "9.9.9"}));
+                }
+                request.send()
+            };
+            let anonymous = send(None, Some(&app.tenant)).await.unwrap();
+            let challenge = anonymous.headers().get("www-authenticate").cloned();
+            assert_problem(anonymous, 401).await;
+            assert!(
+                challenge.is_some_and(|c| c.to_str().unwrap().starts_with("Bearer")),
+                "{op}: a 401 without a Bearer challenge"
+            );
+            let no_scope = Some(app.token("admin", ""));
+            assert_problem(send(no_scope, Some(&app.tenant)).await.unwrap(), 403).await;
+            let all = Some(app.token("admin", ALL_SCOPES));
+            let body = assert_problem(send(all, None).await.unwrap(), 400).await;
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("X-UiPath-Internal-TenantId"),
+                "{op}: {body}"
+            );
+        }
+    }
+    for known in [
+        "POST /models/deployed/apps/updateToLatestAppVersionBulk",
+        "GET /models/deployed/apps",
+        "PATCH /models/deployed/apps/{deployed_app_id}",
+        "GET /models/deployed/apps/{deployed_app_id}/history",
+        "POST /models/deployed/apps/{deployed_app_id}/rollback",
+        "GET /models/deployed/apps/uniquename/check/{routing_name}",
+        "POST /models/{app_system_name}/publish/versions/{version}/deploy",
+        "DELETE /models/{app_system_name}/publish/versions/{version}",
+        "POST /models/apps/codedapp/publish",
+        "GET /models/tenants/{cloud_tenant_id}/publish/apps",
+        "GET /models/{app_system_name}/tenants/{cloud_tenant_id}/publish/versions",
+    ] {
+        assert!(
+            walked.iter().any(|w| w == known),
+            "{known} is not documented: {walked:?}"
+        );
+    }
+    assert_eq!(
+        app.deployment(&d.id).await.version,
+        1,
+        "no call changed anything"
+    );
 }

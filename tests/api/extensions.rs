@@ -1,34 +1,18 @@
 //! Beyond UiPath: dry run, failure budget, history and rollback.
 
 use entity::{deployment_event, idempotency_key};
-use reqwest::Method;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uplift::{access::Role, service::catalog};
 
-use crate::helpers::{
-    ALL_SCOPES, TestApp, assert_history_chains, assert_problem, ids, spawn_app, spawn_app_with,
-};
+use crate::helpers::{ALL_SCOPES, TestApp, assert_history_chains, ids, spawn_app, spawn_app_with};
 
-async fn bulk_with(
-    app: &TestApp,
-    folder: &str,
-    query: &str,
-    ids: &[String],
-    key: Option<&str>,
-) -> reqwest::Response {
-    let mut request = app
-        .request(
-            Method::POST,
-            &format!("/models/deployed/apps/updateToLatestAppVersionBulk{query}"),
-            &app.token("editor", ALL_SCOPES),
-            Some(folder),
-        )
-        .json(&json!({ "deploymentIds": ids }));
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.unwrap()
+/// The folder "Ops" where "editor" is FolderAdministrator, and editor's token.
+async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    (folder, app.token("editor", ALL_SCOPES))
 }
 
 async fn event_count(app: &TestApp) -> u64 {
@@ -41,9 +25,7 @@ async fn event_count(app: &TestApp) -> u64 {
 #[tokio::test]
 async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
     let behind = app.deploy(&folder, "Portal", 1).await;
     app.publish("Portal", "1.1.0").await;
@@ -62,9 +44,12 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
     ];
     let events_before = event_count(&app).await;
 
-    let preview = bulk_with(&app, &folder.key, "?dryRun=true", &request, Some("dry-key")).await;
-    assert_eq!(preview.status(), 200);
-    let preview: Value = preview.json().await.unwrap();
+    let preview = app
+        .bulk_call(&token, &folder.key, &request)
+        .dry_run()
+        .key("dry-key")
+        .json()
+        .await;
     assert_eq!(
         app.deployment(&behind.id).await.version,
         1,
@@ -84,7 +69,9 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
         "nor an idempotency record"
     );
 
-    let real: Value = bulk_with(&app, &folder.key, "", &request, None)
+    let real: Value = app
+        .bulk_call(&token, &folder.key, &request)
+        .send()
         .await
         .json()
         .await
@@ -98,9 +85,7 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
 #[tokio::test]
 async fn once_the_failure_budget_is_spent_no_new_item_starts() {
     let app = spawn_app_with(|s| s.upgrade_concurrency = 1).await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
     let first = app.deploy(&folder, "Portal", 1).await;
     let last = app.deploy(&folder, "Portal", 1).await;
@@ -112,7 +97,10 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
         last.id.clone(),
     ];
 
-    let body: Value = bulk_with(&app, &folder.key, "?maxFailures=1", &request, None)
+    let body: Value = app
+        .bulk_call(&token, &folder.key, &request)
+        .max_failures(1)
+        .send()
         .await
         .json()
         .await
@@ -135,7 +123,9 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
         "a skipped item is not touched"
     );
 
-    let without_budget: Value = bulk_with(&app, &folder.key, "", &request, None)
+    let without_budget: Value = app
+        .bulk_call(&token, &folder.key, &request)
+        .send()
         .await
         .json()
         .await
@@ -148,67 +138,34 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
         2
     );
     for bad in ["?maxFailures=0", "?maxFailures=-3", "?dryRun=perhaps"] {
-        assert_problem(bulk_with(&app, &folder.key, bad, &request, None).await, 400).await;
+        app.bulk_call(&token, &folder.key, &request)
+            .query(bad)
+            .problem(400)
+            .await;
     }
-}
-
-async fn history(app: &TestApp, folder: &str, id: &str, query: &str) -> reqwest::Response {
-    app.request(
-        Method::GET,
-        &format!("/models/deployed/apps/{id}/history{query}"),
-        &app.token("editor", ALL_SCOPES),
-        Some(folder),
-    )
-    .send()
-    .await
-    .unwrap()
-}
-
-async fn rollback(app: &TestApp, folder: &str, id: &str, body: Option<Value>) -> reqwest::Response {
-    let mut request = app.request(
-        Method::POST,
-        &format!("/models/deployed/apps/{id}/rollback"),
-        &app.token("editor", ALL_SCOPES),
-        Some(folder),
-    );
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
 }
 
 #[tokio::test]
 async fn history_lists_each_change_newest_first_with_versions_actor_and_request_id() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
     let d = app.deploy(&folder, "Portal", 1).await;
     app.publish("Portal", "1.1.0").await;
     app.publish("Portal", "1.2.0").await;
-    bulk_with(&app, &folder.key, "", &ids(&[&d]), None).await;
-    let edit = app
-        .request(
-            Method::PATCH,
-            &format!("/models/deployed/apps/{}", d.id),
-            &app.token("editor", ALL_SCOPES),
-            Some(&folder.key),
-        )
-        .json(&json!({"version": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(edit.status(), 200);
-    let back = rollback(&app, &folder.key, &d.id, None).await;
-    assert_eq!(back.status(), 200);
+    app.bulk_call(&token, &folder.key, &ids(&[&d])).send().await;
+    app.edit_deployed(&token, &folder.key, &d.id, json!({"version": 2}))
+        .ok()
+        .await;
+    let back = app.rollback(&token, &folder.key, &d.id, None).json().await;
     assert_eq!(
-        back.json::<Value>().await.unwrap()["version"],
-        3,
+        back["version"], 3,
         "back to the version before the last change"
     );
 
-    let body: Value = history(&app, &folder.key, &d.id, "")
+    let body: Value = app
+        .history(&token, &folder.key, &d.id, "")
+        .send()
         .await
         .json()
         .await
@@ -242,7 +199,9 @@ async fn history_lists_each_change_newest_first_with_versions_actor_and_request_
     assert!(newest["requestId"].as_str().is_some_and(|r| !r.is_empty()));
     assert!(newest["createdAt"].as_str().is_some());
 
-    let page: Value = history(&app, &folder.key, &d.id, "?top=2&skip=1")
+    let page: Value = app
+        .history(&token, &folder.key, &d.id, "?top=2&skip=1")
+        .send()
         .await
         .json()
         .await
@@ -254,21 +213,19 @@ async fn history_lists_each_change_newest_first_with_versions_actor_and_request_
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["edit", "upgrade"]);
-    assert_problem(history(&app, &folder.key, &d.id, "?top=5000").await, 400).await;
-    assert_problem(
-        history(&app, &folder.key, &uuid::Uuid::new_v4().to_string(), "").await,
-        404,
-    )
-    .await;
+    app.history(&token, &folder.key, &d.id, "?top=5000")
+        .problem(400)
+        .await;
+    app.history(&token, &folder.key, &uuid::Uuid::new_v4().to_string(), "")
+        .problem(404)
+        .await;
 }
 
 #[tokio::test]
 async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
+    let (folder, token) = editor(&app).await;
     let other = app.folder("Other").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
     app.grant("viewer", Role::AutomationUser, Some(&folder))
         .await;
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
@@ -278,55 +235,35 @@ async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do(
     let d = app.deploy(&folder, "Portal", 3).await;
     let elsewhere = app.deploy(&other, "Portal", 3).await;
 
-    let named = rollback(&app, &folder.key, &d.id, Some(json!({"version": 1}))).await;
-    assert_eq!(named.status(), 200);
+    let rollback = |id: &str, body: Option<Value>| app.rollback(&token, &folder.key, id, body);
+    let named = rollback(&d.id, Some(json!({"version": 1}))).json().await;
     assert_eq!(
-        named.json::<Value>().await.unwrap(),
+        named,
         json!({"id": d.id, "appSystemName": "Portal", "version": 1, "previousVersion": 3})
     );
     catalog::unpublish(&app.db, &app.tenant, "Portal", 3)
         .await
         .unwrap();
-    let to_unpublished = assert_problem(rollback(&app, &folder.key, &d.id, None).await, 400).await;
+    let to_unpublished = rollback(&d.id, None).problem(400).await;
     assert!(
         to_unpublished["detail"]
             .as_str()
             .unwrap()
             .contains("not published")
     );
-    assert_problem(rollback(&app, &folder.key, &fresh.id, None).await, 409).await;
-    assert_problem(
-        rollback(&app, &folder.key, &d.id, Some(json!({"version": 0}))).await,
-        400,
-    )
-    .await;
-    assert_problem(
-        rollback(&app, &folder.key, &d.id, Some(json!({"version": "one"}))).await,
-        400,
-    )
-    .await;
-    assert_problem(
-        rollback(
-            &app,
-            &folder.key,
-            &elsewhere.id,
-            Some(json!({"version": 1})),
-        )
-        .await,
-        404,
-    )
-    .await;
-    let as_viewer = app
-        .request(
-            Method::POST,
-            &format!("/models/deployed/apps/{}/rollback", d.id),
-            &app.token("viewer", ALL_SCOPES),
-            Some(&folder.key),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_problem(as_viewer, 403).await;
+    rollback(&fresh.id, None).problem(409).await;
+    rollback(&d.id, Some(json!({"version": 0})))
+        .problem(400)
+        .await;
+    rollback(&d.id, Some(json!({"version": "one"})))
+        .problem(400)
+        .await;
+    rollback(&elsewhere.id, Some(json!({"version": 1})))
+        .problem(404)
+        .await;
+    app.rollback(&app.token("viewer", ALL_SCOPES), &folder.key, &d.id, None)
+        .problem(403)
+        .await;
     assert_eq!(app.deployment(&d.id).await.version, 1);
     assert_eq!(app.deployment(&elsewhere.id).await.version, 3);
     assert_history_chains(&app.db).await;
@@ -335,15 +272,12 @@ async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do(
 #[tokio::test]
 async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the_current_version() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let (folder, token) = editor(&app).await;
     app.publish("Portal", "1.0.0").await;
     let mut deployments = Vec::new();
     for _ in 0..6 {
         deployments.push(app.deploy(&folder, "Portal", 1).await.id);
     }
-    let token = app.token("editor", ALL_SCOPES);
     for round in 0..6u32 {
         app.publish("Portal", &format!("1.{}.0", round + 1)).await;
         if round % 3 == 2 {
@@ -357,19 +291,24 @@ async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the
             .unwrap();
         }
         let (a, b, c) = tokio::join!(
-            bulk_with(&app, &folder.key, "", &deployments[..4], None),
-            app.request(
-                Method::PATCH,
-                &format!("/models/deployed/apps/{}", deployments[4]),
+            app.bulk_call(&token, &folder.key, &deployments[..4]).send(),
+            app.edit_deployed(
                 &token,
-                Some(&folder.key)
+                &folder.key,
+                &deployments[4],
+                json!({"version": 1, "title": format!("round {round}")}),
             )
-            .json(&json!({"version": 1, "title": format!("round {round}")}))
             .send(),
-            rollback(&app, &folder.key, &deployments[(round as usize) % 4], None),
+            app.rollback(
+                &token,
+                &folder.key,
+                &deployments[(round as usize) % 4],
+                None
+            )
+            .send(),
         );
         assert_eq!(a.status(), 200);
-        assert!(b.unwrap().status().is_success());
+        assert!(b.status().is_success());
         assert!(
             matches!(c.status().as_u16(), 200 | 400 | 409),
             "{}",
@@ -383,7 +322,9 @@ async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the
         "the workload changed versions"
     );
     for id in &deployments {
-        let body: Value = history(&app, &folder.key, id, "?top=1000")
+        let body: Value = app
+            .history(&token, &folder.key, id, "?top=1000")
+            .send()
             .await
             .json()
             .await

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use entity::{deployment, deployment_event, folder};
-use reqwest::{RequestBuilder, Response, header::HeaderMap};
+use reqwest::Response;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder,
@@ -270,34 +270,6 @@ impl TestApp {
             .unwrap()
     }
 
-    pub fn uipath_headers(&self, token: &str, folder_key: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        headers.insert("X-UiPath-Internal-TenantId", self.tenant.parse().unwrap());
-        headers.insert("X-UiPath-FolderKey", folder_key.parse().unwrap());
-        headers
-    }
-
-    /// A UiPath-API request to `{base}{path}` with the tenant header, and the folder
-    /// header when `folder_key` is given.
-    pub fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        folder_key: Option<&str>,
-    ) -> RequestBuilder {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .header("X-UiPath-Internal-TenantId", &self.tenant);
-        if let Some(key) = folder_key {
-            request = request.header("X-UiPath-FolderKey", key);
-        }
-        request
-    }
-
     pub fn bulk_url(&self) -> String {
         format!(
             "{}/models/deployed/apps/updateToLatestAppVersionBulk",
@@ -307,20 +279,12 @@ impl TestApp {
 
     /// A bulk call with a token for `subject` holding the write scopes.
     pub async fn bulk(&self, subject: &str, folder_key: &str, ids: &[String]) -> Response {
-        let token = self.token(subject, WRITE_SCOPES);
-        self.client
-            .post(self.bulk_url())
-            .headers(self.uipath_headers(&token, folder_key))
-            .json(&serde_json::json!({ "deploymentIds": ids }))
-            .send()
-            .await
-            .unwrap()
+        self.bulk_as(subject, folder_key, ids).send().await
     }
 
+    /// A bulk call by `subject` that must answer 200; its body.
     pub async fn bulk_json(&self, subject: &str, folder_key: &str, ids: &[String]) -> Value {
-        let response = self.bulk(subject, folder_key, ids).await;
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        self.bulk_as(subject, folder_key, ids).json().await
     }
 }
 
@@ -425,6 +389,19 @@ pub async fn assert_history_chains(db: &DatabaseConnection) -> usize {
         );
     }
     events.len()
+}
+
+/// An OpenAPI path with its parameters filled in: the app "Portal" at version 1, this
+/// deployment, tenant (also the Rainbond team) and folder id (the Rainbond app id).
+pub fn concrete_path(path: &str, deployment_id: &str, tenant: &str, folder_id: i32) -> String {
+    path.replace("{app_system_name}", "Portal")
+        .replace("{version}", "1")
+        .replace("{cloud_tenant_id}", tenant)
+        .replace("{deployed_app_id}", deployment_id)
+        .replace("{routing_name}", "portal")
+        .replace("{team_id}", tenant)
+        .replace("{region_name}", "default")
+        .replace("{app_id}", &folder_id.to_string())
 }
 
 pub fn ids(deployments: &[&deployment::Model]) -> Vec<String> {

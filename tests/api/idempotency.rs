@@ -8,31 +8,30 @@ use std::{
 
 use chrono::Utc;
 use entity::{deployment, deployment_event, idempotency_key};
-use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 use uplift::{access::Role, config::Settings, db, idempotency as store};
 
-use crate::helpers::{
-    ALL_SCOPES, TestApp, assert_history_chains, assert_problem, fresh_database, seed_deployments,
-    spawn_app,
+use crate::{
+    client::Call,
+    helpers::{
+        ALL_SCOPES, TestApp, assert_history_chains, assert_problem, fresh_database, ids,
+        seed_deployments, spawn_app,
+    },
 };
 
-fn keyed(
-    app: &TestApp,
-    subject: &str,
-    folder: &str,
-    key: &str,
-    body: Value,
-) -> reqwest::RequestBuilder {
-    app.request(
-        Method::POST,
-        "/models/deployed/apps/updateToLatestAppVersionBulk",
-        &app.token(subject, ALL_SCOPES),
-        Some(folder),
-    )
-    .header("Idempotency-Key", key)
-    .json(&body)
+/// A bulk call by `subject` (all scopes) with an `Idempotency-Key`.
+fn keyed<'a>(app: &'a TestApp, subject: &str, folder: &str, key: &str, ids: &[String]) -> Call<'a> {
+    app.bulk_call(&app.token(subject, ALL_SCOPES), folder, ids)
+        .key(key)
+}
+
+/// The folder "Ops" where "editor" is FolderAdministrator.
+async fn editors_folder(app: &TestApp) -> entity::folder::Model {
+    let folder = app.folder("Ops").await;
+    app.grant("editor", Role::FolderAdministrator, Some(&folder))
+        .await;
+    folder
 }
 
 async fn events(app: &TestApp) -> u64 {
@@ -45,28 +44,24 @@ async fn events(app: &TestApp) -> u64 {
 #[tokio::test]
 async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let folder = editors_folder(&app).await;
     app.publish("Portal", "1.0.0").await;
     let d = app.deploy(&folder, "Portal", 1).await;
     app.publish("Portal", "1.1.0").await;
-    let body = json!({"deploymentIds": [d.id]});
+    let body = ids(&[&d]);
 
-    let first = keyed(&app, "editor", &folder.key, "run-1", body.clone())
+    let first = keyed(&app, "editor", &folder.key, "run-1", &body)
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(first.status(), 200);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body = first.bytes().await.unwrap();
     app.publish("Portal", "1.2.0").await;
     let events_before = events(&app).await;
 
-    let repeat = keyed(&app, "editor", &folder.key, "run-1", body.clone())
+    let repeat = keyed(&app, "editor", &folder.key, "run-1", &body)
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(repeat.status(), 200);
     assert_eq!(repeat.headers()["idempotent-replayed"], "true");
     assert_eq!(repeat.headers()["content-type"], "application/json");
@@ -85,10 +80,9 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
     // Another subject's key space is its own: the same key runs afresh for them.
     app.grant("other-bot", Role::FolderAdministrator, Some(&folder))
         .await;
-    let theirs: Value = keyed(&app, "other-bot", &folder.key, "run-1", body)
+    let theirs: Value = keyed(&app, "other-bot", &folder.key, "run-1", &body)
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -98,46 +92,21 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let folder = editors_folder(&app).await;
     app.publish("Portal", "1.0.0").await;
     let a = app.deploy(&folder, "Portal", 1).await;
     let b = app.deploy(&folder, "Portal", 1).await;
     app.publish("Portal", "1.1.0").await;
-    keyed(
-        &app,
-        "editor",
-        &folder.key,
-        "k",
-        json!({"deploymentIds": [a.id]}),
-    )
-    .send()
-    .await
-    .unwrap();
-    let other = keyed(
-        &app,
-        "editor",
-        &folder.key,
-        "k",
-        json!({"deploymentIds": [b.id]}),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_problem(other, 422).await;
+    keyed(&app, "editor", &folder.key, "k", &ids(&[&a]))
+        .send()
+        .await;
+    keyed(&app, "editor", &folder.key, "k", &ids(&[&b]))
+        .problem(422)
+        .await;
     assert_eq!(app.deployment(&b.id).await.version, 1);
-    let bad_key = keyed(
-        &app,
-        "editor",
-        &folder.key,
-        "has space",
-        json!({"deploymentIds": []}),
-    )
-    .send()
-    .await
-    .unwrap();
-    assert_problem(bad_key, 400).await;
+    keyed(&app, "editor", &folder.key, "has space", &[])
+        .problem(400)
+        .await;
 }
 
 #[tokio::test]
@@ -147,28 +116,19 @@ async fn every_data_changing_call_honours_the_key() {
     app.grant("admin", Role::Administrator, None).await;
     let token = app.token("admin", ALL_SCOPES);
     let publish = || {
-        app.request(Method::POST, "/models/apps/codedapp/publish", &token, None)
-            .header("Idempotency-Key", "publish-1")
-            .json(&json!({"packageName": "Portal", "packageVersion": "1.0.0"}))
+        app.publish_call(&token, "Portal", "1.0.0")
+            .key("publish-1")
             .send()
     };
-    assert_eq!(publish().await.unwrap().status(), 200);
-    assert_eq!(
-        publish().await.unwrap().headers()["idempotent-replayed"],
-        "true"
-    );
+    assert_eq!(publish().await.status(), 200);
+    assert_eq!(publish().await.headers()["idempotent-replayed"], "true");
     let deploy = || {
-        app.request(
-            Method::POST,
-            "/models/Portal/publish/versions/1/deploy",
-            &token,
-            Some(&folder.key),
-        )
-        .header("Idempotency-Key", "deploy-1")
-        .send()
+        app.deploy_call(&token, &folder.key, "Portal", 1)
+            .key("deploy-1")
+            .send()
     };
-    let first: Value = deploy().await.unwrap().json().await.unwrap();
-    let second: Value = deploy().await.unwrap().json().await.unwrap();
+    let first: Value = deploy().await.json().await.unwrap();
+    let second: Value = deploy().await.json().await.unwrap();
     assert_eq!(
         first, second,
         "the retried deploy returns the first deployment's id"
@@ -180,47 +140,33 @@ async fn every_data_changing_call_honours_the_key() {
     );
     let id = first["id"].as_str().unwrap();
     let edit = || {
-        app.request(
-            Method::PATCH,
-            &format!("/models/deployed/apps/{id}"),
-            &token,
-            Some(&folder.key),
-        )
-        .header("Idempotency-Key", "edit-1")
-        .json(&json!({"title": "Renamed"}))
-        .send()
+        app.edit_deployed(&token, &folder.key, id, json!({"title": "Renamed"}))
+            .key("edit-1")
+            .send()
     };
-    assert_eq!(edit().await.unwrap().status(), 200);
-    assert_eq!(
-        edit().await.unwrap().headers()["idempotent-replayed"],
-        "true"
-    );
+    assert_eq!(edit().await.status(), 200);
+    assert_eq!(edit().await.headers()["idempotent-replayed"], "true");
 }
 
 #[tokio::test]
 async fn a_repeat_while_the_first_call_still_runs_gets_a_409_then_the_answer() {
     let app = crate::helpers::spawn_app_with(|s| s.upgrade_concurrency = 1).await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
+    let folder = editors_folder(&app).await;
     let published = app.publish("Portal", "1.0.0").await;
     let ids = seed_deployments(&app.db, &folder, published.app.id, 1, 900).await;
     app.publish("Portal", "1.1.0").await;
-    let body = json!({"deploymentIds": ids});
 
-    let first = tokio::spawn(keyed(&app, "editor", &folder.key, "slow", body.clone()).send());
+    let first = tokio::spawn(keyed(&app, "editor", &folder.key, "slow", &ids).send());
     wait_for_upgrade_events(&app.db, 1).await;
-    let during = keyed(&app, "editor", &folder.key, "slow", body.clone())
+    let during = keyed(&app, "editor", &folder.key, "slow", &ids)
         .send()
-        .await
-        .unwrap();
+        .await;
     assert!(during.headers().contains_key("retry-after"));
     assert_problem(during, 409).await;
-    let first: Value = first.await.unwrap().unwrap().json().await.unwrap();
-    let after: Value = keyed(&app, "editor", &folder.key, "slow", body)
+    let first: Value = first.await.unwrap().json().await.unwrap();
+    let after: Value = keyed(&app, "editor", &folder.key, "slow", &ids)
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -230,18 +176,9 @@ async fn a_repeat_while_the_first_call_still_runs_gets_a_409_then_the_answer() {
 #[tokio::test]
 async fn keys_past_their_retention_are_purged_and_run_afresh() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let body = json!({"deploymentIds": []});
-    keyed(&app, "editor", &folder.key, "old", body.clone())
-        .send()
-        .await
-        .unwrap();
-    keyed(&app, "editor", &folder.key, "new", body.clone())
-        .send()
-        .await
-        .unwrap();
+    let folder = editors_folder(&app).await;
+    keyed(&app, "editor", &folder.key, "old", &[]).send().await;
+    keyed(&app, "editor", &folder.key, "new", &[]).send().await;
     idempotency_key::Entity::update_many()
         .col_expr(
             idempotency_key::Column::CreatedAt,
@@ -251,10 +188,7 @@ async fn keys_past_their_retention_are_purged_and_run_afresh() {
         .exec(&app.db)
         .await
         .unwrap();
-    let fresh = keyed(&app, "editor", &folder.key, "old", body)
-        .send()
-        .await
-        .unwrap();
+    let fresh = keyed(&app, "editor", &folder.key, "old", &[]).send().await;
     assert!(
         fresh.headers().get("idempotent-replayed").is_none(),
         "an expired key is not replayed"

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use entity::deployment;
-use reqwest::{Method, Response};
+use reqwest::Response;
 use serde_json::{Value, json};
 use uplift::{access::Role, auth::Keys, config::Settings, service::clients};
 
@@ -52,19 +52,6 @@ fn credentials<'a>(id: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
         ("client_id", id),
         ("client_secret", secret),
     ]
-}
-
-async fn bulk_with_token(app: &TestApp, token: &str, folder: &str, ids: &[String]) -> Response {
-    app.request(
-        Method::POST,
-        "/models/deployed/apps/updateToLatestAppVersionBulk",
-        token,
-        Some(folder),
-    )
-    .json(&json!({ "deploymentIds": ids }))
-    .send()
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -115,9 +102,10 @@ async fn a_client_created_on_the_command_line_gets_a_token_that_upgrades_once_it
     assert_eq!(body["scope"], "Apps OR.Folders.Read");
     let token = body["access_token"].as_str().unwrap();
 
-    let response = bulk_with_token(&app, token, &folder.key, &ids(&[&deployments[0]])).await;
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.unwrap();
+    let answer = app
+        .bulk_call(token, &folder.key, &ids(&[&deployments[0]]))
+        .json()
+        .await;
     assert_eq!(answer["updatedDeployments"][0]["version"], 2, "{answer}");
     assert_eq!(answer["failedItems"], json!([]));
     let events = app.events(&deployments[0].id).await;
@@ -215,27 +203,24 @@ async fn a_token_of_a_deleted_client_is_refused_on_the_next_call_even_as_an_idem
         .await;
     let token = app.client_token(&client_id, &secret).await;
     let keyed = || {
-        app.request(
-            Method::POST,
-            "/models/deployed/apps/updateToLatestAppVersionBulk",
-            &token,
-            Some(&folder.key),
-        )
-        .header("Idempotency-Key", "release-42")
-        .json(&json!({ "deploymentIds": ids(&[&deployments[0]]) }))
+        app.bulk_call(&token, &folder.key, &ids(&[&deployments[0]]))
+            .key("release-42")
     };
-    assert_eq!(keyed().send().await.unwrap().status(), 200);
+    keyed().ok().await;
 
     clients::delete(&app.db, &app.tenant, &client_id)
         .await
         .unwrap();
 
-    let body = assert_problem(keyed().send().await.unwrap(), 401).await;
+    let body = keyed().problem(401).await;
     assert!(
         body["detail"].as_str().unwrap().contains("deleted"),
         "{body}"
     );
-    let response = bulk_with_token(&app, &token, &folder.key, &ids(&[&deployments[1]])).await;
+    let response = app
+        .bulk_call(&token, &folder.key, &ids(&[&deployments[1]]))
+        .send()
+        .await;
     let challenge = response.headers()["www-authenticate"].clone();
     assert_problem(response, 401).await;
     assert!(challenge.to_str().unwrap().contains("invalid_token"));
@@ -277,8 +262,7 @@ async fn a_json_body_gets_400_invalid_request_that_names_the_form_content_type()
     let app = spawn_app().await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     let response = app
-        .client
-        .post(app.token_url())
+        .token_post()
         .json(&json!({
             "grant_type": "client_credentials",
             "client_id": client_id,
@@ -355,8 +339,7 @@ async fn http_basic_client_authentication_works_and_a_wrong_one_gets_a_basic_cha
     let app = spawn_app().await;
     let (client_id, secret) = app.create_client("ci", "Apps.Read").await;
     let response = app
-        .client
-        .post(app.token_url())
+        .token_post()
         .basic_auth(&client_id, Some(&secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -367,8 +350,7 @@ async fn http_basic_client_authentication_works_and_a_wrong_one_gets_a_basic_cha
     assert_eq!(body["scope"], "Apps.Read");
 
     let response = app
-        .client
-        .post(app.token_url())
+        .token_post()
         .basic_auth(&client_id, Some("wrong"))
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -377,8 +359,7 @@ async fn http_basic_client_authentication_works_and_a_wrong_one_gets_a_basic_cha
     assert_oauth_error(response, 401, "invalid_client").await;
 
     let response = app
-        .client
-        .post(app.token_url())
+        .token_post()
         .basic_auth(&client_id, Some(&secret))
         .form(&[
             ("grant_type", "client_credentials"),
@@ -543,12 +524,7 @@ async fn key_pair_app(pair: &(String, String)) -> (TestApp, String, String, Valu
     .await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     let token = app.client_token(&client_id, &secret).await;
-    let response = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/.well-known/jwks.json").await;
     assert_eq!(response.status(), 200);
     let jwks: Value = response.json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
@@ -573,15 +549,9 @@ async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_min
     assert_eq!(claims["sub"], client_id.as_str());
     // And the service accepts its own RS256 token on an API call.
     let response = app
-        .request(
-            Method::GET,
-            "/models/deployed/apps",
-            &token,
-            Some(&app.folder("Ops").await.key),
-        )
+        .list_deployed(&token, &app.folder("Ops").await.key, "")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         response.status(),
         403,
@@ -604,12 +574,7 @@ async fn with_an_ec_key_pair_the_jwks_publishes_a_p256_key_that_verifies_minted_
 #[tokio::test]
 async fn with_an_hs256_secret_the_jwks_route_is_404_and_publishes_nothing() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/.well-known/jwks.json").await;
     let body = assert_problem(response, 404).await;
     let secret = app.settings.jwt_secret.clone().unwrap();
     assert!(!body.to_string().contains(&secret));
@@ -628,11 +593,6 @@ async fn a_token_endpoint_that_cannot_sign_says_so_instead_of_failing() {
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     let response = app.request_token(&credentials(&client_id, &secret)).await;
     assert_oauth_error(response, 400, "unsupported_grant_type").await;
-    let response = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/.well-known/jwks.json").await;
     assert_problem(response, 404).await;
 }

@@ -7,12 +7,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::Method;
 use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{ALL_SCOPES, TestApp, assert_problem, is_postgres, spawn_app_with};
+use crate::{
+    client::BULK_PATH,
+    helpers::{ALL_SCOPES, TestApp, is_postgres, spawn_app_with},
+};
 
 async fn ready(
     configure: impl FnOnce(&mut uplift::config::Settings),
@@ -25,88 +27,51 @@ async fn ready(
     (app, folder, token)
 }
 
-fn bulk(app: &TestApp, token: &str, folder: &str) -> reqwest::RequestBuilder {
-    app.request(
-        Method::POST,
-        "/models/deployed/apps/updateToLatestAppVersionBulk",
-        token,
-        Some(folder),
-    )
-}
-
 #[tokio::test]
 async fn a_million_ids_nested_json_and_invalid_utf8_get_clear_4xx_answers() {
     let (app, folder, token) = ready(|_| {}).await;
     let million: Vec<String> = (0..1_000_000).map(|i| format!("{i:08}")).collect();
-    assert_problem(
-        bulk(&app, &token, &folder.key)
-            .json(&json!({"deploymentIds": million}))
-            .send()
-            .await
-            .unwrap(),
-        413,
-    )
-    .await;
+    app.bulk_call(&token, &folder.key, &million)
+        .problem(413)
+        .await;
     // Nested inside an unknown (ignored) field, so only the depth limit can stop it.
     let nested = format!(
         "{{\"extra\": {}{}, \"deploymentIds\": []}}",
         "[".repeat(50_000),
         "]".repeat(50_000)
     );
-    let body = assert_problem(
-        bulk(&app, &token, &folder.key)
-            .header("content-type", "application/json")
-            .body(nested)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    let body = app
+        .bulk_call(&token, &folder.key, &[])
+        .raw("application/json", nested)
+        .problem(400)
+        .await;
     assert!(
         body["detail"].as_str().unwrap().contains("nested deeper"),
         "{body}"
     );
     let invalid_utf8 = b"{\"deploymentIds\": [\"\xff\xfe\"]}".to_vec();
-    assert_problem(
-        bulk(&app, &token, &folder.key)
-            .header("content-type", "application/json")
-            .body(invalid_utf8)
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    let healthy = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    app.bulk_call(&token, &folder.key, &[])
+        .raw("application/json", invalid_utf8)
+        .problem(400)
+        .await;
+    let healthy = app.get_path("/healthz").await;
     assert_eq!(healthy.status(), 200);
 }
 
 #[tokio::test]
 async fn a_64_kb_header_gets_431() {
     let (app, folder, token) = ready(|_| {}).await;
-    let response = bulk(&app, &token, &folder.key)
-        .header("X-Padding", "p".repeat(64 * 1024))
-        .json(&json!({"deploymentIds": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(response, 431).await;
+    app.bulk_call(&token, &folder.key, &[])
+        .header("X-Padding", &"p".repeat(64 * 1024))
+        .problem(431)
+        .await;
 }
 
 #[tokio::test]
 async fn a_client_sending_one_byte_per_second_times_out_while_others_are_served() {
     let (app, folder, token) = ready(|s| s.body_timeout_seconds = 2).await;
     let address = app.address.trim_start_matches("http://").to_string();
-    let path = format!(
-        "{}/models/deployed/apps/updateToLatestAppVersionBulk",
-        app.settings.uipath_base_path()
-    );
+    let path = format!("{}{BULK_PATH}", app.settings.uipath_base_path());
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
          X-UiPath-Internal-TenantId: {}\r\nX-UiPath-FolderKey: {}\r\n\
@@ -143,12 +108,7 @@ async fn a_client_sending_one_byte_per_second_times_out_while_others_are_served(
     // Meanwhile the server answers everyone else at once.
     for _ in 0..5 {
         let started = Instant::now();
-        let healthy = app
-            .client
-            .get(format!("{}/healthz", app.address))
-            .send()
-            .await
-            .unwrap();
+        let healthy = app.get_path("/healthz").await;
         assert_eq!(healthy.status(), 200);
         assert!(started.elapsed() < Duration::from_millis(500));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -197,11 +157,10 @@ async fn rows_locked_by_another_connection_fail_as_conflict_while_the_rest_succe
             .await
             .unwrap();
     }
-    let body: Value = bulk(&app, &token, &folder.key)
-        .json(&json!({"deploymentIds": ids}))
+    let body: Value = app
+        .bulk_call(&token, &folder.key, &ids)
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -227,11 +186,10 @@ async fn rows_locked_by_another_connection_fail_as_conflict_while_the_rest_succe
         );
     }
     holder.rollback().await.unwrap();
-    let retry: Value = bulk(&app, &token, &folder.key)
-        .json(&json!({"deploymentIds": ids}))
+    let retry: Value = app
+        .bulk_call(&token, &folder.key, &ids)
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -249,30 +207,14 @@ async fn nul_characters_in_bodies_paths_and_queries_are_400s_not_database_errors
     let token = app.token("admin", ALL_SCOPES);
     app.publish("Portal", "1.0.0").await;
     let cases = vec![
-        app.request(Method::POST, "/models/apps/codedapp/publish", &token, None)
-            .json(&json!({"packageName": "A\u{0}B", "packageVersion": "1.0.0"})),
-        app.request(
-            Method::POST,
-            "/models/Portal/publish/versions/1/deploy",
-            &token,
-            Some(&folder.key),
-        )
-        .json(&json!({"title": "x\u{0}y"})),
-        app.request(
-            Method::GET,
-            "/models/deployed/apps?searchText=a%00b",
-            &token,
-            Some(&folder.key),
-        ),
-        app.request(
-            Method::GET,
-            "/models/Por%00tal/tenants/x/publish/versions",
-            &token,
-            None,
-        ),
+        app.publish_call(&token, "A\u{0}B", "1.0.0"),
+        app.deploy_call(&token, &folder.key, "Portal", 1)
+            .body(json!({"title": "x\u{0}y"})),
+        app.list_deployed(&token, &folder.key, "?searchText=a%00b"),
+        app.catalog_versions(&token, "Por%00tal", "x"),
     ];
-    for request in cases {
-        let body = assert_problem(request.send().await.unwrap(), 400).await;
+    for call in cases {
+        let body = call.problem(400).await;
         assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
     }
 }

@@ -1,4 +1,7 @@
-use crate::helpers::{TestApp, ids, spawn_app};
+use crate::{
+    client::BULK_PATH,
+    helpers::{TestApp, ids, spawn_app},
+};
 
 /// The value of the sample `name{labels…}` in a Prometheus text exposition, whatever
 /// order the labels are printed in.
@@ -23,12 +26,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 async fn scrape(app: &TestApp) -> String {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_path("/metrics").await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -42,21 +40,13 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
     app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
     app.bulk("ci-bot", &folder.key, &ids(&[&deployed])).await;
     for path in ["/no/such/path", "/another/unknown/path"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_path(path).await;
         assert_eq!(response.status(), 404);
     }
 
     let text = scrape(&app).await;
 
-    let bulk_route = format!(
-        "{}/models/deployed/apps/updateToLatestAppVersionBulk",
-        app.settings.uipath_base_path()
-    );
+    let bulk_route = format!("{}{BULK_PATH}", app.settings.uipath_base_path());
     let labels = [
         ("method", "POST"),
         ("route", bulk_route.as_str()),

@@ -28,11 +28,11 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut request = app.request(method, path, token, Some(folder));
-    if let Some(body) = body {
-        request = request.json(&body);
+    let call = app.call(method, path, token, Some(folder));
+    match body {
+        Some(body) => call.body(body).send().await,
+        None => call.send().await,
     }
-    request.send().await.unwrap()
 }
 
 #[tokio::test]
@@ -88,18 +88,21 @@ async fn another_folders_or_tenants_deployment_ids_answer_exactly_like_missing_o
             "another tenant's id on {method} {template}"
         );
     }
-    let bulk: Value = call(
-        &app,
-        &token,
-        &mine.key,
-        Method::POST,
-        "/models/deployed/apps/updateToLatestAppVersionBulk",
-        Some(json!({"deploymentIds": [missing, other_folder.id, other_tenant.id]})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let bulk: Value = app
+        .bulk_call(
+            &token,
+            &mine.key,
+            &[
+                missing.clone(),
+                other_folder.id.clone(),
+                other_tenant.id.clone(),
+            ],
+        )
+        .send()
+        .await
+        .json()
+        .await
+        .unwrap();
     let failures = bulk["failures"].as_array().unwrap();
     assert!(
         failures

@@ -1,6 +1,5 @@
 //! The Rainbond-compatible upgrade API over the same data and engine.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use uplift::{access::Role, service::catalog};
 
@@ -122,15 +121,9 @@ async fn an_upgrade_moves_every_deployment_of_the_model_and_agrees_with_the_uipa
 
     // The UiPath list call sees the same versions, and a GET now agrees with the POST.
     let listed: Value = app
-        .request(
-            Method::GET,
-            "/models/deployed/apps",
-            &token,
-            Some(&folder.key),
-        )
+        .list_deployed(&token, &folder.key, "")
         .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -9,7 +9,7 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uplift::{access::Role, config::Settings};
 
-use crate::helpers::{ALL_SCOPES, TestApp, spawn_app_with};
+use crate::helpers::{ALL_SCOPES, TestApp, concrete_path, spawn_app, spawn_app_with};
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "uplift";
@@ -46,15 +46,7 @@ fn protected_operations(
         if !path.starts_with(&base) && !path.starts_with("/openapi/v1/") {
             continue;
         }
-        let concrete = path
-            .replace("{app_system_name}", "Portal")
-            .replace("{version}", "1")
-            .replace("{cloud_tenant_id}", tenant)
-            .replace("{deployed_app_id}", deployment_id)
-            .replace("{routing_name}", "portal")
-            .replace("{team_id}", tenant)
-            .replace("{region_name}", "default")
-            .replace("{app_id}", &folder_id.to_string());
+        let concrete = concrete_path(path, deployment_id, tenant, folder_id);
         for method in item.as_object().unwrap().keys() {
             operations.push((method.to_uppercase().parse().unwrap(), concrete.clone()));
         }
@@ -260,4 +252,116 @@ async fn every_token_attack_is_refused_on_every_protected_route_and_reaches_no_d
     }
     assert_eq!(counts(&app.db).await, before, "no attack changed anything");
     assert_eq!(app.deployment(&d.id).await.version, 1);
+}
+
+/// `token` with the byte at `position` replaced by `byte`.
+fn with_byte(token: &str, position: usize, byte: u8) -> Vec<u8> {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[position] = byte;
+    bytes
+}
+
+/// Asserts that `keys` refuses `token` with the byte at each position replaced by each
+/// of `replacements(original byte)` (those that keep it a string; every token byte is
+/// ASCII, so these are the ASCII replacements). Returns how many were tried.
+async fn assert_every_change_refused(
+    what: &str,
+    keys: &uplift::auth::Keys,
+    token: &str,
+    replacements: impl Fn(u8) -> Vec<u8>,
+) -> usize {
+    assert!(token.is_ascii(), "{what}: {token}");
+    keys.verify(token)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the genuine token is refused: {e:?}"));
+    let mut tried = 0;
+    for position in 0..token.len() {
+        let original = token.as_bytes()[position];
+        for byte in replacements(original) {
+            assert_ne!(byte, original);
+            let tampered = String::from_utf8(with_byte(token, position, byte)).unwrap();
+            assert!(
+                keys.verify(&tampered).await.is_err(),
+                "{what}: byte {position} changed from {:?} to {:?} is accepted: {tampered}",
+                original as char,
+                byte as char,
+            );
+            tried += 1;
+        }
+    }
+    tried
+}
+
+/// Every byte of a genuine token matters: a change anywhere (header, payload or
+/// signature, the dots included) is refused, whatever the new byte. Exhaustive for
+/// HS256 (every position, every ASCII byte through `Keys::verify`, every position with
+/// a non-ASCII byte over HTTP, where no `&str` can carry it); for RS256 and ES256,
+/// whose verification is slower, every position with a few bytes each.
+#[tokio::test]
+async fn a_genuine_token_with_any_byte_changed_is_refused() {
+    let app = spawn_app().await;
+    let folder = app.folder("Ops").await;
+    app.grant("x", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let token = app.token("x", ALL_SCOPES);
+    let every_other_ascii = |original: u8| (0u8..0x80).filter(|b| *b != original).collect();
+    let tried = assert_every_change_refused("HS256", &app.keys, &token, every_other_ascii).await;
+    assert_eq!(tried, token.len() * 127);
+
+    // Over HTTP: the genuine token lists, each token with a non-ASCII byte is a 401.
+    let list = |authorization: reqwest::header::HeaderValue| {
+        app.client
+            .get(format!("{}/models/deployed/apps", app.base))
+            .header("Authorization", authorization)
+            .header("X-UiPath-Internal-TenantId", &app.tenant)
+            .header("X-UiPath-FolderKey", &folder.key)
+            .send()
+    };
+    let bearer = |bytes: &[u8]| {
+        reqwest::header::HeaderValue::from_bytes(&[b"Bearer ".as_slice(), bytes].concat()).unwrap()
+    };
+    assert_eq!(list(bearer(token.as_bytes())).await.unwrap().status(), 200);
+    for position in 0..token.len() {
+        let byte = token.as_bytes()[position] | 0x80;
+        let response = list(bearer(&with_byte(&token, position, byte)))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            401,
+            "byte {position} changed to {byte:#x} over HTTP"
+        );
+    }
+
+    // The base64url neighbours of each character (the likeliest to decode to the same
+    // bytes), a dot and a space.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let a_few = |original: u8| {
+        let mut bytes = vec![b'.', b' '];
+        if let Some(i) = ALPHABET.iter().position(|b| *b == original) {
+            bytes.push(ALPHABET[i ^ 1]);
+            bytes.push(ALPHABET[(i + 1) % 64]);
+        } else {
+            bytes.push(b'A');
+        }
+        bytes.retain(|b| *b != original);
+        bytes.dedup();
+        bytes
+    };
+    for (what, pair) in [
+        ("RS256", crate::helpers::rsa_key_pair()),
+        ("ES256", crate::helpers::ec_key_pair()),
+    ] {
+        let keys = uplift::auth::Keys::from_settings(&Settings {
+            jwt_public_key: Some(pair.0.clone()),
+            jwt_private_key: Some(pair.1.clone()),
+            ..Settings::default()
+        })
+        .unwrap();
+        let token = keys
+            .issue("t", "x", ALL_SCOPES, std::time::Duration::from_secs(60))
+            .unwrap();
+        let tried = assert_every_change_refused(what, &keys, &token, a_few).await;
+        assert!(tried >= token.len() * 3, "{what}: {tried}");
+    }
 }
