@@ -10,9 +10,7 @@ use std::{
 
 use chrono::Utc;
 use entity::idempotency_key::{self, KeyState};
-use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uplift::{
     access::Role,
@@ -21,9 +19,7 @@ use uplift::{
     service::{Actor, deployments},
 };
 
-use crate::helpers::{ALL_SCOPES, assert_problem, is_postgres, spawn_app, spawn_app_with};
-
-const BULK: &str = "/models/deployed/apps/updateToLatestAppVersionBulk";
+use crate::helpers::{ALL_SCOPES, is_postgres, spawn_app, spawn_app_with};
 
 /// `?dryRun=true&dryRun=false` used to be a dry run to the idempotency middleware
 /// (which then skipped the key the client sent) and a real upgrade to the handler.
@@ -33,19 +29,12 @@ async fn a_bulk_call_naming_dry_run_twice_is_refused_and_upgrades_nothing() {
     let (folder, deployment) = app.upgradable_deployment("editor").await;
     let token = app.token("editor", ALL_SCOPES);
     for query in ["?dryRun=true&dryRun=false", "?dryRun=false&dryRun=true"] {
-        let response = app
-            .request(
-                Method::POST,
-                &format!("{BULK}{query}"),
-                &token,
-                Some(&folder.key),
-            )
-            .header("Idempotency-Key", format!("twice-{query}"))
-            .json(&json!({"deploymentIds": [deployment.id]}))
-            .send()
-            .await
-            .unwrap();
-        let problem = assert_problem(response, 400).await;
+        let problem = app
+            .bulk_call(&token, &folder.key, std::slice::from_ref(&deployment.id))
+            .query(query)
+            .key(&format!("twice-{query}"))
+            .problem(400)
+            .await;
         let detail = problem["detail"].as_str().unwrap();
         assert!(detail.contains("dryRun"), "{detail}");
     }
@@ -206,16 +195,13 @@ async fn a_keyed_call_that_lost_its_lease_does_not_store_its_answer_over_the_new
         .unwrap()
         .unwrap();
 
-    let request = app
-        .request(
-            Method::POST,
-            BULK,
-            &app.token("editor", ALL_SCOPES),
-            Some(&folder.key),
-        )
-        .header("Idempotency-Key", "lost-lease")
-        .json(&json!({"deploymentIds": [deployment.id]}));
-    let first = tokio::spawn(request.send());
+    let token = app.token("editor", ALL_SCOPES);
+    let ids = std::slice::from_ref(&deployment.id);
+    let first = tokio::spawn(
+        app.bulk_call(&token, &folder.key, ids)
+            .key("lost-lease")
+            .send(),
+    );
     let row = loop {
         let found = idempotency_key::Entity::find()
             .filter(idempotency_key::Column::Key.eq("lost-lease"))
@@ -241,7 +227,7 @@ async fn a_keyed_call_that_lost_its_lease_does_not_store_its_answer_over_the_new
     assert!(matches!(taken, Claim::Proceed(_)), "{taken:?}");
     holder.rollback().await.unwrap();
 
-    let answered = first.await.unwrap().unwrap();
+    let answered = first.await.unwrap();
     assert_eq!(answered.status(), 200);
     let row = idempotency_key::Entity::find()
         .filter(idempotency_key::Column::Key.eq("lost-lease"))
@@ -254,19 +240,10 @@ async fn a_keyed_call_that_lost_its_lease_does_not_store_its_answer_over_the_new
         KeyState::Running,
         "the new holder's record stands"
     );
-    let retry = app
-        .request(
-            Method::POST,
-            BULK,
-            &app.token("editor", ALL_SCOPES),
-            Some(&folder.key),
-        )
-        .header("Idempotency-Key", "lost-lease")
-        .json(&json!({"deploymentIds": [deployment.id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(retry, 409).await;
+    app.bulk_call(&token, &folder.key, ids)
+        .key("lost-lease")
+        .problem(409)
+        .await;
 }
 
 /// A deploy without a `routingName` got one 24-bit random suffix and no retry: with a
@@ -330,19 +307,12 @@ async fn many_deploys_of_one_app_without_a_routing_name_all_succeed_with_distinc
         .await;
     let published = app.publish("Portal", "1.0.0").await;
     let token = app.token("deployer", ALL_SCOPES);
-    let path = format!(
-        "/models/{}/publish/versions/1/deploy",
-        published.app.system_name
-    );
     let mut ids = HashSet::new();
     for _ in 0..150 {
-        let response = app
-            .request(Method::POST, &path, &token, Some(&folder.key))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: serde_json::Value = response.json().await.unwrap();
+        let body = app
+            .deploy_call(&token, &folder.key, &published.app.system_name, 1)
+            .json()
+            .await;
         ids.insert(body["id"].as_str().unwrap().to_string());
     }
     let names: HashSet<String> = entity::deployment::Entity::find()
