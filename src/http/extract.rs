@@ -195,6 +195,27 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     }
 }
 
+/// A query string as `T`, with the message naming what was wrong; a parameter given
+/// twice is refused (which of two values counts must never be a guess).
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    actix_web::web::Query::<T>::from_query(query)
+        .map(actix_web::web::Query::into_inner)
+        .map_err(|e| {
+            let message = match &e {
+                QueryPayloadError::Deserialize(inner) => inner.to_string(),
+                other => other.to_string(),
+            };
+            let message = match message.strip_prefix("duplicate field `") {
+                Some(rest) => format!(
+                    "query parameter {} is given more than once",
+                    rest.trim_end_matches('`')
+                ),
+                None => message,
+            };
+            ApiError::bad_request(message)
+        })
+}
+
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(format!("invalid query string: {err}")).into()
 }

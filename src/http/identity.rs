@@ -8,12 +8,12 @@
 use std::{fmt, time::Duration};
 
 use actix_web::{
-    HttpRequest, HttpResponse, ResponseError, get,
+    HttpRequest, HttpResponse, ResponseError,
     http::{
         StatusCode,
         header::{self, HeaderValue},
     },
-    post, web,
+    web,
 };
 use base64::Engine;
 use futures_util::StreamExt;
@@ -31,18 +31,13 @@ pub use crate::api_paths::TOKEN_PATH;
 /// Largest token request read. A real one is a few hundred bytes.
 const MAX_TOKEN_REQUEST_BYTES: usize = 16 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(token).service(jwks);
-    super::method_not_allowed_fallbacks(cfg, &<IdentityApi as utoipa::OpenApi>::openapi());
+super::api_area! {
+    /// The identity routes: tokens for registered clients and the signing key.
+    IdentityApi components(TokenRequest, TokenResponse, OAuthErrorBody) {
+        token,
+        jwks,
+    }
 }
-
-/// The identity routes, for the OpenAPI document and the 405 fallbacks.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(token, jwks),
-    components(schemas(TokenRequest, TokenResponse, OAuthErrorBody))
-)]
-pub struct IdentityApi;
 
 /// The form fields of a token request (`application/x-www-form-urlencoded`); the client
 /// may instead authenticate with HTTP Basic (RFC 6749 §2.3.1).
@@ -80,6 +75,8 @@ struct TokenResponse {
 ///
 /// For registered client applications, as UiPath's external applications use.
 #[utoipa::path(
+    post,
+    path = "/identity_/connect/token",
     tag = "Identity",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -90,7 +87,6 @@ struct TokenResponse {
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
     ),
 )]
-#[post("/identity_/connect/token")]
 async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -149,13 +145,14 @@ async fn token(
 /// `UPLIFT_JWKS_URL`) verify the tokens we mint. 404 unless we sign with an RSA/EC key
 /// pair: an HS256 secret is never published.
 #[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
     tag = "Identity",
     responses(
         (status = 200, description = "The public signing key as a JWK set", body = Object),
         (status = 404, description = "This service signs with a shared secret or does not sign", body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ),
 )]
-#[get("/.well-known/jwks.json")]
 async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let set = state.keys.published_jwks().ok_or_else(|| {
         ApiError::NotFound(

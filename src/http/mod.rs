@@ -20,11 +20,11 @@ pub use problem::ApiError;
 pub use server::Application;
 
 use actix_web::{
-    HttpRequest, ResponseError,
+    HttpRequest,
     body::MessageBody,
     dev::ServiceResponse,
     http::{StatusCode, header},
-    middleware::{ErrorHandlerResponse, from_fn},
+    middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn},
     web,
 };
 
@@ -42,24 +42,112 @@ pub fn registered<T: 'static>(req: &HttpRequest) -> Result<web::Data<T>, ApiErro
     })
 }
 
+/// States an API area's routes once: the table lists each handler, the handler's
+/// `#[utoipa::path]` gives its method and path. The area's OpenAPI struct and its actix
+/// resources are both made from that (`register`), so nothing is served undocumented
+/// or documented unserved.
+macro_rules! api_area {
+    (
+        $(#[$meta:meta])*
+        $api:ident $(components($($schema:path),* $(,)?))? {
+            $($($handler:ident)::+),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($($($handler)::+),*) $(, components(schemas($($schema),*)))?)]
+        pub struct $api;
+
+        impl $api {
+            /// Serves every route of the area, in the table's order.
+            pub fn register(cfg: &mut actix_web::web::ServiceConfig) {
+                $crate::http::register(
+                    cfg,
+                    &<$api as utoipa::OpenApi>::openapi(),
+                    vec![$((stringify!($($handler)::+), actix_web::web::route().to($($handler)::+))),*],
+                );
+            }
+        }
+    };
+}
+pub(crate) use api_area;
+
+/// Serves each `(handler path, route)` at the path and method its operation (whose id
+/// is the handler's name, utoipa's default) has in
+/// `api`, one actix resource per path (in first-seen order), so a wrong method on a
+/// known path is actix's 405 with `Allow` (turned into problem+json with the rest).
+///
+/// Panics when a handler has no operation in the document: a wiring mistake, seen the
+/// moment any server or test starts.
+pub fn register(
+    cfg: &mut web::ServiceConfig,
+    api: &utoipa::openapi::OpenApi,
+    routes: Vec<(&'static str, actix_web::Route)>,
+) {
+    let mut resources: Vec<(String, actix_web::Resource)> = Vec::new();
+    for (handler, route) in routes {
+        let operation_id = handler.rsplit("::").next().unwrap_or(handler).trim();
+        let (path, method) = api
+            .paths
+            .paths
+            .iter()
+            .find_map(|(path, item)| {
+                operations(item)
+                    .find(|(_, op)| op.operation_id.as_deref() == Some(operation_id))
+                    .map(|(method, _)| (path.clone(), method))
+            })
+            .unwrap_or_else(|| panic!("{operation_id} is not in the area's OpenAPI document"));
+        let route = route.method(method);
+        match resources.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, resource)) => {
+                let taken = std::mem::replace(resource, web::resource(""));
+                *resource = taken.route(route);
+            }
+            None => resources.push((path.clone(), web::resource(path).route(route))),
+        }
+    }
+    for (_, resource) in resources {
+        cfg.service(resource);
+    }
+}
+
+/// An OpenAPI path item's operations with their HTTP methods.
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (actix_web::http::Method, &utoipa::openapi::path::Operation)> {
+    use actix_web::http::Method;
+    [
+        (Method::GET, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_ref().map(|op| (method, op)))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    cfg.configure(ops::configure)
-        .configure(|cfg| {
-            method_not_allowed_fallbacks(cfg, &<ops::OpsApi as utoipa::OpenApi>::openapi())
-        })
+    cfg.configure(ops::OpsApi::register)
         .service(openapi::swagger_ui(settings))
         .service(web::redirect("/docs", "/docs/"))
         .service(
             web::scope(rainbond::BASE)
+                // Innermost: actix's bare 405 becomes problem+json, which
+                // `rainbond_errors` then rewrites as every other error here.
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, problem_for_bare_errors),
+                )
                 .wrap(from_fn(idempotency::rainbond))
                 .wrap(from_fn(rainbond::rainbond_errors))
-                .configure(rainbond::configure),
+                .configure(rainbond::RainbondApi::register),
         )
-        .configure(identity::configure)
+        .configure(identity::IdentityApi::register)
         .service(
             web::scope(&settings.uipath_base_path())
                 .wrap(from_fn(idempotency::uipath))
-                .configure(uipath::configure),
+                .configure(uipath::UiPathApi::register),
         );
 }
 
@@ -84,10 +172,18 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
             "not-found",
             format!("no route for {} {}", req.method(), req.path()),
         ),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method-not-allowed",
-            format!("{} is not allowed on {}", req.method(), req.path()),
-        ),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = old
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .map(|allow| format!("; use {allow}"))
+                .unwrap_or_default();
+            (
+                "method-not-allowed",
+                format!("{} is not allowed on {}{allow}", req.method(), req.path()),
+            )
+        }
         _ => (
             "error",
             status.canonical_reason().unwrap_or("error").to_string(),
@@ -103,38 +199,4 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
-}
-
-/// Registers, after the real routes, one resource per documented path that answers any
-/// other method with 405 and the `Allow` header (actix would answer 404: its method
-/// guards make a wrong method look like an unknown path).
-pub fn method_not_allowed_fallbacks(cfg: &mut web::ServiceConfig, api: &utoipa::openapi::OpenApi) {
-    for (path, item) in &api.paths.paths {
-        let allowed: Vec<&str> = [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("PATCH", item.patch.is_some()),
-            ("DELETE", item.delete.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(method, present)| present.then_some(method))
-        .collect();
-        let allow = allowed.join(", ");
-        cfg.service(web::resource(path.as_str()).to(move |req: HttpRequest| {
-            let allow = allow.clone();
-            async move {
-                let mut response = ApiError::MethodNotAllowed(format!(
-                    "{} is not allowed on {}; use {allow}",
-                    req.method(),
-                    req.path()
-                ))
-                .error_response();
-                if let Ok(value) = header::HeaderValue::from_str(&allow) {
-                    response.headers_mut().insert(header::ALLOW, value);
-                }
-                response
-            }
-        }));
-    }
 }

@@ -1,6 +1,6 @@
 //! Operator endpoints: liveness, readiness and Prometheus metrics.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,14 +11,14 @@ use crate::{
 
 const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+super::api_area! {
+    /// The operator routes: liveness, readiness, metrics.
+    OpsApi {
+        healthz,
+        readyz,
+        metrics,
+    }
 }
-
-/// The operator routes, for the OpenAPI document and the 405 fallbacks.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz, metrics))]
-pub struct OpsApi;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
@@ -29,8 +29,7 @@ pub struct Status {
 /// Liveness
 ///
 /// The process is up and serving HTTP.
-#[utoipa::path(tag = "Operations", responses((status = 200, description = "Alive", body = Status)))]
-#[get("/healthz")]
+#[utoipa::path(get, path = "/healthz", tag = "Operations", responses((status = 200, description = "Alive", body = Status)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Status { status: "ok" })
 }
@@ -39,13 +38,14 @@ pub async fn healthz() -> HttpResponse {
 ///
 /// The database answers; 503 while it does not.
 #[utoipa::path(
+    get,
+    path = "/readyz",
     tag = "Operations",
     responses(
         (status = 200, description = "Ready", body = Status),
         (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     // The pool keeps retrying a connection to a database that is down for up to its
     // acquire timeout; a probe must answer well before an orchestrator gives up on it.
@@ -67,10 +67,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// outcomes by result and failure code, and database pool use, in Prometheus' text
 /// format. Unauthenticated, like the probes: expose it to the scraper's network only.
 #[utoipa::path(
+    get,
+    path = "/metrics",
     tag = "Operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4")),
 )]
-#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -6,14 +6,13 @@ use actix_web::{
     Error, HttpResponse,
     body::{self, BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    get,
     http::{StatusCode, header},
     middleware::Next,
-    post, web,
+    web,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::{
     auth::{InFolder, RainbondCaller},
@@ -29,11 +28,6 @@ use crate::{
 };
 
 pub use crate::api_paths::RAINBOND_BASE as BASE;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_upgrades).service(upgrade_app_models);
-    super::method_not_allowed_fallbacks(cfg, &RainbondApi::openapi());
-}
 
 /// Rainbond's error body, with the HTTP status as `code`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,6 +135,8 @@ async fn listing(
 /// For each app deployed in the app (folder): its current version (the oldest its
 /// deployments are on) and every published version newer than that, newest first.
 #[utoipa::path(
+    get,
+    path = "/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade",
     tag = "Rainbond",
     params(
         ("team_id" = String, Path, description = "The tenant"),
@@ -152,7 +148,6 @@ async fn listing(
         (status = 404, description = "No such app in this team and region", body = RainbondError),
     ),
 )]
-#[get("/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade")]
 pub async fn list_upgrades(
     caller: RainbondCaller,
     state: web::Data<AppState>,
@@ -176,6 +171,8 @@ pub struct UpgradeRequest {
 /// every deployment of each model, one transaction each, and answers with the
 /// refreshed list, which shows what really happened.
 #[utoipa::path(
+    post,
+    path = "/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade",
     tag = "Rainbond",
     params(
         ("team_id" = String, Path, description = "The tenant"),
@@ -189,7 +186,6 @@ pub struct UpgradeRequest {
         (status = 404, description = "No such app in this team and region", body = RainbondError),
     ),
 )]
-#[post("/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade")]
 pub async fn upgrade_app_models(
     caller: RainbondCaller,
     state: web::Data<AppState>,
@@ -247,10 +243,10 @@ fn refused(invalid: Vec<InvalidItem>) -> HttpResponse {
     )
 }
 
-/// The Rainbond routes, with paths relative to `/openapi/v1`.
-#[derive(OpenApi)]
-#[openapi(
-    paths(list_upgrades, upgrade_app_models),
-    components(schemas(RainbondError, InvalidItem))
-)]
-pub struct RainbondApi;
+super::api_area! {
+    /// The Rainbond routes, with paths relative to `/openapi/v1`.
+    RainbondApi components(RainbondError, InvalidItem) {
+        list_upgrades,
+        upgrade_app_models,
+    }
+}

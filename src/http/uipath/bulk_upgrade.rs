@@ -1,6 +1,6 @@
 //! `POST /models/deployed/apps/updateToLatestAppVersionBulk`.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -10,7 +10,7 @@ use crate::{
     http::{
         ApiError,
         auth::UiPathCaller,
-        extract::{FolderKeyHeader, JsonBody},
+        extract::{FolderKeyHeader, JsonBody, parse_query},
     },
     metrics::BulkApi,
     upgrade::{self, BulkUpgrade, Failure, Outcome, Target, Updated},
@@ -77,9 +77,7 @@ impl BulkParams {
     /// Parses a query string; a parameter given twice is refused (which of two
     /// `dryRun`s counts must never be a guess).
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
-        web::Query::<BulkParams>::from_query(query)
-            .map(web::Query::into_inner)
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+        parse_query(query)
     }
 }
 
@@ -114,12 +112,13 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
 /// Each distinct id is upgraded in its own transaction; the answer is 200 also when
 /// some items failed.
 #[utoipa::path(
+    post,
+    path = "/models/deployed/apps/updateToLatestAppVersionBulk",
     tag = "UiPath Apps",
     params(BulkParams, super::FolderHeader),
     request_body = BulkUpgradeRequest,
     responses((status = 200, description = "What was upgraded and what failed", body = BulkUpgradeResponse)),
 )]
-#[post("/models/deployed/apps/updateToLatestAppVersionBulk")]
 pub async fn update_to_latest_app_version_bulk(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -192,7 +191,7 @@ mod tests {
     fn a_parameter_sent_twice_is_refused_rather_than_guessed() {
         for query in ["dryRun=true&dryRun=false", "maxFailures=1&maxFailures=2"] {
             let err = BulkParams::from_query(query).unwrap_err().to_string();
-            assert!(err.contains("duplicate"), "{query}: {err}");
+            assert!(err.contains("more than once"), "{query}: {err}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Publishing coded apps and reading the published catalogue.
 
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -61,6 +61,8 @@ pub struct PublishedVersion {
 ///
 /// Idempotent: publishing a `packageVersion` that exists returns the first answer.
 #[utoipa::path(
+    post,
+    path = "/models/apps/codedapp/publish",
     tag = "UiPath Apps",
     request_body = PublishRequest,
     responses(
@@ -68,7 +70,6 @@ pub struct PublishedVersion {
         (status = 400, description = "Missing field or not a semantic version", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[post("/models/apps/codedapp/publish")]
 pub async fn publish_coded_app(
     state: web::Data<AppState>,
     caller: UiPathCaller,
@@ -98,11 +99,12 @@ pub async fn publish_coded_app(
 ///
 /// Each app with a published version, and its latest published version.
 #[utoipa::path(
+    get,
+    path = "/models/tenants/{cloud_tenant_id}/publish/apps",
     tag = "UiPath Apps",
     params(("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant")),
     responses((status = 200, description = "Published apps", body = ODataCollection<PublishedApp>)),
 )]
-#[get("/models/tenants/{cloud_tenant_id}/publish/apps")]
 pub async fn published_apps(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -131,6 +133,8 @@ pub async fn published_apps(
 ///
 /// The app's published versions, newest first.
 #[utoipa::path(
+    get,
+    path = "/models/{app_system_name}/tenants/{cloud_tenant_id}/publish/versions",
     tag = "UiPath Apps",
     params(
         ("app_system_name" = String, Path, description = "The app's system name"),
@@ -141,7 +145,6 @@ pub async fn published_apps(
         (status = 404, description = "No such app in this tenant", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[get("/models/{app_system_name}/tenants/{cloud_tenant_id}/publish/versions")]
 pub async fn published_versions(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -173,6 +176,8 @@ pub async fn published_versions(
 ///
 /// Deployments on it keep running; nothing is upgraded, deployed or edited onto it again.
 #[utoipa::path(
+    delete,
+    path = "/models/{app_system_name}/publish/versions/{version}",
     tag = "uplift extensions",
     params(
         ("app_system_name" = String, Path, description = "The app's system name"),
@@ -183,7 +188,6 @@ pub async fn published_versions(
         (status = 404, description = "No such app or version in this tenant", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[delete("/models/{app_system_name}/publish/versions/{version}")]
 pub async fn unpublish_version(
     state: web::Data<AppState>,
     caller: UiPathCaller,

@@ -1,12 +1,11 @@
 //! Deploying, listing, editing deployed apps, and the routing-name check.
 
-use std::collections::HashMap;
-
-use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::odata::{self, ODataCollection};
+use super::params::ListParams;
 use crate::{
     access::Permission,
     app::AppState,
@@ -17,7 +16,7 @@ use crate::{
     http::problem::{ApiError, Problem},
     service::{
         deployments::{self, DeployOptions, Edit, MaintenancePatch},
-        listing::{self, DEFAULT_TOP, DeployedApp, ListQuery, MAX_TOP},
+        listing::{self, DeployedApp},
     },
 };
 
@@ -43,6 +42,8 @@ pub struct DeployResponse {
 ///
 /// Deploys into the `X-UiPath-FolderKey` folder and records a `deploy` event.
 #[utoipa::path(
+    post,
+    path = "/models/{app_system_name}/publish/versions/{version}/deploy",
     tag = "UiPath Apps",
     params(
         ("app_system_name" = String, Path, description = "The app's system name"),
@@ -55,7 +56,6 @@ pub struct DeployResponse {
         (status = 404, description = "No such app, or the version is not published", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[post("/models/{app_system_name}/publish/versions/{version}/deploy")]
 pub async fn deploy(
     state: web::Data<AppState>,
     caller: UiPathCaller,
@@ -88,82 +88,28 @@ pub async fn deploy(
     Ok(HttpResponse::Ok().json(DeployResponse { id: deployment.id }))
 }
 
-/// The list call's query parameters (`$top`, `$skip`, `$orderBy` are accepted too).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ListParams {
-    /// Page size, 0 to 1000 (default 100).
-    top: Option<u64>,
-    /// Items to skip.
-    skip: Option<u64>,
-    /// `field [asc|desc]`, comma-separated, over id, title, description, version,
-    /// routingName, appSystemName; the id always breaks ties.
-    #[param(rename = "orderBy")]
-    order_by: Option<String>,
-    /// Case-insensitive text in the title, routing name or app system name.
-    #[param(rename = "searchText")]
-    search_text: Option<String>,
-    /// Comma-separated; a deployment must carry all of them.
-    tags: Option<String>,
-}
-
 /// Get deployed apps
 ///
 /// The folder's deployments, a page at a time, in a stable order.
 #[utoipa::path(
+    get,
+    path = "/models/deployed/apps",
     tag = "UiPath Apps",
     params(ListParams, super::FolderHeader),
     responses((status = 200, description = "A page of deployed apps", body = ODataCollection<DeployedApp>)),
 )]
-#[get("/models/deployed/apps")]
 pub async fn list_deployed_apps(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
-    query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsView)?;
-    let list_query = parse_list_query(&query)?;
+    let list_query = ListParams::from_query(req.query_string())?;
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (count, items) =
         listing::list(&state.db, caller.tenant_id(), folder.id, &list_query).await?;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeployedApps", count, items)))
-}
-
-/// Reads `top`, `skip`, `orderBy`, `searchText` and `tags` (also with OData's `$` prefix).
-fn parse_list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
-    let get = |name: &str| {
-        query
-            .get(name)
-            .or_else(|| query.get(&format!("${name}")))
-            .map(String::as_str)
-    };
-    Ok(ListQuery {
-        top: get("top")
-            .map(|v| listing::parse_count("top", v, MAX_TOP))
-            .transpose()?
-            .unwrap_or(DEFAULT_TOP),
-        skip: get("skip")
-            .map(|v| listing::parse_count("skip", v, u32::MAX as u64))
-            .transpose()?
-            .unwrap_or(0),
-        order_by: get("orderBy")
-            .map(listing::parse_order_by)
-            .transpose()?
-            .unwrap_or_default(),
-        search_text: get("searchText").map(str::to_string),
-        tags: get("tags")
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
 }
 
 /// Every field is optional; a field left out keeps its value.
@@ -207,6 +153,8 @@ pub struct MaintenanceMode {
 ///
 /// Moving `version` goes only to a published version and records an `edit` event.
 #[utoipa::path(
+    patch,
+    path = "/models/deployed/apps/{deployed_app_id}",
     tag = "UiPath Apps",
     params(("deployed_app_id" = String, Path, description = "The deployment id"), super::FolderHeader),
     request_body = EditRequest,
@@ -215,7 +163,6 @@ pub struct MaintenanceMode {
         (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[patch("/models/deployed/apps/{deployed_app_id}")]
 pub async fn edit_deployed_app(
     state: web::Data<AppState>,
     caller: UiPathCaller,
@@ -280,11 +227,12 @@ pub struct NameCheck {
 ///
 /// Whether a routing name is free in the caller's tenant.
 #[utoipa::path(
+    get,
+    path = "/models/deployed/apps/uniquename/check/{routing_name}",
     tag = "UiPath Apps",
     params(("routing_name" = String, Path, description = "Lowercase letters, digits and inner hyphens")),
     responses((status = 200, description = "Whether the name is free", body = NameCheck)),
 )]
-#[get("/models/deployed/apps/uniquename/check/{routing_name}")]
 pub async fn check_unique_name(
     state: web::Data<AppState>,
     caller: UiPathCaller,

@@ -1,11 +1,10 @@
 //! Deployment history and rollback (uplift extensions).
 
-use std::collections::HashMap;
-
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
+use super::params::PageParams;
 use super::{
     deployed_apps::deployment_not_found,
     odata::{self, ODataCollection},
@@ -16,27 +15,16 @@ use crate::{
     http::auth::UiPathCaller,
     http::extract::{FolderKeyHeader, OptionalJsonBody},
     http::problem::{ApiError, Problem},
-    service::{
-        history::{self, HistoryEntry, RolledBack},
-        listing::{self, DEFAULT_TOP, MAX_TOP},
-    },
+    service::history::{self, HistoryEntry, RolledBack},
 };
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageParams {
-    /// Page size, 0 to 1000 (default 100).
-    top: Option<u64>,
-    /// Items to skip.
-    skip: Option<u64>,
-}
 
 /// Deployment history (uplift extension)
 ///
 /// The deployment's events, newest first: each event's "from" is the previous event's
 /// "to", and the newest "to" is the current version.
 #[utoipa::path(
+    get,
+    path = "/models/deployed/apps/{deployed_app_id}/history",
     tag = "uplift extensions",
     params(("deployed_app_id" = String, Path, description = "The deployment id"), PageParams, super::FolderHeader),
     responses(
@@ -44,25 +32,15 @@ pub struct PageParams {
         (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[get("/models/deployed/apps/{deployed_app_id}/history")]
 pub async fn deployment_history(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
     path: web::Path<String>,
-    query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsView)?;
-    let get = |name: &str| query.get(name).or_else(|| query.get(&format!("${name}")));
-    let top = get("top")
-        .map(|v| listing::parse_count("top", v, MAX_TOP))
-        .transpose()?
-        .unwrap_or(DEFAULT_TOP);
-    let skip = get("skip")
-        .map(|v| listing::parse_count("skip", v, u32::MAX as u64))
-        .transpose()?
-        .unwrap_or(0);
+    let PageParams { top, skip } = PageParams::from_query(req.query_string())?;
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let id = path.into_inner();
     let (count, entries) = history::page(&state.db, caller.tenant_id(), folder.id, &id, top, skip)
@@ -82,6 +60,8 @@ pub struct RollbackRequest {
 /// To the named published version, or without one to the version before the last
 /// version change; records a `rollback` event.
 #[utoipa::path(
+    post,
+    path = "/models/deployed/apps/{deployed_app_id}/rollback",
     tag = "uplift extensions",
     params(("deployed_app_id" = String, Path, description = "The deployment id"), super::FolderHeader),
     request_body(content = Option<RollbackRequest>, description = "Optional"),
@@ -90,7 +70,6 @@ pub struct RollbackRequest {
         (status = 404, description = "No such deployment in this folder", body = Problem, content_type = "application/problem+json"),
     ),
 )]
-#[post("/models/deployed/apps/{deployed_app_id}/rollback")]
 pub async fn rollback_deployment(
     state: web::Data<AppState>,
     caller: UiPathCaller,

@@ -5,27 +5,11 @@ mod catalog;
 mod deployed_apps;
 mod history;
 mod odata;
+mod params;
 
-use actix_web::web;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::IntoParams;
 
 pub use self::bulk_upgrade::BulkParams;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    // The name check's fixed path must be registered before the `{deployedAppId}` routes.
-    cfg.service(deployed_apps::check_unique_name)
-        .service(bulk_upgrade::update_to_latest_app_version_bulk)
-        .service(deployed_apps::list_deployed_apps)
-        .service(history::deployment_history)
-        .service(history::rollback_deployment)
-        .service(deployed_apps::edit_deployed_app)
-        .service(deployed_apps::deploy)
-        .service(catalog::publish_coded_app)
-        .service(catalog::published_apps)
-        .service(catalog::published_versions)
-        .service(catalog::unpublish_version);
-    super::method_not_allowed_fallbacks(cfg, &UiPathApi::openapi());
-}
 
 /// The folder a call acts in.
 #[derive(IntoParams)]
@@ -37,19 +21,20 @@ pub struct FolderHeader {
     folder_key: String,
 }
 
-/// The UiPath routes, with paths relative to the UiPath base path.
-#[derive(OpenApi)]
-#[openapi(paths(
-    bulk_upgrade::update_to_latest_app_version_bulk,
-    catalog::publish_coded_app,
-    catalog::published_apps,
-    catalog::published_versions,
-    catalog::unpublish_version,
-    deployed_apps::deploy,
-    deployed_apps::list_deployed_apps,
-    deployed_apps::edit_deployed_app,
-    deployed_apps::check_unique_name,
-    history::deployment_history,
-    history::rollback_deployment,
-))]
-pub struct UiPathApi;
+super::api_area! {
+    /// The UiPath routes, with paths relative to the UiPath base path.
+    UiPathApi {
+        // The name check's fixed path first, before the `{deployed_app_id}` routes.
+        deployed_apps::check_unique_name,
+        bulk_upgrade::update_to_latest_app_version_bulk,
+        deployed_apps::list_deployed_apps,
+        history::deployment_history,
+        history::rollback_deployment,
+        deployed_apps::edit_deployed_app,
+        deployed_apps::deploy,
+        catalog::publish_coded_app,
+        catalog::published_apps,
+        catalog::published_versions,
+        catalog::unpublish_version,
+    }
+}

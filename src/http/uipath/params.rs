@@ -1,0 +1,140 @@
+//! The query parameters of the UiPath list calls, as types that are both the parser
+//! (`from_query`) and the OpenAPI parameters. OData's `$top`, `$skip` and `$orderBy`
+//! spellings are accepted as aliases; a parameter given twice is refused, never
+//! guessed.
+
+use serde::{Deserialize, Deserializer, de::Error as _};
+use utoipa::IntoParams;
+
+use crate::{
+    http::{ApiError, extract::parse_query},
+    service::listing::{self, DEFAULT_TOP, ListQuery, MAX_TOP},
+};
+
+/// One page of a collection (the list call repeats these two fields: utoipa's
+/// `IntoParams` cannot flatten one parameter struct into another).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 0 to 1000 (default 100).
+    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub top: u64,
+    /// Items to skip.
+    #[serde(alias = "$skip", default, deserialize_with = "skip")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
+    pub skip: u64,
+}
+
+impl PageParams {
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        parse_query(query)
+    }
+}
+
+/// The list call's query parameters (`$top`, `$skip`, `$orderBy` are accepted too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 0 to 1000 (default 100).
+    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub top: u64,
+    /// Items to skip.
+    #[serde(alias = "$skip", default, deserialize_with = "skip")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
+    pub skip: u64,
+    /// `field [asc|desc]`, comma-separated, over id, title, description, version,
+    /// routingName, appSystemName; the id always breaks ties.
+    #[serde(rename = "orderBy", alias = "$orderBy", default)]
+    #[param(rename = "orderBy")]
+    pub order_by: Option<String>,
+    /// Case-insensitive text in the title, routing name or app system name.
+    #[serde(rename = "searchText", default)]
+    #[param(rename = "searchText")]
+    pub search_text: Option<String>,
+    /// Comma-separated; a deployment must carry all of them.
+    #[serde(default)]
+    pub tags: Option<String>,
+}
+
+impl ListParams {
+    /// The list service's query.
+    pub fn from_query(query: &str) -> Result<ListQuery, ApiError> {
+        let params: ListParams = parse_query(query)?;
+        Ok(ListQuery {
+            top: params.top,
+            skip: params.skip,
+            order_by: params
+                .order_by
+                .as_deref()
+                .map(listing::parse_order_by)
+                .transpose()?
+                .unwrap_or_default(),
+            search_text: params.search_text,
+            tags: params
+                .tags
+                .map(|t| {
+                    t.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn default_top() -> u64 {
+    DEFAULT_TOP
+}
+
+fn top<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    count(d, "top", MAX_TOP)
+}
+
+fn skip<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    count(d, "skip", u64::from(u32::MAX))
+}
+
+fn count<'de, D: Deserializer<'de>>(d: D, name: &str, max: u64) -> Result<u64, D::Error> {
+    let raw = String::deserialize(d)?;
+    listing::parse_count(name, &raw, max).map_err(|e| D::Error::custom(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_spellings_are_aliases_and_defaults_apply() {
+        let q = ListParams::from_query("$top=5&$skip=10&$orderBy=version%20desc").unwrap();
+        assert_eq!((q.top, q.skip, q.order_by.len()), (5, 10, 1));
+        let q = ListParams::from_query("").unwrap();
+        assert_eq!((q.top, q.skip), (DEFAULT_TOP, 0));
+        let page = PageParams::from_query("top=0").unwrap();
+        assert_eq!(page.top, 0);
+    }
+
+    #[test]
+    fn bad_values_are_named_and_a_parameter_twice_is_refused() {
+        for (query, named) in [
+            ("top=1001", "top"),
+            ("top=-1", "top"),
+            ("skip=x", "skip"),
+            ("orderBy=colour", "colour"),
+            ("top=1&$top=2", "top"),
+            ("tags=a&tags=b", "tags"),
+        ] {
+            let err = ListParams::from_query(query).unwrap_err().to_string();
+            assert!(err.contains(named), "{query}: {err}");
+        }
+    }
+
+    #[test]
+    fn tags_are_split_on_commas_and_blank_ones_dropped() {
+        let q = ListParams::from_query("tags=a,%20b%20,,c").unwrap();
+        assert_eq!(q.tags, ["a", "b", "c"]);
+    }
+}
