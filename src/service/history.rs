@@ -9,7 +9,6 @@ use sea_orm::{
     QuerySelect, TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
-use serde::Serialize;
 
 use super::{
     Actor,
@@ -18,11 +17,11 @@ use super::{
 };
 use crate::{db, domain::DeploymentId, error::Error};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// One event of a deployment's history, with the package versions it moved between.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub id: i64,
-    pub kind: String,
+    pub kind: EventKind,
     pub from_version: Option<i32>,
     pub from_package_version: Option<String>,
     pub to_version: i32,
@@ -65,7 +64,7 @@ pub async fn page<C: ConnectionTrait>(
         .into_iter()
         .map(|e| HistoryEntry {
             id: e.id,
-            kind: e.kind.as_str().to_string(),
+            kind: e.kind,
             from_package_version: e.from_version.and_then(|v| labels.get(&v).cloned()),
             from_version: e.from_version,
             to_package_version: labels.get(&e.to_version).cloned(),
@@ -95,8 +94,7 @@ async fn find_in_folder<C: ConnectionTrait>(
 }
 
 /// What a rollback did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolledBack {
     pub id: String,
     pub app_system_name: String,

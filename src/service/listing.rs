@@ -3,23 +3,20 @@
 
 use std::{collections::HashMap, str::FromStr};
 
+use crate::error::Error;
 use entity::{app, deployment, deployment_tag};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
-use serde::Serialize;
-
-use crate::error::Error;
 
 pub const MAX_TOP: u64 = 1000;
 pub const DEFAULT_TOP: u64 = 100;
 
-/// A deployed app as UiPath's list call shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeployedApp {
+/// A deployment as the list shows it (the wire form is `http`'s `DeployedApp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDeployment {
     pub id: String,
     pub app_system_name: String,
     pub title: String,
@@ -125,7 +122,7 @@ pub async fn list<C: ConnectionTrait>(
     tenant: &str,
     folder_id: i32,
     query: &ListQuery,
-) -> Result<(u64, Vec<DeployedApp>), Error> {
+) -> Result<(u64, Vec<ListedDeployment>), Error> {
     let mut select = deployment::Entity::find()
         .find_also_related(app::Entity)
         .filter(deployment::Column::TenantId.eq(tenant))
@@ -216,18 +213,18 @@ pub async fn list<C: ConnectionTrait>(
         rows.into_iter()
             .map(|(d, a)| {
                 let tags = tags.remove(&d.id).unwrap_or_default();
-                to_deployed_app(d, a.map(|a| a.system_name).unwrap_or_default(), tags)
+                listed(d, a.map(|a| a.system_name).unwrap_or_default(), tags)
             })
             .collect(),
     ))
 }
 
-pub fn to_deployed_app(
+pub fn listed(
     d: deployment::Model,
     app_system_name: String,
     tags: Vec<String>,
-) -> DeployedApp {
-    DeployedApp {
+) -> ListedDeployment {
+    ListedDeployment {
         id: d.id,
         app_system_name,
         title: d.title,

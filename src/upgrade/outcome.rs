@@ -1,6 +1,4 @@
-//! What happened to each id of a bulk upgrade.
-
-use serde::Serialize;
+//! What happened to each id of a bulk upgrade. (The wire forms are the HTTP layer's.)
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -9,8 +7,7 @@ pub enum Outcome {
 }
 
 /// A deployment now on the latest published version (possibly unchanged).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Updated {
     /// The id as the client sent it.
     pub id: String,
@@ -25,15 +22,14 @@ impl Updated {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub id: String,
     pub code: FailureCode,
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCode {
     /// Unknown, malformed, or in another folder or tenant: never says which.
     NotFound,

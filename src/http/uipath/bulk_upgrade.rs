@@ -13,7 +13,7 @@ use crate::{
         extract::{FolderKeyHeader, JsonBody, parse_query},
     },
     metrics::BulkApi,
-    upgrade::{self, BulkUpgrade, Failure, Outcome, Target, Updated},
+    upgrade::{self, BulkUpgrade, Outcome, Target},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -21,6 +21,72 @@ use crate::{
 pub struct BulkUpgradeRequest {
     /// Deployment ids; duplicates are processed once.
     pub deployment_ids: Vec<String>,
+}
+
+/// A deployment now on the latest published version (possibly unchanged).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Updated {
+    /// The id as the client sent it.
+    pub id: String,
+    pub app_system_name: String,
+    pub version: i32,
+    pub previous_version: i32,
+}
+
+impl From<upgrade::Updated> for Updated {
+    fn from(u: upgrade::Updated) -> Self {
+        Updated {
+            id: u.id,
+            app_system_name: u.app_system_name,
+            version: u.version,
+            previous_version: u.previous_version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Failure {
+    pub id: String,
+    pub code: FailureCode,
+    pub message: String,
+}
+
+impl From<upgrade::Failure> for Failure {
+    fn from(f: upgrade::Failure) -> Self {
+        Failure {
+            id: f.id,
+            code: f.code.into(),
+            message: f.message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Unknown, malformed, or in another folder or tenant: never says which.
+    NotFound,
+    /// The app has no published version to upgrade to.
+    NoPublishedVersion,
+    /// Another transaction held the deployment longer than the lock timeout.
+    Conflict,
+    /// Anything else; the cause is in the server log under the request id.
+    Internal,
+    /// Not started: the call's failure budget (`maxFailures`) was spent.
+    Skipped,
+}
+
+impl From<upgrade::FailureCode> for FailureCode {
+    fn from(code: upgrade::FailureCode) -> Self {
+        match code {
+            upgrade::FailureCode::NotFound => FailureCode::NotFound,
+            upgrade::FailureCode::NoPublishedVersion => FailureCode::NoPublishedVersion,
+            upgrade::FailureCode::Conflict => FailureCode::Conflict,
+            upgrade::FailureCode::Internal => FailureCode::Internal,
+            upgrade::FailureCode::Skipped => FailureCode::Skipped,
+        }
+    }
 }
 
 /// UiPath's answer, plus `previousVersion` on each updated deployment and `failures`
@@ -46,10 +112,10 @@ impl BulkUpgradeResponse {
         };
         for outcome in outcomes {
             match outcome {
-                Outcome::Updated(updated) => response.updated_deployments.push(updated),
+                Outcome::Updated(updated) => response.updated_deployments.push(updated.into()),
                 Outcome::Failed(failure) => {
                     response.failed_items.push(failure.id.clone());
-                    response.failures.push(failure);
+                    response.failures.push(failure.into());
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::{
     http::problem::{ApiError, Problem},
     service::{
         deployments::{self, DeployOptions, Edit, MaintenancePatch},
-        listing::{self, DeployedApp},
+        listing::{self, ListedDeployment},
     },
 };
 
@@ -88,6 +88,33 @@ pub async fn deploy(
     Ok(HttpResponse::Ok().json(DeployResponse { id: deployment.id }))
 }
 
+/// A deployed app as UiPath's list call shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedApp {
+    pub id: String,
+    pub app_system_name: String,
+    pub title: String,
+    pub description: String,
+    pub version: i32,
+    pub routing_name: String,
+    pub tags: Vec<String>,
+}
+
+impl From<ListedDeployment> for DeployedApp {
+    fn from(d: ListedDeployment) -> Self {
+        DeployedApp {
+            id: d.id,
+            app_system_name: d.app_system_name,
+            title: d.title,
+            description: d.description,
+            version: d.version,
+            routing_name: d.routing_name,
+            tags: d.tags,
+        }
+    }
+}
+
 /// Get deployed apps
 ///
 /// The folder's deployments, a page at a time, in a stable order.
@@ -109,6 +136,7 @@ pub async fn list_deployed_apps(
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (count, items) =
         listing::list(&state.db, caller.tenant_id(), folder.id, &list_query).await?;
+    let items: Vec<DeployedApp> = items.into_iter().map(DeployedApp::from).collect();
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeployedApps", count, items)))
 }
 
@@ -206,7 +234,7 @@ pub async fn edit_deployed_app(
             .unwrap_or_default(),
     };
     Ok(HttpResponse::Ok().json(DeployedAppDetails {
-        app: listing::to_deployed_app(deployment, system_name, tags),
+        app: listing::listed(deployment, system_name, tags).into(),
         maintenance_mode_data: maintenance,
     }))
 }

@@ -1,7 +1,8 @@
 //! Deployment history and rollback (uplift extensions).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::params::PageParams;
@@ -15,8 +16,59 @@ use crate::{
     http::auth::UiPathCaller,
     http::extract::{FolderKeyHeader, OptionalJsonBody},
     http::problem::{ApiError, Problem},
-    service::history::{self, HistoryEntry, RolledBack},
+    service::history,
 };
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub kind: String,
+    pub from_version: Option<i32>,
+    pub from_package_version: Option<String>,
+    pub to_version: i32,
+    pub to_package_version: Option<String>,
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<history::HistoryEntry> for HistoryEntry {
+    fn from(e: history::HistoryEntry) -> Self {
+        HistoryEntry {
+            id: e.id,
+            kind: e.kind.as_str().to_string(),
+            from_version: e.from_version,
+            from_package_version: e.from_package_version,
+            to_version: e.to_version,
+            to_package_version: e.to_package_version,
+            actor: e.actor,
+            request_id: e.request_id,
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// What a rollback did.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    pub id: String,
+    pub app_system_name: String,
+    pub version: i32,
+    pub previous_version: i32,
+}
+
+impl From<history::RolledBack> for RolledBack {
+    fn from(r: history::RolledBack) -> Self {
+        RolledBack {
+            id: r.id,
+            app_system_name: r.app_system_name,
+            version: r.version,
+            previous_version: r.previous_version,
+        }
+    }
+}
 
 /// Deployment history (uplift extension)
 ///
@@ -46,6 +98,7 @@ pub async fn deployment_history(
     let (count, entries) = history::page(&state.db, caller.tenant_id(), folder.id, &id, top, skip)
         .await?
         .ok_or_else(|| deployment_not_found(&id))?;
+    let entries: Vec<HistoryEntry> = entries.into_iter().map(HistoryEntry::from).collect();
     Ok(HttpResponse::Ok().json(odata::collection(&req, "DeploymentHistory", count, entries)))
 }
 
@@ -95,5 +148,5 @@ pub async fn rollback_deployment(
     )
     .await?
     .ok_or_else(|| deployment_not_found(&id))?;
-    Ok(HttpResponse::Ok().json(rolled_back))
+    Ok(HttpResponse::Ok().json(RolledBack::from(rolled_back)))
 }
