@@ -86,6 +86,7 @@ pub fn role_grants(role: Role, permission: Permission, tenant_wide: bool) -> boo
 
 /// Loads the folder named by `key` in the caller's tenant and checks that the caller
 /// holds `permission` there (directly, on an ancestor, or tenant-wide).
+#[tracing::instrument(skip_all, level = "debug", fields(permission = %permission))]
 pub async fn authorize_folder<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
@@ -151,6 +152,7 @@ fn grants_on_folder_or_tenant(subject: &str) -> RelationDef {
 
 /// Checks that the caller holds `permission` in an already loaded folder of its tenant
 /// (directly, on an ancestor, or tenant-wide).
+#[tracing::instrument(skip_all, level = "debug", fields(permission = %permission))]
 pub async fn authorize_in_folder<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
@@ -170,6 +172,7 @@ pub async fn authorize_in_folder<C: ConnectionTrait>(
 
 /// Checks a tenant-level permission (such as `AppVersions.Create`). Reading the
 /// catalogue (`AppVersions.View`) is also open to any role in the tenant.
+#[tracing::instrument(skip_all, level = "debug", fields(permission = %permission))]
 pub async fn authorize_tenant<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,

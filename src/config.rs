@@ -16,22 +16,22 @@ pub struct Settings {
     #[serde(deserialize_with = "lenient::string")]
     pub listen: String,
     /// Database URL; `None` means an SQLite file under `data_dir`.
-    #[serde(deserialize_with = "lenient::opt_string")]
-    pub database_url: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub database_url: Option<Secret>,
     /// Where the default SQLite database and the generated signing secret live.
     pub data_dir: PathBuf,
     /// The `{organization}` segment of UiPath-style URLs.
     #[serde(deserialize_with = "lenient::string")]
     pub organization: String,
     /// HS256 secret shared with the token issuer.
-    #[serde(deserialize_with = "lenient::opt_string")]
-    pub jwt_secret: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub jwt_secret: Option<Secret>,
     /// RS256/ES256 public key (PEM text or a path to a PEM file) that verifies tokens.
     #[serde(deserialize_with = "lenient::opt_string")]
     pub jwt_public_key: Option<String>,
     /// Matching private key (PEM text or path), needed only to mint tokens with it.
-    #[serde(deserialize_with = "lenient::opt_string")]
-    pub jwt_private_key: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub jwt_private_key: Option<Secret>,
     /// JWKS document to fetch verification keys from (cached, refreshed on unknown `kid`).
     #[serde(deserialize_with = "lenient::opt_string")]
     pub jwks_url: Option<String>,
@@ -160,7 +160,7 @@ impl Settings {
 
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose().to_string(),
             None => format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("uplift.db").display()
@@ -212,6 +212,41 @@ mod lenient {
 
     pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         Option::<Scalar>::deserialize(d).map(|v| v.map(Scalar::into_string))
+    }
+
+    pub fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<super::Secret>, D::Error> {
+        opt_string(d).map(|v| v.map(super::Secret::from))
+    }
+}
+
+/// A setting that must never be printed (a signing secret or key, a database URL
+/// with its password): `Debug` shows `[redacted]`, so logging `Settings` is safe.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
     }
 }
 
@@ -267,6 +302,21 @@ mod tests {
             assert_eq!(settings.jwt_audience.as_deref(), Some("42"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let settings = Settings {
+            jwt_secret: Some("hs256-secret-value".into()),
+            jwt_private_key: Some("-----BEGIN PRIVATE KEY-----abc".into()),
+            database_url: Some("postgres://u:db-password@h/db".into()),
+            ..Settings::default()
+        };
+        let text = format!("{settings:?}");
+        for secret in ["hs256-secret-value", "BEGIN PRIVATE KEY", "db-password"] {
+            assert!(!text.contains(secret), "{secret} printed in {text}");
+        }
+        assert!(text.contains("[redacted]"));
     }
 
     #[test]

@@ -92,8 +92,9 @@ impl Keys {
             let (key, allowed) = public_key(&pem)?;
             let signer = match &settings.jwt_private_key {
                 Some(private) => {
-                    let mut signer =
-                        private_key(&read_pem(private).context("reading UPLIFT_JWT_PRIVATE_KEY")?)?;
+                    let mut signer = private_key(
+                        &read_pem(private.expose()).context("reading UPLIFT_JWT_PRIVATE_KEY")?,
+                    )?;
                     check_key_pair(&signer, &key)?;
                     let jwk = public_jwk(&key, signer.algorithm)?;
                     signer.kid = jwk.common.key_id.clone();
@@ -117,7 +118,7 @@ impl Keys {
             (Verifier::Jwks(cache), None)
         } else {
             let secret = match &settings.jwt_secret {
-                Some(secret) => secret.clone(),
+                Some(secret) => secret.expose().to_string(),
                 None => secret_file::load_or_generate(&settings.generated_secret_path())?,
             };
             if secret.len() < secret_file::MIN_SECRET_BYTES {
@@ -433,7 +434,7 @@ mod tests {
 
     fn hs_keys() -> Keys {
         let settings = Settings {
-            jwt_secret: Some("s".repeat(40)),
+            jwt_secret: Some("s".repeat(40).into()),
             ..Settings::default()
         };
         Keys::from_settings(&settings).unwrap()
@@ -473,7 +474,7 @@ mod tests {
     async fn a_token_signed_with_another_secret_is_refused() {
         let keys = hs_keys();
         let other = Keys::from_settings(&Settings {
-            jwt_secret: Some("o".repeat(40)),
+            jwt_secret: Some("o".repeat(40).into()),
             ..Settings::default()
         })
         .unwrap();
@@ -520,7 +521,7 @@ mod tests {
     #[tokio::test]
     async fn a_configured_issuer_and_audience_are_required_not_just_checked_when_present() {
         let settings = Settings {
-            jwt_secret: Some("s".repeat(40)),
+            jwt_secret: Some("s".repeat(40).into()),
             jwt_issuer: Some("https://issuer.test".into()),
             jwt_audience: Some("uplift".into()),
             ..Settings::default()
@@ -567,7 +568,7 @@ mod tests {
     fn pair_settings(public: &str, private: Option<&str>) -> Settings {
         Settings {
             jwt_public_key: Some(public.into()),
-            jwt_private_key: private.map(str::to_string),
+            jwt_private_key: private.map(Into::into),
             ..Settings::default()
         }
     }
@@ -618,7 +619,7 @@ mod tests {
     #[test]
     fn two_verification_sources_are_refused() {
         let settings = Settings {
-            jwt_secret: Some("s".repeat(40)),
+            jwt_secret: Some("s".repeat(40).into()),
             jwks_url: Some("http://127.0.0.1:1/jwks".into()),
             ..Settings::default()
         };

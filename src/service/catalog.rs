@@ -48,6 +48,7 @@ impl AppDefaults {
 
 /// Publishes `package_version` of `package_name`. Retrying the same publish returns
 /// the version published the first time.
+#[tracing::instrument(skip_all, fields(tenant, package = package_name, version = package_version))]
 pub async fn publish<C>(
     db: &C,
     tenant: &str,
@@ -242,6 +243,7 @@ pub async fn latest_published<C: ConnectionTrait>(
 
 /// Withdraws a published version: deployments on it keep running, but nothing is
 /// upgraded or deployed to it any more. Unpublishing twice is not an error.
+#[tracing::instrument(skip_all, fields(tenant, app = system_name, version))]
 pub async fn unpublish<C>(
     db: &C,
     tenant: &str,
@@ -277,6 +279,7 @@ where
 }
 
 /// Each app of the tenant with a published version, and its latest published version.
+#[tracing::instrument(skip_all, fields(tenant))]
 pub async fn published_apps<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -304,6 +307,7 @@ pub async fn published_apps<C: ConnectionTrait>(
 }
 
 /// The published versions of an app, newest first; `None` when the app does not exist.
+#[tracing::instrument(skip_all, fields(tenant, app = system_name))]
 pub async fn published_versions<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

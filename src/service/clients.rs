@@ -96,6 +96,7 @@ pub fn scopes_of(client: &client::Model) -> Vec<String> {
 }
 
 /// Registers a client and returns it with its secret (shown once, never stored).
+#[tracing::instrument(skip_all, fields(tenant, name))]
 pub async fn create<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -115,7 +116,9 @@ pub async fn create<C: ConnectionTrait>(
     let scopes = parse_scopes(scope).map_err(Error::Invalid)?;
     let secret = random_token(32);
     let to_hash = secret.clone();
-    let secret_hash = tokio::task::spawn_blocking(move || hash_secret(&to_hash))
+    // The blocking pool's thread does not inherit the request's span by itself.
+    let span = tracing::Span::current();
+    let secret_hash = tokio::task::spawn_blocking(move || span.in_scope(|| hash_secret(&to_hash)))
         .await
         .map_err(|e| Error::Internal(e.into()))??;
     let client = client::ActiveModel {
@@ -133,6 +136,7 @@ pub async fn create<C: ConnectionTrait>(
 }
 
 /// The tenant's clients, oldest first; deleted ones only when asked for.
+#[tracing::instrument(skip_all, fields(tenant))]
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -161,6 +165,7 @@ pub enum Deleted {
 /// Deletes a client of `tenant`: it can no longer get tokens, the tokens it holds stop
 /// working (see `ensure_active`), and its role assignments go with it, in one
 /// transaction. 404 when the tenant has no such client.
+#[tracing::instrument(skip_all, fields(tenant, client_id))]
 pub async fn delete<C>(db: &C, tenant: &str, client_id: &str) -> Result<Deleted, Error>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -193,6 +198,7 @@ where
 /// Checks a client id and secret. Every failure (unknown id, deleted client, wrong
 /// secret) is the same `None` after the same amount of work: one indexed read and one
 /// Argon2 verification, against a dummy hash when there is no live client.
+#[tracing::instrument(skip_all, fields(client_id))]
 pub async fn authenticate<C: ConnectionTrait>(
     db: &C,
     client_id: &str,
@@ -271,7 +277,9 @@ async fn verify_secret(secret: &str, hash: String) -> Result<bool, Error> {
         .await
         .map_err(|e| Error::Internal(e.into()))?;
     let secret = secret.to_string();
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _in_request = span.enter();
         match Argon2::default().verify_password(secret.as_bytes(), hash.as_str()) {
             Ok(()) => true,
             Err(argon2::password_hash::Error::PasswordInvalid) => false,

@@ -55,6 +55,7 @@ where
 
 /// `deploy`, with the suffixes of a generated routing name taken from `suffixes`
 /// (random in `deploy`; a test scripts them to make names collide).
+#[tracing::instrument(skip_all, fields(tenant = %folder.tenant_id, folder = folder.id, app = system_name, version))]
 pub async fn deploy_with_suffixes<C>(
     db: &C,
     folder: &folder::Model,
@@ -202,6 +203,7 @@ impl Edit {
 /// Applies `edit` to the deployment `id` in `folder_id`, in one transaction with the row
 /// locked. Moving `version` goes only to a published version. Writes an `edit` event
 /// when anything changed. `Ok(None)`: no such deployment in this tenant and folder.
+#[tracing::instrument(skip_all, fields(tenant, folder = folder_id, deployment = id))]
 pub async fn edit<C>(
     db: &C,
     tenant: &str,

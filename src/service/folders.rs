@@ -12,6 +12,7 @@ use crate::{domain::FolderKey, error::Error};
 
 const MAX_NAME_CHARS: usize = 200;
 
+#[tracing::instrument(skip_all, fields(tenant, name))]
 pub async fn create<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

@@ -33,6 +33,7 @@ pub struct HistoryEntry {
 
 /// The deployment (when it is in this tenant and folder), and one page of its events,
 /// newest first, with the total count.
+#[tracing::instrument(skip_all, fields(tenant, folder = folder_id, deployment = id))]
 pub async fn page<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -105,6 +106,7 @@ pub struct RolledBack {
 /// Moves the deployment back to `target`, or without one to the version it had before
 /// its last version change. Only to a published version; its own transaction with a
 /// `rollback` event. `Ok(None)`: no such deployment in this tenant and folder.
+#[tracing::instrument(skip_all, fields(tenant, folder = folder_id, deployment = id, target))]
 pub async fn rollback<C>(
     db: &C,
     tenant: &str,

@@ -117,6 +117,7 @@ pub fn parse_count(name: &str, raw: &str, max: u64) -> Result<u64, Error> {
 }
 
 /// Total matching count and the requested page.
+#[tracing::instrument(skip_all, fields(tenant, folder = folder_id))]
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

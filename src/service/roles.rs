@@ -12,6 +12,7 @@ use crate::{access::Role, domain::FolderKey, error::Error};
 
 /// Grants `role` to `subject`, tenant-wide when `folder_key` is `None`. Returns whether
 /// a new assignment was made.
+#[tracing::instrument(skip_all, fields(tenant, subject, role = %role))]
 pub async fn assign<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -44,6 +45,7 @@ pub async fn assign<C: ConnectionTrait>(
 }
 
 /// Removes the assignment; returns how many were removed (0 when there was none).
+#[tracing::instrument(skip_all, fields(tenant, subject, role = %role))]
 pub async fn revoke<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

@@ -93,7 +93,7 @@ pub async fn fresh_database(settings: &mut Settings) -> TestDatabase {
             let (prefix, _) = admin_url
                 .rsplit_once('/')
                 .expect("UPLIFT_TEST_POSTGRES_URL has a database path");
-            settings.database_url = Some(format!("{prefix}/{name}"));
+            settings.database_url = Some(format!("{prefix}/{name}").into());
             TestDatabase::Postgres { admin_url, name }
         }
         None => {
@@ -115,7 +115,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         organization: "acme".into(),
-        jwt_secret: Some(format!("test-secret-{}", uuid::Uuid::new_v4())),
+        jwt_secret: Some(format!("test-secret-{}", uuid::Uuid::new_v4()).into()),
         workers: Some(2),
         db_max_connections: 12,
         ..Settings::default()
@@ -465,11 +465,16 @@ impl TestApp {
             command.env_remove(name);
         }
         command.env("UPLIFT_DATA_DIR", &self.settings.data_dir);
+        let expose =
+            |s: &Option<uplift::config::Secret>| s.as_ref().map(|s| s.expose().to_string());
         for (name, value) in [
-            ("UPLIFT_DATABASE_URL", &self.settings.database_url),
-            ("UPLIFT_JWT_SECRET", &self.settings.jwt_secret),
+            ("UPLIFT_DATABASE_URL", &expose(&self.settings.database_url)),
+            ("UPLIFT_JWT_SECRET", &expose(&self.settings.jwt_secret)),
             ("UPLIFT_JWT_PUBLIC_KEY", &self.settings.jwt_public_key),
-            ("UPLIFT_JWT_PRIVATE_KEY", &self.settings.jwt_private_key),
+            (
+                "UPLIFT_JWT_PRIVATE_KEY",
+                &expose(&self.settings.jwt_private_key),
+            ),
         ] {
             match value {
                 Some(value) => command.env(name, value),

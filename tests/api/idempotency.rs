@@ -252,7 +252,10 @@ impl ServerProcess {
             .env("UPLIFT_LISTEN", format!("127.0.0.1:{port}"))
             .env("UPLIFT_DATA_DIR", &settings.data_dir)
             .env("UPLIFT_ORGANIZATION", &settings.organization)
-            .env("UPLIFT_JWT_SECRET", settings.jwt_secret.as_deref().unwrap())
+            .env(
+                "UPLIFT_JWT_SECRET",
+                settings.jwt_secret.as_ref().unwrap().expose(),
+            )
             .env("UPLIFT_UPGRADE_CONCURRENCY", "1")
             .env(
                 "UPLIFT_IDEMPOTENCY_LEASE_SECONDS",
@@ -263,7 +266,7 @@ impl ServerProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(url) = &settings.database_url {
-            command.env("UPLIFT_DATABASE_URL", url);
+            command.env("UPLIFT_DATABASE_URL", url.expose());
         }
         let child = command.spawn().expect("start uplift serve");
         let server = ServerProcess {
@@ -302,7 +305,7 @@ async fn a_keyed_bulk_call_retried_after_the_server_was_killed_mid_call_upgrades
  {
     let mut settings = Settings {
         organization: "acme".into(),
-        jwt_secret: Some(format!("crash-secret-{}", uuid::Uuid::new_v4())),
+        jwt_secret: Some(format!("crash-secret-{}", uuid::Uuid::new_v4()).into()),
         idempotency_lease_seconds: 3,
         ..Settings::default()
     };

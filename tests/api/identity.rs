@@ -519,7 +519,7 @@ async fn key_pair_app(pair: &(String, String)) -> (TestApp, String, String, Valu
     let app = spawn_app_with(|s| {
         s.jwt_secret = None;
         s.jwt_public_key = Some(public);
-        s.jwt_private_key = Some(private);
+        s.jwt_private_key = Some(private.into());
     })
     .await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
@@ -576,7 +576,13 @@ async fn with_an_hs256_secret_the_jwks_route_is_404_and_publishes_nothing() {
     let app = spawn_app().await;
     let response = app.get_path("/.well-known/jwks.json").await;
     let body = assert_problem(response, 404).await;
-    let secret = app.settings.jwt_secret.clone().unwrap();
+    let secret = app
+        .settings
+        .jwt_secret
+        .clone()
+        .unwrap()
+        .expose()
+        .to_string();
     assert!(!body.to_string().contains(&secret));
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret);
     assert!(!body.to_string().contains(&encoded));

@@ -90,7 +90,7 @@ async fn every_token_attack_is_refused_on_every_protected_route_and_reaches_no_d
     let app = spawn_app_with(|s| {
         s.jwt_secret = None;
         s.jwt_public_key = Some(fixture("attack-rsa1-public.pem"));
-        s.jwt_private_key = Some(fixture("attack-rsa1-private.pem"));
+        s.jwt_private_key = Some(fixture("attack-rsa1-private.pem").into());
         s.jwt_issuer = Some(ISSUER.into());
         s.jwt_audience = Some(AUDIENCE.into());
     })
@@ -354,7 +354,7 @@ async fn a_genuine_token_with_any_byte_changed_is_refused() {
     ] {
         let keys = uplift::auth::Keys::from_settings(&Settings {
             jwt_public_key: Some(pair.0.clone()),
-            jwt_private_key: Some(pair.1.clone()),
+            jwt_private_key: Some(pair.1.clone().into()),
             ..Settings::default()
         })
         .unwrap();
