@@ -26,43 +26,32 @@ pub enum RoleCommand {
 }
 
 pub async fn run(db: &DatabaseConnection, command: RoleCommand) -> anyhow::Result<()> {
-    match command {
+    let message = match command {
         RoleCommand::Assign(args) => {
-            let created = roles::assign(
-                db,
-                &args.tenant,
-                &args.subject,
-                args.role,
-                args.folder.as_deref(),
-            )
-            .await?;
-            eprintln!(
-                "{}",
-                if created {
-                    "role assigned"
-                } else {
-                    "role was already assigned"
-                }
-            );
+            let created =
+                roles::assign(db, &args.tenant, &args.subject, args.role, args.folder()).await?;
+            if created {
+                "role assigned"
+            } else {
+                "role was already assigned"
+            }
         }
         RoleCommand::Revoke(args) => {
-            let removed = roles::revoke(
-                db,
-                &args.tenant,
-                &args.subject,
-                args.role,
-                args.folder.as_deref(),
-            )
-            .await?;
-            eprintln!(
-                "{}",
-                if removed > 0 {
-                    "role revoked"
-                } else {
-                    "no such assignment"
-                }
-            );
+            let removed =
+                roles::revoke(db, &args.tenant, &args.subject, args.role, args.folder()).await?;
+            if removed > 0 {
+                "role revoked"
+            } else {
+                "no such assignment"
+            }
         }
-    }
+    };
+    eprintln!("{message}");
     Ok(())
+}
+
+impl RoleArgs {
+    fn folder(&self) -> Option<&str> {
+        self.folder.as_deref()
+    }
 }

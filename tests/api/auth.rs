@@ -104,13 +104,7 @@ async fn a_body_that_is_not_json_gets_415() {
 async fn unusable_tokens_get_401_with_an_invalid_token_challenge() {
     let (app, folder) = ready_app().await;
     let now = jsonwebtoken::get_current_timestamp();
-    let secret = app
-        .settings
-        .jwt_secret
-        .clone()
-        .unwrap()
-        .expose()
-        .to_string();
+    let secret = app.jwt_secret();
     let good_claims = |extra: serde_json::Value| {
         let mut claims = json!({"sub": "ci-bot", "tenant_id": app.tenant, "scope": WRITE_SCOPES, "exp": now + 600});
         for (k, v) in extra.as_object().unwrap() {

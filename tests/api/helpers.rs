@@ -145,6 +145,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// The HS256 secret the test server signs and verifies with.
+    pub fn jwt_secret(&self) -> String {
+        let secret = self
+            .settings
+            .jwt_secret
+            .as_ref()
+            .expect("tests sign with HS256");
+        secret.expose().to_string()
+    }
+
     pub fn token(&self, subject: &str, scope: &str) -> String {
         self.token_for(&self.tenant, subject, scope)
     }

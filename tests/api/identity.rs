@@ -576,13 +576,7 @@ async fn with_an_hs256_secret_the_jwks_route_is_404_and_publishes_nothing() {
     let app = spawn_app().await;
     let response = app.get_path("/.well-known/jwks.json").await;
     let body = assert_problem(response, 404).await;
-    let secret = app
-        .settings
-        .jwt_secret
-        .clone()
-        .unwrap()
-        .expose()
-        .to_string();
+    let secret = app.jwt_secret();
     assert!(!body.to_string().contains(&secret));
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret);
     assert!(!body.to_string().contains(&encoded));

@@ -269,33 +269,28 @@ async fn a_generated_routing_name_that_is_taken_is_replaced_by_a_free_one() {
     .await
     .unwrap();
 
-    let mut scripted = ["aaaaaa", "aaaaaa", "bbbbbb"].into_iter().map(String::from);
-    let deployed = deployments::deploy_with_suffixes(
-        &app.db,
-        &folder,
-        &system_name,
-        1,
-        deployments::DeployOptions::default(),
-        &Actor::new("deployer", None),
-        move || scripted.next().expect("asked for more names than scripted"),
-    )
-    .await
-    .expect("a generated name never makes a deploy fail");
+    // A deploy that names no routing name, its suffixes scripted.
+    let deployer = Actor::new("deployer", None);
+    let deploy_with = |suffixes: Vec<&'static str>| {
+        let mut scripted = suffixes.into_iter().cycle().map(String::from);
+        deployments::deploy_with_suffixes(
+            &app.db,
+            &folder,
+            &system_name,
+            1,
+            deployments::DeployOptions::default(),
+            &deployer,
+            move || scripted.next().unwrap(),
+        )
+    };
+    let deployed = deploy_with(vec!["aaaaaa", "aaaaaa", "bbbbbb"])
+        .await
+        .expect("a generated name never makes a deploy fail");
     assert_eq!(taken.routing_name, format!("{base}-aaaaaa"));
     assert_eq!(deployed.routing_name, format!("{base}-bbbbbb"));
 
     // When every short suffix offered is taken, a long one is used.
-    let deployed = deployments::deploy_with_suffixes(
-        &app.db,
-        &folder,
-        &system_name,
-        1,
-        deployments::DeployOptions::default(),
-        &Actor::new("deployer", None),
-        || "aaaaaa".to_string(),
-    )
-    .await
-    .unwrap();
+    let deployed = deploy_with(vec!["aaaaaa"]).await.unwrap();
     assert_eq!(deployed.routing_name.len(), base.len() + 1 + 32);
 }
 

@@ -185,13 +185,7 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
     server.exit(Duration::from_secs(30)).await;
 
     let lines = server.log_lines();
-    let jwt_secret = app
-        .settings
-        .jwt_secret
-        .clone()
-        .unwrap()
-        .expose()
-        .to_string();
+    let jwt_secret = app.jwt_secret();
     let signature = access_token.rsplit('.').next().unwrap();
     for line in &lines {
         let parsed: Result<Value, _> = serde_json::from_str(line);
