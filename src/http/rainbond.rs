@@ -96,10 +96,14 @@ pub async fn rainbond_errors(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct AppPath {
+    /// The tenant
     team_id: String,
+    /// The folder's region
     region_name: String,
+    /// The folder's integer id
     app_id: i32,
 }
 
@@ -138,11 +142,7 @@ async fn listing(
     get,
     path = "/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade",
     tag = "Rainbond",
-    params(
-        ("team_id" = String, Path, description = "The tenant"),
-        ("region_name" = String, Path, description = "The folder's region"),
-        ("app_id" = i32, Path, description = "The folder's integer id"),
-    ),
+    params(AppPath),
     responses(
         (status = 200, description = "The app models", body = Vec<AppModel>),
         (status = 404, description = "No such app in this team and region", body = RainbondError),
@@ -174,11 +174,7 @@ pub struct UpgradeRequest {
     post,
     path = "/teams/{team_id}/regions/{region_name}/apps/{app_id}/upgrade",
     tag = "Rainbond",
-    params(
-        ("team_id" = String, Path, description = "The tenant"),
-        ("region_name" = String, Path, description = "The folder's region"),
-        ("app_id" = i32, Path, description = "The folder's integer id"),
-    ),
+    params(AppPath),
     request_body = UpgradeRequest,
     responses(
         (status = 200, description = "The refreshed app models", body = Vec<AppModel>),
