@@ -2,14 +2,25 @@
 //! stored per tenant and subject and replayed for a repeat of the same request; the same
 //! key with another request is a 422; a repeat while the first still runs is a 409.
 //!
+//! Two halves, so that a keyed request passes every check an unkeyed one does before
+//! anything is replayed or stored:
+//!
+//! - the middleware (`keys`) reads the body and fingerprints the request (method, path,
+//!   query, the tenant and folder headers, body) and, once the handler has answered,
+//!   stores or releases the key the handler claimed;
+//! - the handler calls `claim` after its authentication, tenant, scope and permission
+//!   checks. Only then is a key claimed or an answer replayed: a request that matched
+//!   no route, or was refused before the handler's checks passed, leaves no record.
+//!
 //! A running call renews a lease on its key; if its server dies the lease lapses and a
 //! retry takes the key over and does the work, which every data-changing call here can
-//! safely redo (upgrades skip what is already done).
+//! safely redo (upgrades skip what is already done). Every write of the key is fenced
+//! by its lease, so a call that lost it cannot overwrite the new holder's record.
 
 use std::time::Duration;
 
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpMessage, HttpRequest, HttpResponse, ResponseError,
     body::{self, BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::{
@@ -22,47 +33,39 @@ use actix_web::{
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
-use super::{
-    ApiError,
-    auth::{self, TokenScheme},
-    extract::read_body,
-    registered,
-    uipath::BulkParams,
-};
+use super::{ApiError, extract::read_body, problem::PROBLEM_JSON, registered};
 use crate::{
+    api_paths::{FOLDER_KEY_HEADER, TENANT_HEADER},
     app::IdempotencyPolicy,
+    auth::Principal,
     idempotency::{self as store, Claim, KeyId, Lease, StoredResponse},
+    telemetry,
 };
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 const MAX_KEY_LEN: usize = 255;
 
-/// On the UiPath routes (bearer tokens).
-pub async fn uipath(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    middleware(req, next, TokenScheme::Bearer).await
+/// A keyed request, fingerprinted by the middleware for the handler's `claim`.
+#[derive(Clone)]
+struct KeyedRequest {
+    key: String,
+    hash: String,
 }
 
-/// On the Rainbond routes (bearer or bare tokens).
-pub async fn rainbond(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    middleware(req, next, TokenScheme::BearerOrBare).await
+/// The key a handler claimed, for the middleware to settle once the answer exists.
+struct Claimed {
+    guard: LeaseGuard,
 }
 
-async fn middleware(
+/// The middleware half, on the UiPath and Rainbond scopes.
+pub async fn keys(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-    scheme: TokenScheme,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let applies = matches!(*req.method(), Method::POST | Method::PATCH)
-        && req.headers().contains_key(IDEMPOTENCY_KEY)
-        && !is_dry_run(req.query_string());
-    if !applies {
+    let keyed = matches!(*req.method(), Method::POST | Method::PATCH)
+        && req.headers().contains_key(IDEMPOTENCY_KEY);
+    if !keyed {
         return next
             .call(req)
             .await
@@ -72,68 +75,103 @@ async fn middleware(
         Ok(key) => key,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let db = registered::<DatabaseConnection>(req.request())?;
-    let policy = *registered::<IdempotencyPolicy>(req.request())?.get_ref();
-    // Without a valid token there is no key namespace; the handler answers 401. The
-    // principal is kept in the request, so the handler does not verify it again.
-    let Ok(principal) = auth::authenticate(req.request(), scheme).await else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    };
     let (http_req, payload) = req.parts_mut();
     let body = match read_body(http_req, payload).await {
         Ok(body) => body,
         Err(e) => return Ok(req.error_response(e)),
     };
-    let hash = request_hash(req.method(), req.path(), req.query_string(), &body);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default()
+    };
+    let hash = request_hash(&[
+        req.method().as_str().as_bytes(),
+        req.path().as_bytes(),
+        req.query_string().as_bytes(),
+        header(TENANT_HEADER),
+        header(FOLDER_KEY_HEADER),
+        &body,
+    ]);
     req.set_payload(body.into());
+    req.extensions_mut().insert(KeyedRequest { key, hash });
 
+    let response = next.call(req).await?;
+    let claimed = response.request().extensions_mut().remove::<Claimed>();
+    match claimed {
+        // Not claimed: refused before the handler's checks passed, a dry run, or a
+        // replay. Nothing to store.
+        None => Ok(response.map_into_boxed_body()),
+        Some(Claimed { guard }) => settle(response, guard).await,
+    }
+}
+
+/// The handler half: called once the request passed authentication and authorization.
+/// `Ok(None)`: not keyed, or the key is this call's now: do the work. `Ok(Some(answer))`:
+/// answer with that instead (the stored answer of the first call, or a 409/422).
+pub async fn claim(req: &HttpRequest) -> Result<Option<HttpResponse>, ApiError> {
+    let Some(keyed) = req.extensions().get::<KeyedRequest>().cloned() else {
+        return Ok(None);
+    };
+    let principal = req
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("claim before authentication")))?;
+    let db = registered::<DatabaseConnection>(req)?;
+    let policy = *registered::<IdempotencyPolicy>(req)?.get_ref();
     let id = KeyId {
         tenant_id: principal.tenant_id,
         subject: principal.subject,
-        key,
+        key: keyed.key,
     };
-    let claim = match store::claim(db.get_ref(), &id, &hash, policy.lease, policy.retention).await {
-        Ok(claim) => claim,
-        Err(e) => return Ok(req.error_response(ApiError::from(e))),
-    };
+    let claim = store::claim(
+        db.get_ref(),
+        &id,
+        &keyed.hash,
+        policy.lease,
+        policy.retention,
+    )
+    .await
+    .map_err(ApiError::from)?;
     match claim {
-        Claim::Mismatch => Ok(req.error_response(ApiError::Unprocessable(
+        Claim::Mismatch => Err(ApiError::Unprocessable(
             "this Idempotency-Key was already used with a different request; use a new key".into(),
-        ))),
+        )),
         Claim::InProgress { retry_after } => {
-            let mut res = req.error_response(ApiError::Conflict(
+            let mut res = ApiError::Conflict(
                 "a request with this Idempotency-Key is still in progress; retry shortly".into(),
-            ));
+            )
+            .error_response();
             let seconds = retry_after.as_secs().max(1).to_string();
             if let Ok(value) = HeaderValue::from_str(&seconds) {
                 res.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            Ok(res)
+            Ok(Some(res))
         }
-        Claim::Replay(stored) => Ok(req.into_response(replay(stored))),
-        Claim::Proceed(lease) => run_and_store(req, next, db, id, lease, policy.lease).await,
+        Claim::Replay(stored) => Ok(Some(replay(stored))),
+        Claim::Proceed(lease) => {
+            let guard = LeaseGuard::start(db, id, lease, policy.lease);
+            req.extensions_mut().insert(Claimed { guard });
+            Ok(None)
+        }
     }
 }
 
-async fn run_and_store(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-    db: web::Data<DatabaseConnection>,
-    id: KeyId,
-    lease: Lease,
-    lease_time: Duration,
+/// Stores the claimed call's answer when a retry must see it again, else releases the
+/// key so a retry runs afresh.
+async fn settle(
+    response: ServiceResponse<impl MessageBody + 'static>,
+    mut guard: LeaseGuard,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let mut guard = LeaseGuard::start(db.clone(), id.clone(), lease.clone(), lease_time);
-    let response = next.call(req).await?;
     let status = response.status();
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
     let bytes = body::to_bytes(body)
         .await
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("reading the response")))?;
+    let db = guard.db.clone();
     if is_replayable(status) {
         let stored = StoredResponse {
             status: status.as_u16(),
@@ -144,7 +182,7 @@ async fn run_and_store(
                 .map(str::to_string),
             body: bytes.to_vec(),
         };
-        match store::complete(db.get_ref(), &id, &lease, &stored).await {
+        match store::complete(db.get_ref(), &guard.id, &guard.lease, &stored).await {
             Ok(()) => guard.completed = true,
             // Released below, so a retry runs again (safely) rather than waiting for
             // the lease to lapse.
@@ -154,7 +192,7 @@ async fn run_and_store(
     if !guard.completed {
         // Released before answering: a client that retries at once must find the key
         // free, not still "running".
-        match store::release(db.get_ref(), &id, &lease).await {
+        match store::release(db.get_ref(), &guard.id, &guard.lease).await {
             Ok(()) => guard.completed = true,
             Err(e) => tracing::warn!(error = %e, "could not release an idempotency key"),
         }
@@ -228,21 +266,43 @@ impl Drop for LeaseGuard {
     }
 }
 
-/// Answers worth replaying: successes and the client's own mistakes. Not server errors,
-/// nor answers a later retry may legitimately change (401, 403, 408, 409, 429).
+/// Answers worth replaying: successes and the client's own mistakes about what it asked
+/// for. Not server errors, nor answers a later retry may legitimately change (401, 403,
+/// 408, 409, 429). (Answers about headers and routes are never claimed at all.)
 fn is_replayable(status: StatusCode) -> bool {
     status.is_success()
         || (status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 408 | 409 | 429))
 }
 
+/// The stored answer, marked as replayed. A problem+json body gets this request's trace
+/// id and path, so its `traceId` leads to this request's log lines.
 fn replay(stored: StoredResponse) -> HttpResponse {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut response = HttpResponse::build(status);
+    let is_problem = stored
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with(PROBLEM_JSON));
     if let Some(content_type) = stored.content_type {
         response.insert_header((header::CONTENT_TYPE, content_type));
     }
     response.insert_header((REPLAYED, "true"));
-    response.body(stored.body)
+    let body = if is_problem {
+        retraced(&stored.body).unwrap_or(stored.body)
+    } else {
+        stored.body
+    };
+    response.body(body)
+}
+
+/// A problem body with `traceId` and `instance` of the current request.
+fn retraced(body: &[u8]) -> Option<Vec<u8>> {
+    let mut problem: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let context = telemetry::current_request()?;
+    let object = problem.as_object_mut()?;
+    object.insert("traceId".into(), context.request_id.into());
+    object.insert("instance".into(), context.path.into());
+    serde_json::to_vec(&problem).ok()
 }
 
 fn key_of(req: &ServiceRequest) -> Result<String, ApiError> {
@@ -263,24 +323,13 @@ fn key_of(req: &ServiceRequest) -> Result<String, ApiError> {
     }
 }
 
-/// A dry run changes nothing, so there is nothing to protect. Asked of the bulk call's
-/// own parameter parser; a query it refuses is not taken for a dry run (the handler
-/// answers it with a 400, kept under the key like any answer).
-fn is_dry_run(query: &str) -> bool {
-    BulkParams::from_query(query).is_ok_and(|p| p.dry_run)
-}
-
-fn request_hash(method: &Method, path: &str, query: &str, body: &[u8]) -> String {
+/// SHA-256 over the parts, each length-prefixed so parts cannot run into each other.
+fn request_hash(parts: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
-    for part in [
-        method.as_str().as_bytes(),
-        path.as_bytes(),
-        query.as_bytes(),
-    ] {
+    for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    hasher.update(body);
     hasher
         .finalize()
         .iter()
@@ -294,27 +343,24 @@ mod tests {
 
     #[test]
     fn the_hash_changes_with_any_part_of_the_request() {
-        let base = request_hash(&Method::POST, "/a", "", b"{}");
-        assert_eq!(base, request_hash(&Method::POST, "/a", "", b"{}"));
-        assert_ne!(base, request_hash(&Method::PATCH, "/a", "", b"{}"));
-        assert_ne!(base, request_hash(&Method::POST, "/b", "", b"{}"));
-        assert_ne!(base, request_hash(&Method::POST, "/a", "x=1", b"{}"));
-        assert_ne!(base, request_hash(&Method::POST, "/a", "", b"{ }"));
+        let hash = |parts: [&str; 6]| request_hash(&parts.map(str::as_bytes));
+        let base = hash(["POST", "/a", "", "t", "f", "{}"]);
+        assert_eq!(base, hash(["POST", "/a", "", "t", "f", "{}"]));
+        for changed in [
+            ["PATCH", "/a", "", "t", "f", "{}"],
+            ["POST", "/b", "", "t", "f", "{}"],
+            ["POST", "/a", "x=1", "t", "f", "{}"],
+            ["POST", "/a", "", "t2", "f", "{}"],
+            ["POST", "/a", "", "t", "f2", "{}"],
+            ["POST", "/a", "", "t", "f", "{ }"],
+        ] {
+            assert_ne!(base, hash(changed), "{changed:?}");
+        }
         // Length prefixes keep parts from running into each other.
         assert_ne!(
-            request_hash(&Method::POST, "/ab", "", b""),
-            request_hash(&Method::POST, "/a", "b", b"")
+            hash(["POST", "/ab", "", "", "", ""]),
+            hash(["POST", "/a", "b", "", "", ""])
         );
-    }
-
-    #[test]
-    fn a_dry_run_is_recognised_in_the_query() {
-        assert!(is_dry_run("dryRun=true"));
-        assert!(is_dry_run("maxFailures=2&dryRun=TRUE"));
-        assert!(!is_dry_run("dryRun=false"));
-        assert!(!is_dry_run("notdryRun=true"));
-        // Two values: refused by the handler, so not a dry run here either.
-        assert!(!is_dry_run("dryRun=true&dryRun=false"));
     }
 
     #[test]

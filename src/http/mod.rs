@@ -139,14 +139,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
                     ErrorHandlers::new()
                         .handler(StatusCode::METHOD_NOT_ALLOWED, problem_for_bare_errors),
                 )
-                .wrap(from_fn(idempotency::rainbond))
+                .wrap(from_fn(idempotency::keys))
                 .wrap(from_fn(rainbond::rainbond_errors))
                 .configure(rainbond::RainbondApi::register),
         )
         .configure(identity::IdentityApi::register)
         .service(
             web::scope(&settings.uipath_base_path())
-                .wrap(from_fn(idempotency::uipath))
+                .wrap(from_fn(idempotency::keys))
                 .configure(uipath::UiPathApi::register),
         );
 }

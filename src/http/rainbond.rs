@@ -3,7 +3,7 @@
 //! `team_id` is the tenant, `app_id` a folder's integer id, `region_name` its region.
 
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpRequest, HttpResponse,
     body::{self, BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::{StatusCode, header},
@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::{
     auth::{InFolder, RainbondCaller},
     extract::JsonBody,
+    idempotency,
     problem::{ApiError, PROBLEM_JSON},
 };
 use crate::{
@@ -183,6 +184,7 @@ pub struct UpgradeRequest {
     ),
 )]
 pub async fn upgrade_app_models(
+    req: HttpRequest,
     caller: RainbondCaller,
     state: web::Data<AppState>,
     path: web::Path<AppPath>,
@@ -191,6 +193,9 @@ pub async fn upgrade_app_models(
     let InFolder { folder, actor } = path
         .authorize(&state, &caller, Permission::AppsEdit)
         .await?;
+    if let Some(answer) = idempotency::claim(&req).await? {
+        return Ok(answer);
+    }
     let requested = body.0.update_versions;
     if requested.is_empty() {
         return Err(ApiError::bad_request(

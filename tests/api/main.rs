@@ -12,6 +12,7 @@ mod extensions;
 mod helpers;
 mod idempotency;
 mod identity;
+mod keyed_checks;
 mod limits;
 mod metrics;
 mod object_access;

@@ -11,6 +11,7 @@ use crate::{
         ApiError,
         auth::UiPathCaller,
         extract::{FolderKeyHeader, JsonBody, parse_query},
+        idempotency,
     },
     metrics::BulkApi,
     upgrade::{self, BulkUpgrade, Outcome, Target},
@@ -203,6 +204,12 @@ pub async fn update_to_latest_app_version_bulk(
         )));
     }
     let at = needs.in_folder(&state.db, &folder_key).await?;
+    // A dry run changes nothing, so there is nothing to protect.
+    if !options.dry_run
+        && let Some(answer) = idempotency::claim(&req).await?
+    {
+        return Ok(answer);
+    }
     let actor = at.actor;
     let job = BulkUpgrade {
         tenant_id: caller.tenant_id(),

@@ -9,9 +9,9 @@ use super::odata::{self, ODataCollection};
 use crate::{
     access::{self, Permission},
     app::AppState,
-    http::auth::UiPathCaller,
     http::extract::JsonBody,
     http::problem::{ApiError, Problem},
+    http::{auth::UiPathCaller, idempotency},
     service::catalog::{self, AppDefaults},
 };
 
@@ -71,6 +71,7 @@ pub struct PublishedVersion {
     ),
 )]
 pub async fn publish_coded_app(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     body: JsonBody<PublishRequest>,
@@ -79,6 +80,9 @@ pub async fn publish_coded_app(
         .needs(Permission::AppVersionsCreate)?
         .in_tenant(&state.db)
         .await?;
+    if let Some(answer) = idempotency::claim(&req).await? {
+        return Ok(answer);
+    }
     let body = body.0;
     let published = catalog::publish(
         &state.db,

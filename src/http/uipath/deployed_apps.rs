@@ -11,9 +11,9 @@ use crate::{
     app::AppState,
     auth::scopes::ScopeRule,
     domain::{RoutingName, Tags, Title},
-    http::auth::UiPathCaller,
     http::extract::{FolderKeyHeader, JsonBody, OptionalJsonBody},
     http::problem::{ApiError, Problem},
+    http::{auth::UiPathCaller, idempotency},
     service::{
         deployments::{self, DeployOptions, Edit, MaintenancePatch},
         listing::{self, ListedDeployment},
@@ -57,6 +57,7 @@ pub struct DeployResponse {
     ),
 )]
 pub async fn deploy(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
@@ -65,6 +66,9 @@ pub async fn deploy(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsCreate)?;
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
+    if let Some(answer) = idempotency::claim(&req).await? {
+        return Ok(answer);
+    }
     let (system_name, version) = path.into_inner();
     let body = body.0;
     let options = DeployOptions {
@@ -192,6 +196,7 @@ pub struct MaintenanceMode {
     ),
 )]
 pub async fn edit_deployed_app(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
@@ -200,6 +205,9 @@ pub async fn edit_deployed_app(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsEdit)?;
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
+    if let Some(answer) = idempotency::claim(&req).await? {
+        return Ok(answer);
+    }
     let body = body.0;
     let edit = Edit {
         version: body.version,

@@ -13,9 +13,9 @@ use super::{
 use crate::{
     access::Permission,
     app::AppState,
-    http::auth::UiPathCaller,
     http::extract::{FolderKeyHeader, OptionalJsonBody},
     http::problem::{ApiError, Problem},
+    http::{auth::UiPathCaller, idempotency},
     service::history,
 };
 
@@ -124,6 +124,7 @@ pub struct RollbackRequest {
     ),
 )]
 pub async fn rollback_deployment(
+    req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
@@ -132,6 +133,9 @@ pub async fn rollback_deployment(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsEdit)?;
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
+    if let Some(answer) = idempotency::claim(&req).await? {
+        return Ok(answer);
+    }
     let id = path.into_inner();
     if body.0.version.is_some_and(|v| v < 1) {
         return Err(ApiError::bad_request(
