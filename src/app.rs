@@ -9,7 +9,10 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::Keys, config::Settings, metrics::Metrics};
+use crate::{
+    auth::Keys, config::Settings, metrics::Metrics, service::clients::SecretVerifier,
+    throttle::RateLimiter,
+};
 
 /// What a handler reaches: the database, the settings it acts on, and the collaborators.
 pub struct AppState {
@@ -17,6 +20,25 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<Keys>,
     pub metrics: Arc<Metrics>,
+    pub token_endpoint: Arc<TokenEndpointLimits>,
+}
+
+/// What bounds the token endpoint's work: the client-secret checks and the per-client
+/// and per-address budgets.
+pub struct TokenEndpointLimits {
+    pub verifier: Arc<SecretVerifier>,
+    pub per_client: RateLimiter,
+    pub per_address: RateLimiter,
+}
+
+impl TokenEndpointLimits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        TokenEndpointLimits {
+            verifier: Arc::new(SecretVerifier::new(settings.token_queue_limit)),
+            per_client: RateLimiter::new(settings.token_requests_per_minute_per_client),
+            per_address: RateLimiter::new(settings.token_requests_per_minute_per_address),
+        }
+    }
 }
 
 impl AppState {
@@ -24,6 +46,7 @@ impl AppState {
         let metrics = Metrics::new(settings.db_max_connections);
         AppState {
             db,
+            token_endpoint: Arc::new(TokenEndpointLimits::from_settings(&settings)),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             metrics: Arc::new(metrics),

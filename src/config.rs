@@ -74,6 +74,14 @@ pub struct Settings {
     pub body_timeout_seconds: u64,
     /// Largest total size of the request headers, in bytes (431 beyond).
     pub max_header_bytes: usize,
+    /// Token requests that may wait for or run a client-secret check at once; beyond
+    /// it the token endpoint answers 429 at once.
+    pub token_queue_limit: usize,
+    /// Token requests one client id may make per minute (per replica; 0: no limit).
+    pub token_requests_per_minute_per_client: u32,
+    /// Token requests one source address may make per minute (per replica; 0: no
+    /// limit). Behind a proxy every request comes from the proxy's address.
+    pub token_requests_per_minute_per_address: u32,
     /// How long the answer of a call made with an `Idempotency-Key` is kept.
     pub idempotency_retention_hours: u64,
     /// Lease a running keyed call renews; after a crash a retry waits at most this long.
@@ -115,6 +123,9 @@ impl Default for Settings {
             shutdown_timeout_seconds: 30,
             body_timeout_seconds: 30,
             max_header_bytes: 16 * 1024,
+            token_queue_limit: 32,
+            token_requests_per_minute_per_client: 60,
+            token_requests_per_minute_per_address: 600,
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 30,
         }

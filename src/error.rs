@@ -31,6 +31,12 @@ pub enum Error {
     /// Well-formed, but not something that can be done (a version not published).
     #[error("{0}")]
     Unprocessable(String),
+    /// Too much of this work is waiting already; retry after the given time.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] DbErr),
     #[error("internal error")]

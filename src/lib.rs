@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod seed;
 pub mod service;
 pub mod telemetry;
+pub mod throttle;
 pub mod upgrade;

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{ApiError, registered};
+use super::{ApiError, problem::retry_after_value, registered};
 use crate::{
     app::{AppState, Limits},
     service::clients,
@@ -83,6 +83,7 @@ struct TokenResponse {
         (status = 200, description = "A bearer token", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_scope or unsupported_grant_type", body = OAuthErrorBody),
         (status = 401, description = "invalid_client (unknown, deleted or wrong secret)", body = OAuthErrorBody),
+        (status = 429, description = "temporarily_unavailable: this client id or address used its budget, or too many token requests wait; Retry-After says when to retry", body = OAuthErrorBody),
         (status = 500, description = "server_error", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
     ),
@@ -92,6 +93,14 @@ async fn token(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
+    let budget = &state.token_endpoint;
+    // The peer's address: behind a proxy, the proxy's (see docs/operations.md).
+    if let Some(address) = req.peer_addr() {
+        budget
+            .per_address
+            .check(&address.ip().to_string())
+            .map_err(OAuthError::slow_down)?;
+    }
     check_content_type(&req)?;
     let limits = registered::<Limits>(&req).map_err(OAuthError::server)?;
     let body = read_body(payload, limits.body_timeout).await?;
@@ -117,10 +126,24 @@ async fn token(
             "this service issues no tokens: it only verifies tokens of another issuer".into(),
         ));
     }
-    let client = clients::authenticate(&state.db, &credentials.id, &credentials.secret)
-        .await
-        .map_err(OAuthError::server)?
-        .ok_or_else(OAuthError::invalid_client)?;
+    // Before the secret check, whether or not the id exists: unknown, wrong and deleted
+    // clients still cost and answer the same.
+    budget
+        .per_client
+        .check(&credentials.id)
+        .map_err(OAuthError::slow_down)?;
+    let client = clients::authenticate(
+        &state.db,
+        &budget.verifier,
+        &credentials.id,
+        &credentials.secret,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::error::Error::Busy { retry_after, .. } => OAuthError::slow_down(retry_after),
+        other => OAuthError::server(other),
+    })?
+    .ok_or_else(OAuthError::invalid_client)?;
     let scopes = grant_scopes(form.get("scope"), &clients::scopes_of(&client))?;
     let ttl = state.settings.token_ttl_seconds;
     let access_token = state
@@ -376,6 +399,7 @@ pub struct OAuthError {
     error: &'static str,
     description: String,
     basic_challenge: bool,
+    retry_after: Option<Duration>,
 }
 
 impl OAuthError {
@@ -385,6 +409,7 @@ impl OAuthError {
             error,
             description,
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -411,6 +436,19 @@ impl OAuthError {
     fn with_basic_challenge(mut self) -> Self {
         self.basic_challenge = true;
         self
+    }
+
+    /// 429 with `Retry-After`: this client or address has used its budget, or too many
+    /// token requests wait already. RFC 6749 has no code for it; `temporarily_unavailable`
+    /// is the one that says "retry later".
+    fn slow_down(retry_after: Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "too many token requests; retry after the time in Retry-After".into(),
+        );
+        error.retry_after = Some(retry_after);
+        error
     }
 
     /// A failure on our side (database down, signing failed): logged in full, answered
@@ -446,6 +484,9 @@ impl ResponseError for OAuthError {
         let mut builder = no_store(HttpResponse::build(self.status));
         if self.basic_challenge {
             builder.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"uplift\""));
+        }
+        if let Some(wait) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, retry_after_value(wait)));
         }
         builder.json(json!({"error": self.error, "error_description": self.description}))
     }

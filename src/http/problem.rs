@@ -42,6 +42,12 @@ pub enum ApiError {
     RequestTimeout(String),
     #[error("the request headers are larger than the limit of {0} bytes")]
     HeadersTooLarge(usize),
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] DbErr),
     #[error("internal error")]
@@ -65,6 +71,13 @@ impl From<Error> for ApiError {
             Error::NotFound(msg) => ApiError::NotFound(msg),
             Error::Conflict(msg) => ApiError::Conflict(msg),
             Error::Unprocessable(msg) => ApiError::Unprocessable(msg),
+            Error::Busy {
+                message,
+                retry_after,
+            } => ApiError::TooManyRequests {
+                message,
+                retry_after,
+            },
             Error::Unavailable(err) => ApiError::Unavailable(err),
             Error::Internal(err) => ApiError::Internal(err),
         }
@@ -103,6 +116,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::RequestTimeout(_) => "request-timeout",
             ApiError::HeadersTooLarge(_) => "headers-too-large",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -170,6 +184,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -197,8 +212,19 @@ impl ResponseError for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(*retry_after));
+        }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+pub fn retry_after_value(wait: std::time::Duration) -> header::HeaderValue {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    header::HeaderValue::from(seconds.max(1))
 }
 
 #[cfg(test)]
@@ -215,6 +241,13 @@ mod tests {
             (Error::NotFound("x".into()), 404),
             (Error::Conflict("x".into()), 409),
             (Error::Unprocessable("x".into()), 422),
+            (
+                Error::Busy {
+                    message: "x".into(),
+                    retry_after: std::time::Duration::from_millis(1500),
+                },
+                429,
+            ),
             (Error::Internal(anyhow::anyhow!("x")), 500),
         ];
         for (err, status) in cases {
