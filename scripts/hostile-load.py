@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """Hostile load against one uplift process: oversized bodies, a million ids, slow
-clients, huge headers and deep nesting, all at once. Prints the server's resident
+clients, huge headers and deep nesting, all at once, with the probes of issue 20
+(invented HTTP methods, log injection, Basic secrets with `&`, control characters in
+token claims, `crit` headers and endless `exp`, tags with commas, oversized Rainbond
+POSTs, forged X-Forwarded-Host, malformed request lines). Prints the server's resident
 memory at rest and at peak, the answers it gave, and how fast /healthz answered
-meanwhile. Exits non-zero on any 5xx or an unhealthy server.
+meanwhile. Exits non-zero on any 5xx, an unhealthy server, a metrics label taken from
+a request, a forged or raw-ESC log line, an ERROR log line or a forged @odata.context.
 
 Usage: scripts/hostile-load.py [path/to/uplift] [seconds]
 """
 import atexit
+import base64
 import concurrent.futures as cf
+import hashlib
+import hmac
+import itertools
 import json
 import os
 import socket
@@ -17,7 +25,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
-from common import Server  # noqa: E402
+from common import SECRET, Server  # noqa: E402
 
 binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/debug/uplift")
 duration = float(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -79,6 +87,47 @@ attacks = {
     "invalid UTF-8": lambda: raw(f"POST {path} HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: 22\r\n\r\n".encode() + b'{"deploymentIds":["\xff"]}'),
     "one byte per second": lambda: raw(f"POST {path} HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode(), b" " * 100, 1.0),
 }
+
+
+def hs256(claims, **header):
+    """A token signed with the server's own secret: only its claims or header are hostile."""
+    enc = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).rstrip(b"=").decode()  # noqa: E731
+    signing = f"{enc({'alg': 'HS256', 'typ': 'JWT', **header})}.{enc(claims)}"
+    mac = hmac.new(SECRET.encode(), signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+now = int(time.time())
+methods = itertools.count()
+base_path = "/local/apps_/default/api/v1/default"
+forgery = "%0AFORGED%201970-01-01T00:00:00Z%20INFO%20fine%1B%5B2K"
+list_path = f"{base_path}/models/deployed/apps"
+nul_sub = hs256({"sub": "bot\u0000", "tenant_id": tenant, "scope": "Apps", "exp": now + 600})
+crit = hs256({"sub": "bot", "tenant_id": tenant, "scope": "Apps", "exp": now + 600}, crit=["x-must"], **{"x-must": 1})
+endless = hs256({"sub": "bot", "tenant_id": tenant, "scope": "Apps", "exp": 2 ** 63})
+basic = base64.b64encode(b"some-client:secret&anything").decode()
+form = f"grant_type=client_credentials&x{forgery}=1&x{forgery}=2".encode()
+too_many = json.dumps({"update_versions": [{"market_name": "local", "app_model_id": f"M{i}", "app_model_version": "1.0.0"} for i in range(1001)]}).encode()
+comma_tag = json.dumps({"tags": ["a,b"]}).encode()
+
+
+def bearer(t):
+    return f"Host: x\r\nAuthorization: Bearer {t}\r\nX-UiPath-Internal-TenantId: {tenant}\r\nX-UiPath-FolderKey: {folder}\r\n"
+
+
+attacks.update({
+    "invented methods": lambda: raw(f"PROBE{next(methods)} /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode()),
+    "log injection (path)": lambda: raw(f"GET {base_path}/models/app{forgery}/tenants/{tenant}/publish/versions HTTP/1.1\r\n{headers}\r\n".encode()),
+    "log injection (form)": lambda: raw(f"POST /identity_/connect/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(form)}\r\n\r\n".encode() + form),
+    "Basic secret&x": lambda: raw(f"POST /identity_/connect/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\ngrant_type=client_credentials".encode()),
+    "NUL in sub": lambda: raw(f"GET {list_path} HTTP/1.1\r\n{bearer(nul_sub)}Idempotency-Key: k\r\n\r\n".encode()),
+    "crit header": lambda: raw(f"GET {list_path} HTTP/1.1\r\n{bearer(crit)}\r\n".encode()),
+    "exp 2^63": lambda: raw(f"GET {list_path} HTTP/1.1\r\n{bearer(endless)}\r\n".encode()),
+    "comma in a tag": lambda: raw(f"PATCH {list_path}/some-id HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {len(comma_tag)}\r\n\r\n".encode() + comma_tag),
+    "1,001 Rainbond items": lambda: raw(f"POST /openapi/v1/teams/{tenant}/regions/default/apps/1/upgrade HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {len(too_many)}\r\n\r\n".encode() + too_many),
+    "forged X-Forwarded-Host": lambda: raw(f"GET {list_path} HTTP/1.1\r\n{headers}X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\r\n".encode()),
+    "malformed request line": lambda: raw(b"GET /healthz HTTP/1.1\x01\r\nHost: x\r\n\r\n"),
+})
 health = []
 
 
@@ -94,12 +143,15 @@ def prober():
 
 
 sent = {name: 0 for name in attacks}
+# Slow clients hold a connection each; each Basic attempt costs an Argon2 hash (19 MiB),
+# which the token endpoint's own queue bounds: a few prove the answer.
+caps = {"one byte per second": 40, "Basic secret&x": 4}
 with cf.ThreadPoolExecutor(max_workers=64) as pool:
     probe = pool.submit(prober)
     futures = []
     while time.time() < deadline:
         for name, attack in attacks.items():
-            if name == "one byte per second" and sent[name] >= 40:
+            if sent[name] >= caps.get(name, float("inf")):
                 continue
             futures.append(pool.submit(attack))
             sent[name] += 1
@@ -108,7 +160,22 @@ with cf.ThreadPoolExecutor(max_workers=64) as pool:
         f.result()
     probe.result()
 peak_rss = memory("VmHWM")
+problems = []
+metrics = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+series = [line for line in metrics.splitlines() if line.startswith("uplift_http_requests_total{")]
+if "PROBE" in metrics or len(series) > 100:
+    problems.append(f"metrics labels grew with the requests: {len(series)} request series")
+listed = urllib.request.Request(base + list_path, headers={
+    "Authorization": f"Bearer {token}", "X-UiPath-Internal-TenantId": tenant,
+    "X-UiPath-FolderKey": folder, "X-Forwarded-Host": "evil.example"})
+if "evil.example" in json.load(urllib.request.urlopen(listed, timeout=10))["@odata.context"]:
+    problems.append("a client's X-Forwarded-Host went into @odata.context")
 server.stop()
+with open(server.log_path, "rb") as log:
+    for line in log:
+        if b"\x1b" in line or line.startswith(b"FORGED") or b" ERROR " in line:
+            problems.append(f"log line: {line[:200]!r}")
+            break
 health.sort()
 p99 = health[int(len(health) * 0.99) - 1] if health else float("inf")
 print(f"hostile requests sent: {sum(sent.values())} ({', '.join(f'{k}: {v}' for k, v in sent.items())})")
@@ -116,5 +183,9 @@ print(f"answers: {dict(sorted(statuses.items()))}")
 print(f"resident memory: {rest_rss} MiB at rest, {peak_rss} MiB at peak")
 print(f"/healthz meanwhile: {len(health)} probes, p99 {p99 * 1000:.0f} ms, max {health[-1] * 1000:.0f} ms")
 bad = [s for s in statuses if s.startswith("5")]
+for problem in problems:
+    print(f"problem: {problem}")
 if bad or p99 > 1.0:
     sys.exit("hostile-load: the server answered 5xx or stopped answering health checks in time")
+if problems:
+    sys.exit("hostile-load: " + "; ".join(problems))

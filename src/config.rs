@@ -1,7 +1,10 @@
 //! One `Settings` struct, read from defaults, then an optional `uplift.toml`, then
 //! `UPLIFT_*` environment variables (each layer overriding the one before).
 
-use std::path::{Path, PathBuf};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -44,6 +47,8 @@ pub struct Settings {
     pub jwt_tenant_claim: String,
     /// Lifetime of tokens minted by `uplift token` and the token endpoint.
     pub token_ttl_seconds: u64,
+    /// Longest validity of a token this service accepts (`exp` past now or past `iat`).
+    pub max_token_lifetime_seconds: u64,
     /// Most deployment ids accepted in one bulk call.
     pub max_bulk_items: usize,
     /// Deployments upgraded at once within one bulk call.
@@ -86,6 +91,11 @@ pub struct Settings {
     pub idempotency_retention_hours: u64,
     /// Lease a running keyed call renews; after a crash a retry waits at most this long.
     pub idempotency_lease_seconds: u64,
+    /// Addresses of the reverse proxies whose `Forwarded`/`X-Forwarded-*` headers are
+    /// believed (for the `@odata.context` URL). Empty: the connection's own scheme and
+    /// `Host` are used, whatever a client sends in those headers.
+    #[serde(deserialize_with = "lenient::ip_list")]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,6 +120,7 @@ impl Default for Settings {
             jwt_audience: None,
             jwt_tenant_claim: "tenant_id".into(),
             token_ttl_seconds: 3600,
+            max_token_lifetime_seconds: 24 * 3600,
             max_bulk_items: 1000,
             upgrade_concurrency: 8,
             max_body_bytes: 1024 * 1024,
@@ -128,6 +139,7 @@ impl Default for Settings {
             token_requests_per_minute_per_address: 600,
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -155,6 +167,13 @@ impl Settings {
         }
         if self.idempotency_lease_seconds < 3 {
             return Err("idempotency_lease_seconds must be at least 3".into());
+        }
+        if self.token_ttl_seconds > self.max_token_lifetime_seconds {
+            return Err(format!(
+                "token_ttl_seconds ({}) must not exceed max_token_lifetime_seconds ({}): \
+                 the tokens minted would be refused",
+                self.token_ttl_seconds, self.max_token_lifetime_seconds
+            ));
         }
         if self.lock_timeout_ms == 0 {
             // 0 would mean "wait forever" on PostgreSQL but "fail at once" on SQLite.
@@ -193,6 +212,8 @@ impl Settings {
 /// Environment values reach serde typed (`UPLIFT_ORGANIZATION=123` is a number): string
 /// settings take any scalar as its text.
 mod lenient {
+    use std::net::IpAddr;
+
     use serde::{Deserialize, Deserializer};
 
     #[derive(Deserialize)]
@@ -227,6 +248,32 @@ mod lenient {
 
     pub fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<super::Secret>, D::Error> {
         opt_string(d).map(|v| v.map(super::Secret::from))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(Scalar),
+        Many(Vec<Scalar>),
+    }
+
+    /// IP addresses as a list, or as one string separated by commas or spaces (as an
+    /// environment variable gives them: `UPLIFT_TRUSTED_PROXIES=10.0.0.2,10.0.0.3`).
+    pub fn ip_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+        let items: Vec<String> = match List::deserialize(d)? {
+            List::One(one) => vec![one.into_string()],
+            List::Many(many) => many.into_iter().map(Scalar::into_string).collect(),
+        };
+        items
+            .iter()
+            .flat_map(|item| item.split([',', ' ']))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                item.parse::<IpAddr>()
+                    .map_err(|_| serde::de::Error::custom(format!("{item:?} is not an IP address")))
+            })
+            .collect()
     }
 }
 
@@ -328,6 +375,38 @@ mod tests {
             assert!(!text.contains(secret), "{secret} printed in {text}");
         }
         assert!(text.contains("[redacted]"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_ip_addresses_from_the_environment_or_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UPLIFT_TRUSTED_PROXIES", "10.0.0.2, ::1");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(
+                settings.trusted_proxies,
+                [
+                    "10.0.0.2".parse::<IpAddr>().unwrap(),
+                    "::1".parse().unwrap()
+                ]
+            );
+            jail.set_env("UPLIFT_TRUSTED_PROXIES", "nginx");
+            assert!(Settings::load(None).is_err());
+            jail.set_env("UPLIFT_TRUSTED_PROXIES", "");
+            jail.create_file("uplift.toml", "trusted_proxies = [\"127.0.0.1\"]")?;
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert!(settings.trusted_proxies.is_empty(), "the environment wins");
+            Ok(())
+        });
+        assert!(Settings::default().trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn a_token_ttl_beyond_the_maximum_lifetime_is_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("UPLIFT_TOKEN_TTL_SECONDS", "90000");
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct Keys {
     issuer: Option<String>,
     audience: Option<String>,
     tenant_claim: String,
+    /// Longest validity accepted (`max_token_lifetime_seconds`).
+    max_lifetime: Duration,
 }
 
 enum Verifier {
@@ -145,6 +147,7 @@ impl Keys {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             tenant_claim: settings.jwt_tenant_claim.clone(),
+            max_lifetime: Duration::from_secs(settings.max_token_lifetime_seconds),
         })
     }
 
@@ -173,6 +176,14 @@ impl Keys {
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| TokenError("malformed token".into()))?;
+        // RFC 7515 §4.1.11: a verifier must refuse critical header parameters it does
+        // not understand, and this one understands none.
+        if header.crit.is_some() {
+            return Err(TokenError(
+                "token names critical header parameters (crit) this service does not understand"
+                    .into(),
+            ));
+        }
         let key = match &self.verifier {
             Verifier::Static { key, allowed } => {
                 if !allowed.contains(&header.alg) {
@@ -193,7 +204,7 @@ impl Keys {
                     && key.family() != jsonwebtoken::AlgorithmFamily::Hmac;
                 if !family_ok || pinned.is_some_and(|alg| alg != header.alg) {
                     return Err(TokenError(format!(
-                        "algorithm {:?} does not match key {kid}",
+                        "algorithm {:?} does not match key {kid:?}",
                         header.alg
                     )));
                 }
@@ -218,9 +229,29 @@ impl Keys {
             required.push("iss");
         }
         validation.set_required_spec_claims(&required);
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenError(describe(e.kind())))
+            .map_err(|e| TokenError(describe(e.kind())))?;
+        self.check_lifetime(&claims)?;
+        Ok(claims)
+    }
+
+    /// Refuses a token valid for longer than `max_token_lifetime_seconds`: its `exp`
+    /// that far past now, or past its own `iat`. (An `exp` of 2^63 would otherwise
+    /// make a stolen token good forever.)
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), TokenError> {
+        let max = self.max_lifetime.as_secs() as f64;
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+        let exp = number("exp").ok_or_else(|| TokenError("token has no exp claim".into()))?;
+        let too_long = exp - now > max || number("iat").is_some_and(|iat| exp - iat > max);
+        if too_long {
+            return Err(TokenError(format!(
+                "token is valid for longer than the {} seconds this service accepts",
+                self.max_lifetime.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     /// Mints a token the way `uplift token` does.
@@ -294,7 +325,7 @@ impl JwksCache {
             .await
             .get(kid)
             .cloned()
-            .ok_or_else(|| TokenError(format!("no verification key with id {kid}")))
+            .ok_or_else(|| TokenError(format!("no verification key with id {kid:?}")))
     }
 
     async fn refresh(&self) {

@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
-use super::{keys::Claims, scopes::ScopeRule};
+use super::{
+    keys::{CLIENT_ID_CLAIM, Claims},
+    scopes::ScopeRule,
+};
 use crate::error::Error;
 
 /// Who is calling, from a verified token.
@@ -28,6 +31,23 @@ impl Principal {
                 )));
             }
         };
+        // Identity claims end up in queries (PostgreSQL refuses U+0000 in text) and in
+        // log lines: a control character in one is refused, however well signed.
+        let named = [
+            ("sub", Some(subject.as_str())),
+            (tenant_claim, Some(tenant_id.as_str())),
+            (
+                CLIENT_ID_CLAIM,
+                claims.get(CLIENT_ID_CLAIM).and_then(Value::as_str),
+            ),
+        ];
+        for (claim, value) in named {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return Err(Error::InvalidToken(format!(
+                    "the {claim} claim holds a control character"
+                )));
+            }
+        }
         let scopes = match claims.get("scope") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
@@ -113,6 +133,20 @@ mod tests {
             Principal::from_claims(&claims(json!({"sub": 5, "tenant_id": "t"})), "tenant_id")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn control_characters_in_identity_claims_are_an_invalid_token() {
+        for c in [
+            json!({"sub": "a\u{0}b", "tenant_id": "t"}),
+            json!({"sub": "a", "tenant_id": "t\n"}),
+            json!({"sub": "a", "tenant_id": "t", "client_id": "c\u{1b}[2K"}),
+        ] {
+            let err = Principal::from_claims(&claims(c.clone()), "tenant_id").unwrap_err();
+            assert!(matches!(err, Error::InvalidToken(_)), "{c}");
+        }
+        let c = claims(json!({"sub": "Zoë", "tenant_id": "t", "client_id": "c"}));
+        assert!(Principal::from_claims(&c, "tenant_id").is_ok());
     }
 
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {

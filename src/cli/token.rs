@@ -22,6 +22,13 @@ pub struct TokenArgs {
 pub fn run(settings: &Settings, args: TokenArgs) -> anyhow::Result<()> {
     let keys = Keys::from_settings(settings)?;
     let ttl = Duration::from_secs(args.ttl.unwrap_or(settings.token_ttl_seconds));
+    if ttl.as_secs() > settings.max_token_lifetime_seconds {
+        anyhow::bail!(
+            "--ttl {} exceeds max_token_lifetime_seconds ({}): the token would be refused",
+            ttl.as_secs(),
+            settings.max_token_lifetime_seconds
+        );
+    }
     println!(
         "{}",
         keys.issue(&args.tenant, &args.subject, &args.scope, ttl)?

@@ -103,6 +103,13 @@ impl Tags {
                     "tags must be 1 to {MAX_TAG_CHARS} characters each"
                 )));
             }
+            if tag.contains(',') {
+                // `tags=a,b` filters on two tags: a tag holding a comma could be stored
+                // but never found.
+                return Err(Error::invalid(format!(
+                    "tag {tag:?} contains a comma; tags may not contain commas"
+                )));
+            }
             if !out.iter().any(|t| t == tag) {
                 out.push(tag.to_string());
             }

@@ -350,17 +350,42 @@ fn basic_credentials(value: Option<&HeaderValue>) -> Result<Option<(String, Stri
         .map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let unescape = |part: &str| -> String {
-        form_urlencoded::parse(format!("x={part}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let (id, secret) = (unescape(id), unescape(secret));
+    let (id, secret) = (
+        form_unescape(id).ok_or_else(malformed)?,
+        form_unescape(secret).ok_or_else(malformed)?,
+    );
     if id.is_empty() || secret.is_empty() {
         return Err(malformed());
     }
     Ok(Some((id, secret)))
+}
+
+/// One form-urlencoded value decoded: `+` is a space and `%XX` a byte, nothing else is
+/// special. Not a form parse: `&` and `=` are literal characters of an id or secret, so
+/// `secret&x` is not the secret `secret`. `None` when the bytes are not UTF-8.
+fn form_unescape(part: &str) -> Option<String> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = part.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi << 4) | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The scopes to put in the token: the requested ones (each once, in request order),
@@ -558,6 +583,18 @@ mod tests {
         }
         let bearer = HeaderValue::from_static("Bearer abc");
         assert_eq!(basic_credentials(Some(&bearer)).unwrap(), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_percent_decoded_not_parsed_as_a_form() {
+        let value = HeaderValue::from_str(&basic("a%26b%3Dc", "s%26x&y=z+w%zz%")).unwrap();
+        let (id, secret) = basic_credentials(Some(&value)).unwrap().unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("a&b=c", "s&x&y=z w%zz%"));
+        let not_utf8 = HeaderValue::from_str(&basic("a", "%ff")).unwrap();
+        assert_eq!(
+            basic_credentials(Some(&not_utf8)).unwrap_err().error,
+            "invalid_client"
+        );
     }
 
     #[test]

@@ -202,6 +202,13 @@ pub async fn upgrade_app_models(
             "update_versions must name at least one app model",
         ));
     }
+    let max = state.settings.max_bulk_items;
+    if requested.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "update_versions names {} items; at most {max} are accepted in one call",
+            requested.len()
+        )));
+    }
     let models = rainbond::deployed_models(&state.db, caller.tenant_id(), folder.id).await?;
     let plan = match rainbond::plan(&models, &requested) {
         Ok(plan) => plan,
@@ -227,12 +234,12 @@ pub async fn upgrade_app_models(
     Ok(HttpResponse::Ok().json(listing(&state, caller.tenant_id(), folder.id).await?))
 }
 
+/// Each bad item is named once, in `data.list`; the message only counts them.
 fn refused(invalid: Vec<InvalidItem>) -> HttpResponse {
-    let summary = invalid
-        .iter()
-        .map(|i| format!("{} {}: {}", i.app_model_id, i.app_model_version, i.reason))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let summary = match invalid.len() {
+        1 => "1 item is invalid; see data.list".to_string(),
+        n => format!("{n} items are invalid; see data.list"),
+    };
     let list = invalid
         .into_iter()
         .filter_map(|i| serde_json::to_value(i).ok())

@@ -130,7 +130,8 @@ pub async fn volume(
         &tenant,
         "bench-admin",
         "Apps OR.Folders.Read",
-        Duration::from_secs(7 * 24 * 3600),
+        // As long as the service accepts: a benchmark may run for hours.
+        Duration::from_secs(settings.max_token_lifetime_seconds),
     )?;
     let summary = json!({
         "tenantId": tenant,

@@ -134,9 +134,26 @@ pub async fn list<C: ConnectionTrait>(
         .map(str::trim)
         .filter(|t| !t.is_empty())
     {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let lowered = text.to_lowercase();
+        let pattern = format!("%{}%", escape_like(&lowered));
+        // SQLite's lower() folds only ASCII; PostgreSQL's folds every letter. On SQLite
+        // the upper-case forms of the search text's own non-ASCII letters are replaced
+        // first, so `Émile` and `émile` both find "Émile" there too.
+        let folds = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => non_ascii_folds(&lowered),
+            _ => Vec::new(),
+        };
         let like = |col: Expr| {
-            Expr::expr(Func::lower(col)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            let mut folded = col;
+            for (upper, lower) in &folds {
+                folded = Expr::expr(
+                    Func::cust("replace")
+                        .arg(folded)
+                        .arg(upper.to_string())
+                        .arg(lower.to_string()),
+                );
+            }
+            Expr::expr(Func::lower(folded)).like(LikeExpr::new(pattern.clone()).escape('\\'))
         };
         // The tenant's few apps whose system name matches, looked up first: an
         // `app_id IN (…)` list, unlike a condition on the joined table, lets
@@ -256,6 +273,27 @@ pub async fn tags_of<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Most letters folded by hand in SQLite's search: one `replace()` each.
+const MAX_SQLITE_FOLDS: usize = 32;
+
+/// (upper case, lower case) for each distinct non-ASCII letter of the lower-cased
+/// search text that has a one-letter upper-case form, at most `MAX_SQLITE_FOLDS`.
+fn non_ascii_folds(lowered: &str) -> Vec<(char, char)> {
+    let mut folds: Vec<(char, char)> = Vec::new();
+    for lower in lowered.chars().filter(|c| !c.is_ascii()) {
+        let mut upper = lower.to_uppercase();
+        if let (Some(u), None) = (upper.next(), upper.next())
+            && u != lower
+            && u.to_lowercase().eq([lower])
+            && !folds.iter().any(|(_, l)| *l == lower)
+            && folds.len() < MAX_SQLITE_FOLDS
+        {
+            folds.push((u, lower));
+        }
+    }
+    folds
+}
+
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -299,6 +337,13 @@ mod tests {
             let err = parse_count("top", bad, 1000).unwrap_err().to_string();
             assert!(err.contains("top"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn non_ascii_letters_of_the_search_text_are_folded_from_their_upper_case() {
+        assert_eq!(non_ascii_folds("émile zürich é"), [('É', 'é'), ('Ü', 'ü')]);
+        assert!(non_ascii_folds("plain ascii").is_empty());
+        assert!(non_ascii_folds("ß").is_empty(), "no one-letter upper case");
     }
 
     #[test]

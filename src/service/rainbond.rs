@@ -3,7 +3,10 @@
 //! `packageVersion` strings ordered by semver precedence (not Rainbond's own
 //! segment-by-segment comparison, which puts `1.9` after `1.10`).
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{
+    cmp::Ordering,
+    collections::{BTreeMap, HashMap, HashSet},
+};
 
 use entity::{app, app_version, deployment};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -172,23 +175,23 @@ pub fn plan(
 ) -> Result<Vec<PlannedUpgrade>, Vec<InvalidItem>> {
     let mut planned = Vec::new();
     let mut invalid = Vec::new();
-    for (i, item) in requested.iter().enumerate() {
+    // Looked up by name, so the check is linear in the number of items.
+    let by_name: HashMap<&str, &DeployedModel> = models
+        .iter()
+        .map(|m| (m.app.system_name.as_str(), m))
+        .collect();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(requested.len());
+    for item in requested {
         let reject = |reason: String| InvalidItem {
             app_model_id: item.app_model_id.clone(),
             app_model_version: item.app_model_version.clone(),
             reason,
         };
-        if requested[..i]
-            .iter()
-            .any(|earlier| earlier.app_model_id == item.app_model_id)
-        {
+        if !seen.insert(item.app_model_id.as_str()) {
             invalid.push(reject("this app model is named more than once".into()));
             continue;
         }
-        let Some(model) = models
-            .iter()
-            .find(|m| m.app.system_name == item.app_model_id)
-        else {
+        let Some(model) = by_name.get(item.app_model_id.as_str()).copied() else {
             invalid.push(reject("no such app model is deployed in this app".into()));
             continue;
         };

@@ -8,7 +8,7 @@ use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, spawn_app};
+use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, spawn_app, spawn_app_with};
 
 async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
     let folder = app.folder("Ops").await;
@@ -515,4 +515,106 @@ async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
 
     assert_eq!(by_app, [deployed[1].clone()]);
     assert!(by_none.is_empty());
+}
+
+#[tokio::test]
+async fn a_tag_with_a_comma_is_refused_since_a_tags_filter_could_never_find_it() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.publish("Portal", "1.0.0").await;
+    let body = app
+        .deploy_call(&token, &folder.key, "Portal", 1)
+        .body(json!({"tags": ["prod,eu"]}))
+        .problem(400)
+        .await;
+    assert!(body["detail"].as_str().unwrap().contains("comma"), "{body}");
+    let deployed = app
+        .deploy_call(&token, &folder.key, "Portal", 1)
+        .body(json!({"tags": ["prod"]}))
+        .json()
+        .await;
+    let id = deployed["id"].as_str().unwrap();
+    let body = app
+        .edit_deployed(&token, &folder.key, id, json!({"tags": ["a,b"]}))
+        .problem(400)
+        .await;
+    assert!(body["detail"].as_str().unwrap().contains("comma"), "{body}");
+    let listed = app.list_deployed(&token, &folder.key, "").json().await;
+    assert_eq!(listed["value"][0]["tags"], json!(["prod"]));
+}
+
+#[tokio::test]
+async fn search_finds_non_ascii_titles_spelled_exactly_or_in_lower_case() {
+    let app = spawn_app().await;
+    let (folder, token) = editor(&app).await;
+    app.publish("Portal", "1.0.0").await;
+    for title in ["Émile Zürich", "ÅSA ÖRE", "Plain"] {
+        app.deploy_call(&token, &folder.key, "Portal", 1)
+            .body(json!({"title": title}))
+            .ok()
+            .await;
+    }
+    let titles = |body: Value| -> Vec<String> {
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (search, found) in [
+        ("Émile", "Émile Zürich"),
+        ("Zürich", "Émile Zürich"),
+        ("émile", "Émile Zürich"),
+        ("zürich", "Émile Zürich"),
+        ("ÉMILE", "Émile Zürich"),
+        ("ÅSA ÖRE", "ÅSA ÖRE"),
+        ("åsa öre", "ÅSA ÖRE"),
+        ("ÅSA", "ÅSA ÖRE"),
+    ] {
+        let query = format!(
+            "?searchText={}",
+            form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>()
+        );
+        let listed = titles(app.list_deployed(&token, &folder.key, &query).json().await);
+        assert_eq!(listed, [found], "search {search:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_odata_context_ignores_forwarded_headers_unless_they_come_from_a_trusted_proxy() {
+    for trusted in [false, true] {
+        let app = spawn_app_with(|s| {
+            if trusted {
+                s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+            }
+        })
+        .await;
+        let (folder, token) = editor(&app).await;
+        let forged = app
+            .list_deployed(&token, &folder.key, "")
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Forwarded-Proto", "https")
+            .json()
+            .await;
+        let also_forged = app
+            .list_deployed(&token, &folder.key, "")
+            .header("Forwarded", "host=evil.example;proto=https")
+            .json()
+            .await;
+        let plain = app.list_deployed(&token, &folder.key, "").json().await;
+        let base = format!("{}/$metadata#DeployedApps", app.base);
+        assert_eq!(plain["@odata.context"], base.as_str());
+        for body in [forged, also_forged] {
+            let context = body["@odata.context"].as_str().unwrap();
+            if trusted {
+                assert!(
+                    context.starts_with("https://evil.example/"),
+                    "a trusted proxy's headers are believed: {context}"
+                );
+            } else {
+                assert_eq!(context, base, "a client's X-Forwarded-* is not believed");
+            }
+        }
+    }
 }

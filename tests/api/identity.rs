@@ -596,3 +596,51 @@ async fn a_token_endpoint_that_cannot_sign_says_so_instead_of_failing() {
     let response = app.get_path("/.well-known/jwks.json").await;
     assert_problem(response, 404).await;
 }
+
+/// Basic credentials, each part form-urlencoded then base64 (RFC 6749 §2.3.1).
+fn basic_header(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+#[tokio::test]
+async fn http_basic_secrets_are_percent_decoded_so_text_after_an_ampersand_is_not_ignored() {
+    use argon2::password_hash::PasswordHasher;
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+
+    let app = spawn_app().await;
+    let (client_id, secret) = app.create_client("ci", "Apps.Read").await;
+    let basic = |secret: &str| {
+        app.token_post()
+            .header("authorization", basic_header(&client_id, secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+
+    let response = basic(&format!("{secret}&anything")).await.unwrap();
+    assert_oauth_error(response, 401, "invalid_client").await;
+    let response = basic(&format!("{secret}&x=y")).await.unwrap();
+    assert_oauth_error(response, 401, "invalid_client").await;
+
+    // A secret that really holds `&` and `=` is sent percent-encoded and works.
+    let odd = format!("{secret}&x=y");
+    let hash = argon2::Argon2::default()
+        .hash_password(odd.as_bytes())
+        .unwrap()
+        .to_string();
+    let mut row: entity::client::ActiveModel =
+        entity::client::Entity::find_by_id(client_id.clone())
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into();
+    row.secret_hash = Set(hash);
+    row.update(&app.db).await.unwrap();
+    let response = basic(&format!("{secret}%26x%3Dy")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = basic(&secret).await.unwrap();
+    assert_oauth_error(response, 401, "invalid_client").await;
+}

@@ -133,3 +133,43 @@ async fn metrics_show_the_database_pool_size_and_use() {
         "min_connections is 1"
     );
 }
+
+#[tokio::test]
+async fn invented_http_methods_share_one_metrics_series_so_the_registry_stays_small() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("uplift_http_requests_total{"))
+            .count()
+    };
+    let methods: Vec<String> = (0..300).map(|i| format!("PROBE{i}")).collect();
+    for chunk in methods.chunks(50) {
+        let calls = chunk.iter().map(|m| {
+            let method = reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+            app.client
+                .request(method, format!("{}/healthz", app.address))
+                .send()
+        });
+        for response in futures_util::future::join_all(calls).await {
+            response.unwrap();
+        }
+    }
+
+    let text = scrape(&app).await;
+
+    assert!(
+        !text.contains("PROBE"),
+        "an invented method never becomes a label: {text}"
+    );
+    let other: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("uplift_http_requests_total{") && l.contains("method=\"other\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(other, 300.0, "{text}");
+    assert!(
+        series(&text) <= series(&before) + 4,
+        "300 methods added at most a few series: {text}"
+    );
+}

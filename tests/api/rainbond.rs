@@ -370,3 +370,39 @@ async fn a_deployment_whose_upgrade_fails_is_not_shown_as_upgraded() {
     assert_eq!(app.deployment(&d1.id).await.version, 2);
     assert_eq!(app.deployment(&d2.id).await.version, 1);
 }
+
+#[tokio::test]
+async fn an_upgrade_naming_more_items_than_the_bulk_limit_is_refused_and_each_bad_item_is_named_once()
+ {
+    let (app, folder, token) = setup().await;
+    app.publish("Portal", "1.0.0").await;
+    app.deploy(&folder, "Portal", 1).await;
+    let limit = app.settings.max_bulk_items;
+
+    let too_many: Vec<Value> = (0..=limit)
+        .map(|i| item(&format!("M{i}"), "1.0.0"))
+        .collect();
+    let response = post(&app, &token, &folder, Value::Array(too_many)).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["msg_show"].as_str().unwrap();
+    assert!(message.contains(&format!("at most {limit}")), "{body}");
+    assert_eq!(body["data"]["list"], json!([]));
+
+    let bad: Vec<Value> = (0..limit)
+        .map(|i| item(&format!("Missing{i}"), "1.0.0"))
+        .collect();
+    let started = std::time::Instant::now();
+    let response = post(&app, &token, &folder, Value::Array(bad)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert_eq!(
+        text.matches("\"Missing7\"").count(),
+        1,
+        "each bad item appears once: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["data"]["list"].as_array().unwrap().len(), limit);
+    assert!(!body["msg_show"].as_str().unwrap().contains("Missing"));
+}

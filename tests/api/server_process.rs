@@ -45,10 +45,14 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let port = loop {
             let found = stderr.lock().unwrap().iter().find_map(|line| {
-                let log: Value = serde_json::from_str(line).ok()?;
-                (log["fields"]["message"] == "uplift is listening")
-                    .then(|| log["fields"]["port"].as_u64())
-                    .flatten()
+                if let Ok(log) = serde_json::from_str::<Value>(line) {
+                    return (log["fields"]["message"] == "uplift is listening")
+                        .then(|| log["fields"]["port"].as_u64())
+                        .flatten();
+                }
+                // The text format: `… uplift is listening port=1234`.
+                let (_, rest) = line.split_once("uplift is listening port=")?;
+                rest.split_whitespace().next()?.parse().ok()
             });
             if let Some(port) = found {
                 break port;
@@ -277,4 +281,119 @@ async fn sigterm_exits_zero_within_the_shutdown_timeout_though_a_client_never_fi
 
     assert_eq!(code, 0);
     assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+/// What a hostile client puts in a value that is logged: a line feed that starts a
+/// forged line, and an ESC sequence that erases the terminal's line.
+const FORGERY: &str = "%0AFORGED%201970-01-01T00:00:00Z%20INFO%20all%20is%20well%1B%5B2K";
+
+/// Sends a repeated form parameter and a path parameter carrying `FORGERY`.
+async fn send_forgeries(app: &TestApp, server: &Server) {
+    app.grant("admin", uplift::access::Role::Administrator, None)
+        .await;
+    let token = app.token("admin", "Apps OR.Folders.Read");
+    let http = reqwest::Client::new();
+    let repeated = http
+        .post(server.url("/identity_/connect/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&x{FORGERY}=1&x{FORGERY}=2"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repeated.status(), 400);
+    let in_path = http
+        .get(server.url(&format!(
+            "{}/models/app{FORGERY}/tenants/{}/publish/versions",
+            app.settings.uipath_base_path(),
+            app.tenant
+        )))
+        .bearer_auth(&token)
+        .header("X-UiPath-Internal-TenantId", &app.tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_path.status(), 404);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn assert_no_forged_line(lines: &[String]) {
+    for line in lines {
+        assert!(!line.contains('\u{1b}'), "a raw ESC in the log: {line:?}");
+        assert!(
+            !line.starts_with("FORGED"),
+            "a request forged a log line: {lines:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn text_logs_escape_control_characters_of_request_data_so_no_line_is_forged() {
+    let app = spawn_app().await;
+    let mut server = Server::start(&app, &[("UPLIFT_LOG_FORMAT", "text")]).await;
+    send_forgeries(&app, &server).await;
+    server.terminate();
+    server.exit(Duration::from_secs(30)).await;
+
+    let lines = server.log_lines();
+    assert_no_forged_line(&lines);
+    let logged = lines
+        .iter()
+        .filter(|l| l.contains("\\nFORGED 1970-01-01T00:00:00Z INFO all is well\\u{1b}[2K"))
+        .count();
+    assert!(logged >= 2, "both values are logged, escaped: {lines:#?}");
+}
+
+#[tokio::test]
+async fn json_logs_escape_control_characters_of_request_data_so_no_line_is_forged() {
+    let app = spawn_app().await;
+    let mut server = Server::start(&app, &[]).await;
+    send_forgeries(&app, &server).await;
+    server.terminate();
+    server.exit(Duration::from_secs(30)).await;
+
+    let lines = server.log_lines();
+    assert_no_forged_line(&lines);
+    for line in &lines {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not a JSON log line: {line}"
+        );
+    }
+    assert!(lines.iter().any(|l| l.contains("\\nFORGED")), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn a_malformed_request_line_gets_a_400_and_no_error_log_line() {
+    let app = spawn_app().await;
+    let mut server = Server::start(&app, &[]).await;
+    for garbage in [
+        &b"GET /healthz HTTP/1.1\x01\r\nHost: x\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET / HTTP/9.9 nonsense\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(&server.address).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 400"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    server.exit(Duration::from_secs(30)).await;
+
+    let lines = server.log_lines();
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|log| log["level"] == "ERROR"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a client's garbage logged as an error: {errors:#?}"
+    );
 }

@@ -365,3 +365,83 @@ async fn a_genuine_token_with_any_byte_changed_is_refused() {
         assert!(tried >= token.len() * 3, "{what}: {tried}");
     }
 }
+
+#[tokio::test]
+async fn a_genuine_token_whose_subject_tenant_or_client_id_holds_a_control_character_is_a_401() {
+    let app = spawn_app().await;
+    let (folder, deployed) = app.upgradable_deployment("bot").await;
+    let ids = vec![deployed.id.clone()];
+    let now = jsonwebtoken::get_current_timestamp();
+    let signed = |claims: Value| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(app.jwt_secret().as_bytes()),
+        )
+        .unwrap()
+    };
+    let tenant = app.tenant.clone();
+    let tokens = [
+        app.token("bot\u{0}x", ALL_SCOPES),
+        app.token("bot\u{1b}[2K", ALL_SCOPES),
+        app.token_for(&format!("{tenant}\u{0}"), "bot", ALL_SCOPES),
+        signed(json!({
+            "sub": "bot", "tenant_id": tenant, "scope": ALL_SCOPES, "exp": now + 600,
+            "client_id": "c\u{0}",
+        })),
+    ];
+    for (i, token) in tokens.iter().enumerate() {
+        let body = app.bulk_call(token, &folder.key, &ids).problem(401).await;
+        assert_eq!(body["type"], "urn:uplift:problem:invalid-token", "{body}");
+        let body = app
+            .bulk_call(token, &folder.key, &ids)
+            .key(&format!("control-{i}"))
+            .problem(401)
+            .await;
+        assert_eq!(body["type"], "urn:uplift:problem:invalid-token", "{body}");
+        let body = app.list_deployed(token, &folder.key, "").problem(401).await;
+        assert_eq!(body["type"], "urn:uplift:problem:invalid-token", "{body}");
+    }
+    assert_eq!(app.deployment(&deployed.id).await.version, deployed.version);
+}
+
+#[tokio::test]
+async fn a_token_with_a_critical_header_or_a_lifetime_beyond_the_maximum_is_a_401() {
+    let app = spawn_app_with(|s| s.max_token_lifetime_seconds = 7200).await;
+    let (folder, deployed) = app.upgradable_deployment("bot").await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let key = EncodingKey::from_secret(app.jwt_secret().as_bytes());
+    let claims = |iat: u64, exp: u64| json!({"sub": "bot", "tenant_id": app.tenant, "scope": ALL_SCOPES, "iat": iat, "exp": exp});
+    let sign =
+        |header: &Header, claims: &Value| jsonwebtoken::encode(header, claims, &key).unwrap();
+    let mut critical = Header::new(Algorithm::HS256);
+    critical.crit = Some(vec!["x-must-understand".into()]);
+    critical.extras.insert("x-must-understand", true);
+    let plain = Header::new(Algorithm::HS256);
+    let refused = [
+        (
+            "an unknown critical header",
+            sign(&critical, &claims(now, now + 600)),
+        ),
+        ("exp of 2^63", sign(&plain, &claims(now, 1 << 63))),
+        (
+            "exp three hours ahead",
+            sign(&plain, &claims(now, now + 3 * 3600)),
+        ),
+        (
+            "exp - iat beyond the maximum",
+            sign(&plain, &claims(now - 7000, now + 600)),
+        ),
+    ];
+    for (what, token) in &refused {
+        let body = app.list_deployed(token, &folder.key, "").problem(401).await;
+        assert_eq!(
+            body["type"], "urn:uplift:problem:invalid-token",
+            "{what}: {body}"
+        );
+    }
+    // Within the maximum, the same key's token is fine.
+    let fine = sign(&plain, &claims(now, now + 3600));
+    app.list_deployed(&fine, &folder.key, "").ok().await;
+    assert_eq!(app.deployment(&deployed.id).await.version, deployed.version);
+}
