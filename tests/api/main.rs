@@ -21,3 +21,4 @@ mod rainbond;
 mod regressions;
 mod server_process;
 mod token_attacks;
+mod token_flood;

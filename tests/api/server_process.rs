@@ -15,14 +15,26 @@ use tokio::{
 };
 
 /// A `uplift serve` child process over the test app's database and key.
-struct Server {
+pub struct Server {
     child: Child,
     address: String,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Server {
+    /// The process's resident memory now, in MiB (Linux).
+    pub fn resident_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server process is running");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib / 1024
+    }
+
+    pub async fn start(app: &TestApp, extra_env: &[(&str, &str)]) -> Server {
         let mut command = app.uplift_command();
         command
             .arg("serve")
@@ -74,7 +86,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
