@@ -3,10 +3,13 @@
 clients, huge headers and deep nesting, all at once, with the probes of issue 20
 (invented HTTP methods, log injection, Basic secrets with `&`, control characters in
 token claims, `crit` headers and endless `exp`, tags with commas, oversized Rainbond
-POSTs, forged X-Forwarded-Host, malformed request lines). Prints the server's resident
-memory at rest and at peak, the answers it gave, and how fast /healthz answered
-meanwhile. Exits non-zero on any 5xx, an unhealthy server, a metrics label taken from
-a request, a forged or raw-ESC log line, an ERROR log line or a forged @odata.context.
+POSTs, forged X-Forwarded-Host, malformed request lines, a token-request flood, keyed
+requests that must be refused before any record is written, a key reused for another
+folder). Prints the server's resident memory at rest and at peak, the answers it gave,
+and how fast /healthz answered meanwhile. Exits non-zero on any 5xx, an unhealthy
+server, a peak above 100 MiB, a metrics label taken from a request, a forged or raw-ESC
+log line, an ERROR log line, a forged @odata.context, an idempotency record written for
+a refused request, or a key replayed for another folder.
 
 Usage: scripts/hostile-load.py [path/to/uplift] [seconds]
 """
@@ -22,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
@@ -51,6 +55,10 @@ tenant = "hostile"
 folder = run("folder", "create", "--tenant", tenant, "--name", "Ops")
 run("role", "assign", "--tenant", tenant, "--subject", "bot", "--role", "FolderAdministrator", "--folder", folder)
 token = run("token", "--tenant", tenant, "--subject", "bot")
+other_folder = run("folder", "create", "--tenant", tenant, "--name", "Prod")
+run("role", "assign", "--tenant", tenant, "--subject", "bot", "--role", "FolderAdministrator", "--folder", other_folder)
+# A valid token with no scope and no role: nothing it sends may leave a record.
+nobody = run("token", "--tenant", tenant, "--subject", "nobody", "--scope", "Apps")
 path = "/local/apps_/default/api/v1/default/models/deployed/apps/updateToLatestAppVersionBulk"
 headers = f"Host: x\r\nAuthorization: Bearer {token}\r\nX-UiPath-Internal-TenantId: {tenant}\r\nX-UiPath-FolderKey: {folder}\r\n"
 rest_rss = memory("VmRSS")
@@ -111,6 +119,12 @@ too_many = json.dumps({"update_versions": [{"market_name": "local", "app_model_i
 comma_tag = json.dumps({"tags": ["a,b"]}).encode()
 
 
+def token_request(client_id):
+    body = f"grant_type=client_credentials&client_id={client_id}&client_secret=guess".encode()
+    return (f"POST /identity_/connect/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
 def bearer(t):
     return f"Host: x\r\nAuthorization: Bearer {t}\r\nX-UiPath-Internal-TenantId: {tenant}\r\nX-UiPath-FolderKey: {folder}\r\n"
 
@@ -127,6 +141,9 @@ attacks.update({
     "1,001 Rainbond items": lambda: raw(f"POST /openapi/v1/teams/{tenant}/regions/default/apps/1/upgrade HTTP/1.1\r\n{headers}Content-Type: application/json\r\nContent-Length: {len(too_many)}\r\n\r\n".encode() + too_many),
     "forged X-Forwarded-Host": lambda: raw(f"GET {list_path} HTTP/1.1\r\n{headers}X-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n\r\n".encode()),
     "malformed request line": lambda: raw(b"GET /healthz HTTP/1.1\x01\r\nHost: x\r\n\r\n"),
+    "token flood": lambda: raw(token_request(f"flood-{next(methods)}")),
+    "keyed, no role": lambda: raw(f"POST {path} HTTP/1.1\r\n{bearer(nobody)}Idempotency-Key: k{next(methods)}\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n".encode() + b'{"deploymentIds":[]}'),
+    "keyed, no route": lambda: raw(f"POST {base_path}/models/no/such/route HTTP/1.1\r\n{bearer(nobody)}Idempotency-Key: r{next(methods)}\r\nContent-Length: 2\r\n\r\n{{}}".encode()),
 })
 health = []
 
@@ -143,9 +160,9 @@ def prober():
 
 
 sent = {name: 0 for name in attacks}
-# Slow clients hold a connection each; each Basic attempt costs an Argon2 hash (19 MiB),
-# which the token endpoint's own queue bounds: a few prove the answer.
-caps = {"one byte per second": 40, "Basic secret&x": 4}
+# Slow clients hold a connection each. Token requests are not capped: the endpoint's
+# own budgets and queue must bound what they cost (Argon2, 19 MiB reused per check).
+caps = {"one byte per second": 40}
 with cf.ThreadPoolExecutor(max_workers=64) as pool:
     probe = pool.submit(prober)
     futures = []
@@ -170,7 +187,24 @@ listed = urllib.request.Request(base + list_path, headers={
     "X-UiPath-FolderKey": folder, "X-Forwarded-Host": "evil.example"})
 if "evil.example" in json.load(urllib.request.urlopen(listed, timeout=10))["@odata.context"]:
     problems.append("a client's X-Forwarded-Host went into @odata.context")
+for key_folder, expected in ((folder, 200), (other_folder, 422)):
+    keyed = urllib.request.Request(base + path, method="POST", data=b'{"deploymentIds":[]}', headers={
+        "Authorization": f"Bearer {token}", "X-UiPath-Internal-TenantId": tenant, "X-UiPath-FolderKey": key_folder,
+        "Content-Type": "application/json", "Idempotency-Key": "one-key-two-folders"})
+    try:
+        answered = urllib.request.urlopen(keyed, timeout=10).status
+    except urllib.error.HTTPError as e:
+        answered = e.code
+    if answered != expected:
+        problems.append(f"one key for two folders: {answered} where {expected} was due")
+if peak_rss >= 100:
+    problems.append(f"peak memory {peak_rss} MiB (at most 100 MiB is the bound)")
 server.stop()
+import sqlite3  # noqa: E402
+with sqlite3.connect(os.path.join(server.dir, "uplift.db")) as db:
+    (records,) = db.execute("SELECT count(*) FROM idempotency_keys WHERE subject = 'nobody'").fetchone()
+if records:
+    problems.append(f"{records} idempotency records written for a caller refused before the handler's checks")
 with open(server.log_path, "rb") as log:
     for line in log:
         if b"\x1b" in line or line.startswith(b"FORGED") or b" ERROR " in line:
