@@ -168,10 +168,29 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn any_claims_yield_a_principal_or_an_invalid_token(sub in json_value(), tenant in json_value(), scope in json_value()) {
+        fn any_claims_yield_a_principal_exactly_when_subject_tenant_and_scope_are_usable(sub in json_value(), tenant in json_value(), scope in json_value()) {
             let c = claims(json!({"sub": sub, "tenant_id": tenant, "scope": scope}));
-            if let Err(e) = Principal::from_claims(&c, "tenant_id") {
-                proptest::prop_assert!(matches!(e, Error::InvalidToken(_)));
+            // The rule, stated apart from the code: subject and tenant are non-empty
+            // strings without control characters; scope is absent, null, a string, or
+            // an array of strings.
+            let identity = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty() && !s.chars().any(char::is_control));
+            let scopes: Option<Vec<String>> = match &scope {
+                Value::Null => Some(Vec::new()),
+                Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+                Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+                _ => None,
+            };
+            match Principal::from_claims(&c, "tenant_id") {
+                Ok(p) => {
+                    proptest::prop_assert!(identity(&sub) && identity(&tenant));
+                    proptest::prop_assert_eq!(Some(p.scopes), scopes);
+                    proptest::prop_assert_eq!(Some(p.subject.as_str()), sub.as_str());
+                    proptest::prop_assert_eq!(Some(p.tenant_id.as_str()), tenant.as_str());
+                }
+                Err(e) => {
+                    proptest::prop_assert!(!(identity(&sub) && identity(&tenant) && scopes.is_some()), "refused usable claims: {e}");
+                    proptest::prop_assert!(matches!(e, Error::InvalidToken(_)));
+                }
             }
         }
     }

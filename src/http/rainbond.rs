@@ -24,7 +24,7 @@ use crate::{
     access::Permission,
     app::AppState,
     metrics::BulkApi,
-    service::rainbond::{self, AppModel, InvalidItem, UpgradeBase},
+    service::rainbond::{self, ModelView, RequestedUpgrade},
     upgrade::{self, BulkUpgrade, Target},
 };
 
@@ -123,6 +123,75 @@ impl AppPath {
     }
 }
 
+/// One app model as Rainbond's upgrade listing shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppModel {
+    pub market_name: String,
+    /// The app's system name.
+    pub app_model_id: String,
+    /// The app's title.
+    pub app_model_name: String,
+    /// The oldest version the folder's deployments of this app are on.
+    pub current_version: String,
+    pub enterprise_id: String,
+    /// True exactly when `upgrade_versions` is not empty.
+    pub can_upgrade: bool,
+    /// Every published version newer than `current_version`, newest first.
+    pub upgrade_versions: Vec<String>,
+    pub source: String,
+}
+
+impl From<ModelView> for AppModel {
+    fn from(m: ModelView) -> Self {
+        AppModel {
+            market_name: m.market_name,
+            app_model_id: m.app_model_id,
+            app_model_name: m.app_model_name,
+            current_version: m.current_version,
+            enterprise_id: m.enterprise_id,
+            can_upgrade: m.can_upgrade,
+            upgrade_versions: m.upgrade_versions,
+            source: m.source,
+        }
+    }
+}
+
+/// One item of a Rainbond upgrade request.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct UpgradeBase {
+    pub market_name: String,
+    pub app_model_id: String,
+    pub app_model_version: String,
+}
+
+impl From<UpgradeBase> for RequestedUpgrade {
+    fn from(u: UpgradeBase) -> Self {
+        RequestedUpgrade {
+            market_name: u.market_name,
+            app_model_id: u.app_model_id,
+            app_model_version: u.app_model_version,
+        }
+    }
+}
+
+/// Why a requested item cannot be done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvalidItem {
+    pub app_model_id: String,
+    pub app_model_version: String,
+    pub reason: String,
+}
+
+impl From<rainbond::InvalidItem> for InvalidItem {
+    fn from(i: rainbond::InvalidItem) -> Self {
+        InvalidItem {
+            app_model_id: i.app_model_id,
+            app_model_version: i.app_model_version,
+            reason: i.reason,
+        }
+    }
+}
+
 async fn listing(
     state: &AppState,
     tenant: &str,
@@ -131,7 +200,7 @@ async fn listing(
     let models = rainbond::deployed_models(&state.db, tenant, folder_id).await?;
     Ok(models
         .iter()
-        .map(|m| m.view(&state.settings.organization))
+        .map(|m| AppModel::from(m.view(&state.settings.organization)))
         .collect())
 }
 
@@ -209,6 +278,7 @@ pub async fn upgrade_app_models(
             requested.len()
         )));
     }
+    let requested: Vec<RequestedUpgrade> = requested.into_iter().map(Into::into).collect();
     let models = rainbond::deployed_models(&state.db, caller.tenant_id(), folder.id).await?;
     let plan = match rainbond::plan(&models, &requested) {
         Ok(plan) => plan,
@@ -235,14 +305,14 @@ pub async fn upgrade_app_models(
 }
 
 /// Each bad item is named once, in `data.list`; the message only counts them.
-fn refused(invalid: Vec<InvalidItem>) -> HttpResponse {
+fn refused(invalid: Vec<rainbond::InvalidItem>) -> HttpResponse {
     let summary = match invalid.len() {
         1 => "1 item is invalid; see data.list".to_string(),
         n => format!("{n} items are invalid; see data.list"),
     };
     let list = invalid
         .into_iter()
-        .filter_map(|i| serde_json::to_value(i).ok())
+        .filter_map(|i| serde_json::to_value(InvalidItem::from(i)).ok())
         .collect();
     rainbond_error(
         StatusCode::BAD_REQUEST,

@@ -10,14 +10,13 @@ use std::{
 
 use entity::{app, app_version, deployment};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::error::Error;
 
-/// One app model as Rainbond's upgrade listing shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
-pub struct AppModel {
+/// One app model as Rainbond's upgrade listing shows it (the wire form is
+/// `http::rainbond::AppModel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelView {
     pub market_name: String,
     /// The app's system name.
     pub app_model_id: String,
@@ -34,15 +33,15 @@ pub struct AppModel {
 }
 
 /// One item of a Rainbond upgrade request.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct UpgradeBase {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedUpgrade {
     pub market_name: String,
     pub app_model_id: String,
     pub app_model_version: String,
 }
 
 /// Why a requested item cannot be done.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidItem {
     pub app_model_id: String,
     pub app_model_version: String,
@@ -147,13 +146,13 @@ impl DeployedModel {
         newer
     }
 
-    pub fn view(&self, enterprise_id: &str) -> AppModel {
+    pub fn view(&self, enterprise_id: &str) -> ModelView {
         let upgrade_versions: Vec<String> = self
             .upgrade_versions()
             .iter()
             .map(|v| v.package_version.clone())
             .collect();
-        AppModel {
+        ModelView {
             market_name: self.app.market_name.clone(),
             app_model_id: self.app.system_name.clone(),
             app_model_name: self.app.title.clone(),
@@ -171,7 +170,7 @@ impl DeployedModel {
 /// current one, and each model named once. All problems are reported together.
 pub fn plan(
     models: &[DeployedModel],
-    requested: &[UpgradeBase],
+    requested: &[RequestedUpgrade],
 ) -> Result<Vec<PlannedUpgrade>, Vec<InvalidItem>> {
     let mut planned = Vec::new();
     let mut invalid = Vec::new();
@@ -345,7 +344,7 @@ mod tests {
             ],
             &[2],
         )];
-        let item = |id: &str, v: &str| UpgradeBase {
+        let item = |id: &str, v: &str| RequestedUpgrade {
             market_name: "local".into(),
             app_model_id: id.into(),
             app_model_version: v.into(),
