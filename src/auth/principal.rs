@@ -7,7 +7,7 @@ use super::{
     keys::{CLIENT_ID_CLAIM, Claims},
     scopes::ScopeRule,
 };
-use crate::error::Error;
+use crate::{domain::MAX_TENANT_CHARS, error::Error};
 
 /// Who is calling, from a verified token.
 #[derive(Debug, Clone)]
@@ -24,7 +24,10 @@ impl Principal {
             _ => return Err(Error::InvalidToken("token has no subject (sub)".into())),
         };
         let tenant_id = match claims.get(tenant_claim) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            // Control characters are refused below, with the other identity claims.
+            Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_TENANT_CHARS => {
+                s.clone()
+            }
             _ => {
                 return Err(Error::InvalidToken(format!(
                     "token has no tenant claim ({tenant_claim})"

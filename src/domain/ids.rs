@@ -36,6 +36,41 @@ impl fmt::Display for DeploymentId {
     }
 }
 
+/// A tenant's id, as tokens, headers and the command line give it: not empty or only
+/// spaces, no control characters (they end up in queries and log lines), at most 128
+/// characters. Kept as given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantId(String);
+
+pub const MAX_TENANT_CHARS: usize = 128;
+
+impl TenantId {
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        if raw.trim().is_empty() {
+            return Err(Error::invalid("tenant must not be empty"));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(Error::invalid("tenant must not hold control characters"));
+        }
+        if raw.chars().count() > MAX_TENANT_CHARS {
+            return Err(Error::invalid(format!(
+                "tenant must be at most {MAX_TENANT_CHARS} characters"
+            )));
+        }
+        Ok(TenantId(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A folder's key (`X-UiPath-FolderKey`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FolderKey(String);
@@ -69,6 +104,15 @@ mod tests {
         assert_eq!(key.as_str(), "6f9619ff-8b86-d011-b42d-00c04fc964ff");
         let err = FolderKey::parse("not-a-key").unwrap_err().to_string();
         assert!(err.contains("X-UiPath-FolderKey"), "{err}");
+    }
+
+    #[test]
+    fn tenants_are_kept_as_given_but_blank_control_or_overlong_ones_refused() {
+        assert_eq!(TenantId::parse("acme").unwrap().as_str(), "acme");
+        assert_eq!(TenantId::parse("Acme Corp").unwrap().as_str(), "Acme Corp");
+        for bad in ["", "   ", "a\u{0}b", "a\nb", &"t".repeat(129)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

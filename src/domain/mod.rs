@@ -5,5 +5,5 @@
 mod ids;
 mod text;
 
-pub use ids::{DeploymentId, FolderKey};
+pub use ids::{DeploymentId, FolderKey, MAX_TENANT_CHARS, TenantId};
 pub use text::{MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS, RoutingName, Tags, Title};

@@ -33,6 +33,7 @@ use uuid::Uuid;
 use crate::{
     auth::scopes::{APPS, APPS_READ, APPS_WRITE, FOLDERS_READ},
     db,
+    domain::TenantId,
     error::Error,
 };
 
@@ -219,10 +220,8 @@ pub async fn create<C: ConnectionTrait>(
     name: &str,
     scope: &str,
 ) -> Result<NewClient, Error> {
-    let tenant = tenant.trim();
-    if tenant.is_empty() {
-        return Err(Error::invalid("tenant must not be empty"));
-    }
+    let tenant = TenantId::parse(tenant.trim())?;
+    let tenant = tenant.as_str();
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid(format!(

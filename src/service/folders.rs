@@ -8,7 +8,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{domain::FolderKey, error::Error};
+use crate::{
+    domain::{FolderKey, TenantId},
+    error::Error,
+};
 
 const MAX_NAME_CHARS: usize = 200;
 
@@ -26,9 +29,8 @@ pub async fn create<C: ConnectionTrait>(
             "folder name must be 1 to {MAX_NAME_CHARS} characters"
         )));
     }
-    if tenant.trim().is_empty() {
-        return Err(Error::invalid("tenant must not be empty"));
-    }
+    let tenant = TenantId::parse(tenant)?;
+    let tenant = tenant.as_str();
     let parent = match parent_key {
         Some(key) => Some(
             find_by_key(db, tenant, &FolderKey::parse(key)?)

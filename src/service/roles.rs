@@ -8,7 +8,11 @@ use sea_orm::{
 };
 
 use super::folders;
-use crate::{access::Role, domain::FolderKey, error::Error};
+use crate::{
+    access::Role,
+    domain::{FolderKey, TenantId},
+    error::Error,
+};
 
 /// Grants `role` to `subject`, tenant-wide when `folder_key` is `None`. Returns whether
 /// a new assignment was made.
@@ -20,6 +24,7 @@ pub async fn assign<C: ConnectionTrait>(
     role: Role,
     folder_key: Option<&str>,
 ) -> Result<bool, Error> {
+    TenantId::parse(tenant)?;
     if subject.trim().is_empty() {
         return Err(Error::invalid("subject must not be empty"));
     }
