@@ -3,6 +3,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query:
 use serde_json::{Value, json};
 use uplift::access::Role;
 
+use crate::fixtures::failure_codes;
 use crate::helpers::{assert_history_chains, assert_problem, ids, is_postgres, spawn_app};
 
 #[tokio::test]
@@ -116,12 +117,7 @@ async fn a_mixed_batch_reports_every_item_in_request_order_with_a_reason_per_fai
             orphan.id
         ])
     );
-    let codes: Vec<&str> = body["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let codes = failure_codes(&body);
     assert_eq!(
         codes,
         [

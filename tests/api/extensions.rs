@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 use uplift::{access::Role, service::catalog};
 
+use crate::fixtures::failure_codes;
 use crate::helpers::{ALL_SCOPES, assert_history_chains, ids, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -83,12 +84,7 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
         body["failedItems"],
         json!(["missing-1", "missing-2", last.id])
     );
-    let codes: Vec<&str> = body["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let codes = failure_codes(&body);
     assert_eq!(codes, ["not_found", "skipped", "skipped"]);
     assert_eq!(
         app.deployment(&last.id).await.version,

@@ -204,3 +204,13 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// The `code` of each failure in a bulk answer, in order.
+pub fn failure_codes(body: &serde_json::Value) -> Vec<&str> {
+    body["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect()
+}

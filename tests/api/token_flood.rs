@@ -48,6 +48,20 @@ async fn assert_slow_down(response: reqwest::Response) {
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
 }
 
+/// Asserts each answer is a 401 or a 429 asking to slow down; how many were 429s.
+async fn count_slowed_down(answers: Vec<reqwest::Response>) -> usize {
+    let mut refused = 0;
+    for answer in answers {
+        if answer.status() == 429 {
+            refused += 1;
+            assert_slow_down(answer).await;
+        } else {
+            assert_eq!(answer.status(), 401);
+        }
+    }
+    refused
+}
+
 /// About 20 garbage requests a second used to make a real token request wait 5-9 s.
 #[tokio::test]
 async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_token_promptly() {
@@ -75,15 +89,7 @@ async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_t
         took < Duration::from_secs(3),
         "the real request took {took:?}"
     );
-    let mut refused = 0;
-    for answer in answers {
-        if answer.status() == 429 {
-            refused += 1;
-            assert_slow_down(answer).await;
-        } else {
-            assert_eq!(answer.status(), 401);
-        }
-    }
+    let refused = count_slowed_down(answers).await;
     assert!(refused >= 100, "only {refused} of 120 refused");
 }
 
@@ -115,15 +121,7 @@ async fn secret_checks_beyond_the_queue_limit_are_refused_at_once() {
     })
     .await;
     let answers = flood(&app, 40).await;
-    let mut refused = 0;
-    for answer in answers {
-        if answer.status() == 429 {
-            refused += 1;
-            assert_slow_down(answer).await;
-        } else {
-            assert_eq!(answer.status(), 401);
-        }
-    }
+    let refused = count_slowed_down(answers).await;
     assert!(
         refused > 0,
         "40 checks at once never met the queue limit of 2"
