@@ -16,8 +16,8 @@ async fn ready_app() -> (TestApp, entity::folder::Model) {
         s.max_body_bytes = 2048;
     })
     .await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+    let folder = app
+        .granted_folder("Ops", "ci-bot", Role::FolderAdministrator)
         .await;
     (app, folder)
 }

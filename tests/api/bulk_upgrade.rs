@@ -3,25 +3,26 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query:
 use serde_json::{Value, json};
 use uplift::access::Role;
 
+use crate::fixtures::failure_codes;
 use crate::helpers::{assert_history_chains, assert_problem, ids, is_postgres, spawn_app};
 
 #[tokio::test]
 async fn bulk_upgrade_moves_deployments_to_the_latest_published_version_with_uipaths_answer_shape()
 {
     let app = spawn_app().await;
-    let folder = app.folder("Finance").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+    let fleet = app
+        .fleet()
+        .in_folder("Finance")
+        .administered_by("ci-bot")
+        .of("Invoice Portal", "1.0.0")
+        .deployments(2)
+        .newer("1.1.0")
+        .newer("2.0.0")
         .await;
-    let published = app.publish("Invoice Portal", "1.0.0").await;
-    let system_name = published.app.system_name.clone();
-    let first = app.deploy(&folder, &system_name, 1).await;
-    let second = app.deploy(&folder, &system_name, 1).await;
-    app.publish("Invoice Portal", "1.1.0").await;
-    app.publish("Invoice Portal", "2.0.0").await;
+    let (folder, system_name) = (&fleet.folder, &fleet.system_name);
+    let [first, second] = fleet.each();
 
-    let body = app
-        .bulk_json("ci-bot", &folder.key, &ids(&[&first, &second]))
-        .await;
+    let body = app.bulk_json("ci-bot", &folder.key, &fleet.ids()).await;
 
     let keys: Vec<&str> = body
         .as_object()
@@ -39,7 +40,7 @@ async fn bulk_upgrade_moves_deployments_to_the_latest_published_version_with_uip
     );
     assert_eq!(body["failedItems"], json!([]));
     assert_eq!(body["failures"], json!([]));
-    for d in [&first, &second] {
+    for d in [first, second] {
         assert_eq!(app.deployment(&d.id).await.version, 3);
         let events = app.events(&d.id).await;
         assert_eq!(events.len(), 2, "a deploy event and one upgrade event");
@@ -116,12 +117,7 @@ async fn a_mixed_batch_reports_every_item_in_request_order_with_a_reason_per_fai
             orphan.id
         ])
     );
-    let codes: Vec<&str> = body["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let codes = failure_codes(&body);
     assert_eq!(
         codes,
         [
@@ -150,18 +146,17 @@ async fn a_mixed_batch_reports_every_item_in_request_order_with_a_reason_per_fai
 #[tokio::test]
 async fn an_item_whose_transaction_fails_rolls_back_alone_while_its_neighbours_commit() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
         .await;
-    let name = app.publish("Portal", "1.0.0").await.app.system_name;
-    let before = app.deploy(&folder, &name, 1).await;
-    let doomed = app.deploy(&folder, &name, 1).await;
-    let after = app.deploy(&folder, &name, 1).await;
-    app.publish("Portal", "1.1.0").await;
+    let [before, doomed, after] = fleet.each();
     inject_event_failure(&app, &doomed.id).await;
 
     let body = app
-        .bulk_json("ci-bot", &folder.key, &ids(&[&before, &doomed, &after]))
+        .bulk_json("ci-bot", &fleet.folder.key, &fleet.ids())
         .await;
 
     assert_eq!(body["failedItems"], json!([doomed.id]));
@@ -176,7 +171,7 @@ async fn an_item_whose_transaction_fails_rolls_back_alone_while_its_neighbours_c
     // The version change was written before the event insert failed: both are gone.
     assert_eq!(app.deployment(&doomed.id).await.version, 1);
     assert_eq!(app.events(&doomed.id).await.len(), 1);
-    for ok in [&before, &after] {
+    for ok in [before, after] {
         assert_eq!(app.deployment(&ok.id).await.version, 2);
         assert_eq!(app.events(&ok.id).await.len(), 2);
     }
@@ -213,8 +208,8 @@ pub async fn inject_event_failure(app: &crate::helpers::TestApp, deployment_id: 
 #[tokio::test]
 async fn an_empty_list_is_a_200_with_nothing_done() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+    let folder = app
+        .granted_folder("Ops", "ci-bot", Role::FolderAdministrator)
         .await;
     let body = app.bulk_json("ci-bot", &folder.key, &[]).await;
     assert_eq!(
@@ -226,8 +221,8 @@ async fn an_empty_list_is_a_200_with_nothing_done() {
 #[tokio::test]
 async fn unknown_json_fields_are_ignored() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
+    let folder = app
+        .granted_folder("Ops", "ci-bot", Role::FolderAdministrator)
         .await;
     app.bulk_as("ci-bot", &folder.key, &[])
         .field("comment", "from a newer client")
@@ -238,14 +233,10 @@ async fn unknown_json_fields_are_ignored() {
 #[tokio::test]
 async fn a_retried_bulk_call_reports_no_failures_and_writes_no_new_events() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let name = app.publish("Portal", "1.0.0").await.app.system_name;
-    let d = app.deploy(&folder, &name, 1).await;
-    app.publish("Portal", "1.0.1").await;
-    let first = app.bulk_json("ci-bot", &folder.key, &ids(&[&d])).await;
-    let retry = app.bulk_json("ci-bot", &folder.key, &ids(&[&d])).await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.0.1").await;
+    let [d] = fleet.each();
+    let first = app.bulk_json("ci-bot", &fleet.folder.key, &ids(&[d])).await;
+    let retry = app.bulk_json("ci-bot", &fleet.folder.key, &ids(&[d])).await;
     assert_eq!(first["updatedDeployments"][0]["version"], 2);
     assert_eq!(retry["updatedDeployments"][0]["version"], 2);
     assert_eq!(retry["updatedDeployments"][0]["previousVersion"], 2);
@@ -256,14 +247,10 @@ async fn a_retried_bulk_call_reports_no_failures_and_writes_no_new_events() {
 #[tokio::test]
 async fn the_request_id_sent_by_the_client_is_echoed_and_recorded_in_the_history() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-bot", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let name = app.publish("Portal", "1.0.0").await.app.system_name;
-    let d = app.deploy(&folder, &name, 1).await;
-    app.publish("Portal", "1.0.1").await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.0.1").await;
+    let [d] = fleet.each();
     let response = app
-        .bulk_as("ci-bot", &folder.key, &ids(&[&d]))
+        .bulk_as("ci-bot", &fleet.folder.key, &ids(&[d]))
         .header("X-Request-Id", "pipeline-42")
         .send()
         .await;

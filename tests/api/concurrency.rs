@@ -13,18 +13,14 @@ use crate::helpers::{is_postgres, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn overlapping_bulk_calls_during_publishes_lose_no_update_and_keep_history_exact() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci-a", Role::FolderAdministrator, Some(&folder))
+    let fleet = app
+        .fleet()
+        .administered_by("ci-a")
+        .administered_by("ci-b")
+        .deployments(200)
+        .newer("1.1.0")
         .await;
-    app.grant("ci-b", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let published = app.publish("Portal", "1.0.0").await;
-    let name = published.app.system_name.clone();
-    let mut all = Vec::new();
-    for _ in 0..200 {
-        all.push(app.deploy(&folder, &name, 1).await.id);
-    }
-    app.publish("Portal", "1.1.0").await;
+    let (folder, published, all) = (&fleet.folder, &fleet.published, fleet.ids());
 
     let mut reversed = all.clone();
     reversed.reverse();

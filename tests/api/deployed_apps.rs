@@ -8,19 +8,12 @@ use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
 use uplift::access::Role;
 
-use crate::helpers::{ALL_SCOPES, READ_SCOPES, TestApp, WRITE_SCOPES, spawn_app, spawn_app_with};
-
-async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    (folder, app.token("editor", ALL_SCOPES))
-}
+use crate::helpers::{ALL_SCOPES, READ_SCOPES, WRITE_SCOPES, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.publish("Portal", "1.0.0").await;
     let deployed = app
         .deploy_call(&token, &folder.key, "Portal", 1)
@@ -68,7 +61,7 @@ async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
 #[tokio::test]
 async fn deploy_refuses_what_cannot_be_deployed_with_a_clear_status() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.publish("Portal", "1.0.0").await;
     app.publish_in("other-tenant", "Theirs", "1.0.0").await;
     let deploy = |app_name: &str, version: &str, body: Value| {
@@ -101,11 +94,8 @@ async fn deploy_refuses_what_cannot_be_deployed_with_a_clear_status() {
 #[tokio::test]
 async fn each_permission_is_needed_for_its_call() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("viewer", Role::AutomationUser, Some(&folder))
-        .await;
-    app.publish("Portal", "1.0.0").await;
-    let d = app.deploy(&folder, "Portal", 1).await;
+    let fleet = app.fleet().granted("viewer", Role::AutomationUser).await;
+    let (folder, [d]) = (&fleet.folder, fleet.each());
     let viewer = app.token("viewer", ALL_SCOPES);
     // Apps.View is enough to list, but not to deploy (Apps.Create) or edit (Apps.Edit).
     app.list_deployed(&viewer, &folder.key, "").ok().await;
@@ -127,7 +117,7 @@ async fn each_permission_is_needed_for_its_call() {
 #[tokio::test]
 async fn paging_through_2500_deployments_returns_each_exactly_once_in_a_stable_order() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     let published = app.publish("Portal", "1.0.0").await;
     app.publish("Portal", "1.1.0").await;
     let now = Utc::now();
@@ -202,7 +192,7 @@ async fn paging_through_2500_deployments_returns_each_exactly_once_in_a_stable_o
 #[tokio::test]
 async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     let other = app.folder("Other").await;
     app.publish("Portal", "1.0.0").await;
     let token_body = |title: &str, tags: Value| json!({"title": title, "tags": tags});
@@ -258,7 +248,7 @@ async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
 #[tokio::test]
 async fn list_parameters_out_of_bounds_are_a_400_naming_the_parameter() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     for (query, named) in [
         ("?top=1001", "top"),
         ("?top=-1", "top"),
@@ -281,7 +271,7 @@ async fn list_parameters_out_of_bounds_are_a_400_naming_the_parameter() {
 #[tokio::test]
 async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_edit_event() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     for v in ["1.0.0", "1.1.0", "1.2.0"] {
         app.publish("Portal", v).await;
     }
@@ -353,7 +343,7 @@ async fn editing_changes_fields_and_moves_only_to_a_published_version_with_an_ed
 #[tokio::test]
 async fn another_folders_or_tenants_deployment_cannot_be_edited_and_reads_like_a_missing_one() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     let other = app.folder("Other").await;
     app.publish("Portal", "1.0.0").await;
     let elsewhere = app.deploy(&other, "Portal", 1).await;
@@ -381,7 +371,7 @@ async fn another_folders_or_tenants_deployment_cannot_be_edited_and_reads_like_a
 #[tokio::test]
 async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.publish("Portal", "1.0.0").await;
     app.deploy_call(&token, &folder.key, "Portal", 1)
         .body(json!({"routingName": "portal"}))
@@ -404,13 +394,7 @@ async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
     .unwrap();
     let reader = app.token("editor", READ_SCOPES);
     for (name, free) in [("portal", false), ("portal-2", true), ("theirs", true)] {
-        let body: Value = app
-            .name_check(&reader, name)
-            .send()
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.name_check(&reader, name).json().await;
         assert_eq!(body, json!({"routingName": name, "isUnique": free}));
     }
     app.name_check(&reader, "Bad%20Name").problem(400).await;
@@ -419,7 +403,7 @@ async fn the_name_check_says_whether_a_routing_name_is_free_in_the_tenant() {
 #[tokio::test]
 async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_http() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.grant("release-bot", Role::Administrator, None).await;
     let release = app.token("release-bot", "Apps.Write");
     let publish = |version: &str| {
@@ -448,21 +432,9 @@ async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_ht
         publish("1.1.0").await.json::<Value>().await.unwrap()["deployVersion"],
         2
     );
-    let upgraded: Value = app
-        .bulk_call(&token, &folder.key, &ids)
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let upgraded: Value = app.bulk_call(&token, &folder.key, &ids).json().await;
     assert_eq!(upgraded["updatedDeployments"].as_array().unwrap().len(), 3);
-    let listed: Value = app
-        .list_deployed(&token, &folder.key, "")
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.list_deployed(&token, &folder.key, "").json().await;
     assert!(
         listed["value"]
             .as_array()
@@ -476,7 +448,7 @@ async fn the_full_lifecycle_publish_deploy_publish_upgrade_list_works_through_ht
 #[tokio::test]
 async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     let portal = app.publish("Portal", "1.0.0").await.app.system_name;
     let ledger = app.publish("General Ledger", "1.0.0").await.app.system_name;
     // Titles that say nothing of the app, so only its system name can match.
@@ -520,7 +492,7 @@ async fn search_text_also_matches_the_apps_system_name_of_this_tenant_only() {
 #[tokio::test]
 async fn a_tag_with_a_comma_is_refused_since_a_tags_filter_could_never_find_it() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.publish("Portal", "1.0.0").await;
     let body = app
         .deploy_call(&token, &folder.key, "Portal", 1)
@@ -546,7 +518,7 @@ async fn a_tag_with_a_comma_is_refused_since_a_tags_filter_could_never_find_it()
 #[tokio::test]
 async fn search_finds_non_ascii_titles_spelled_exactly_or_in_lower_case() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     app.publish("Portal", "1.0.0").await;
     for title in ["Émile Zürich", "ÅSA ÖRE", "Plain"] {
         app.deploy_call(&token, &folder.key, "Portal", 1)
@@ -590,7 +562,7 @@ async fn the_odata_context_ignores_forwarded_headers_unless_they_come_from_a_tru
             }
         })
         .await;
-        let (folder, token) = editor(&app).await;
+        let (folder, token) = app.editor_in("Ops", "editor").await;
         let forged = app
             .list_deployed(&token, &folder.key, "")
             .header("X-Forwarded-Host", "evil.example")

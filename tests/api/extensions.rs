@@ -1,37 +1,20 @@
 //! Beyond UiPath: dry run, failure budget, history and rollback.
 
-use entity::{deployment_event, idempotency_key};
-use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 use uplift::{access::Role, service::catalog};
 
-use crate::helpers::{ALL_SCOPES, TestApp, assert_history_chains, ids, spawn_app, spawn_app_with};
-
-/// The folder "Ops" where "editor" is FolderAdministrator, and editor's token.
-async fn editor(app: &TestApp) -> (entity::folder::Model, String) {
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    (folder, app.token("editor", ALL_SCOPES))
-}
-
-async fn event_count(app: &TestApp) -> u64 {
-    deployment_event::Entity::find()
-        .count(&app.db)
-        .await
-        .unwrap()
-}
+use crate::fixtures::failure_codes;
+use crate::helpers::{ALL_SCOPES, assert_history_chains, ids, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let behind = app.deploy(&folder, "Portal", 1).await;
-    app.publish("Portal", "1.1.0").await;
-    let current = app.deploy(&folder, "Portal", 2).await;
+    let fleet = app.fleet().administered_by("editor").newer("1.1.0").await;
+    let (folder, token) = (&fleet.folder, app.token("editor", ALL_SCOPES));
+    let [behind] = fleet.each();
+    let current = app.deploy(folder, "Portal", 2).await;
     let orphan_app = app.publish("Orphan", "1.0.0").await;
-    let orphan = app.deploy(&folder, "Orphan", 1).await;
+    let orphan = app.deploy(folder, "Orphan", 1).await;
     catalog::unpublish(&app.db, &app.tenant, &orphan_app.app.system_name, 1)
         .await
         .unwrap();
@@ -42,7 +25,7 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
         "junk".into(),
         orphan.id.clone(),
     ];
-    let events_before = event_count(&app).await;
+    let events_before = app.event_count().await;
 
     let preview = app
         .bulk_call(&token, &folder.key, &request)
@@ -56,26 +39,17 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
         "a dry run changes no version"
     );
     assert_eq!(
-        event_count(&app).await,
+        app.event_count().await,
         events_before,
         "a dry run writes no event"
     );
     assert_eq!(
-        idempotency_key::Entity::find()
-            .count(&app.db)
-            .await
-            .unwrap(),
+        app.idempotency_records().await,
         0,
         "nor an idempotency record"
     );
 
-    let real: Value = app
-        .bulk_call(&token, &folder.key, &request)
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let real: Value = app.bulk_call(&token, &folder.key, &request).json().await;
     assert_eq!(preview, real);
     assert_eq!(real["updatedDeployments"][0]["version"], 2);
     assert_eq!(real["updatedDeployments"][0]["previousVersion"], 1);
@@ -85,11 +59,14 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
 #[tokio::test]
 async fn once_the_failure_budget_is_spent_no_new_item_starts() {
     let app = spawn_app_with(|s| s.upgrade_concurrency = 1).await;
-    let (folder, token) = editor(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let first = app.deploy(&folder, "Portal", 1).await;
-    let last = app.deploy(&folder, "Portal", 1).await;
-    app.publish("Portal", "1.1.0").await;
+    let fleet = app
+        .fleet()
+        .administered_by("editor")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let (folder, token) = (&fleet.folder, app.token("editor", ALL_SCOPES));
+    let [first, last] = fleet.each();
     let request = vec![
         first.id.clone(),
         "missing-1".into(),
@@ -100,22 +77,14 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
     let body: Value = app
         .bulk_call(&token, &folder.key, &request)
         .max_failures(1)
-        .send()
-        .await
         .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(body["updatedDeployments"].as_array().unwrap().len(), 1);
     assert_eq!(
         body["failedItems"],
         json!(["missing-1", "missing-2", last.id])
     );
-    let codes: Vec<&str> = body["failures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let codes = failure_codes(&body);
     assert_eq!(codes, ["not_found", "skipped", "skipped"]);
     assert_eq!(
         app.deployment(&last.id).await.version,
@@ -123,13 +92,7 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
         "a skipped item is not touched"
     );
 
-    let without_budget: Value = app
-        .bulk_call(&token, &folder.key, &request)
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let without_budget: Value = app.bulk_call(&token, &folder.key, &request).json().await;
     assert_eq!(
         without_budget["updatedDeployments"]
             .as_array()
@@ -148,12 +111,15 @@ async fn once_the_failure_budget_is_spent_no_new_item_starts() {
 #[tokio::test]
 async fn history_lists_each_change_newest_first_with_versions_actor_and_request_id() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let d = app.deploy(&folder, "Portal", 1).await;
-    app.publish("Portal", "1.1.0").await;
-    app.publish("Portal", "1.2.0").await;
-    app.bulk_call(&token, &folder.key, &ids(&[&d])).send().await;
+    let fleet = app
+        .fleet()
+        .administered_by("editor")
+        .newer("1.1.0")
+        .newer("1.2.0")
+        .await;
+    let (folder, token) = (&fleet.folder, app.token("editor", ALL_SCOPES));
+    let [d] = fleet.each();
+    app.bulk_call(&token, &folder.key, &ids(&[d])).send().await;
     app.edit_deployed(&token, &folder.key, &d.id, json!({"version": 2}))
         .ok()
         .await;
@@ -163,13 +129,7 @@ async fn history_lists_each_change_newest_first_with_versions_actor_and_request_
         "back to the version before the last change"
     );
 
-    let body: Value = app
-        .history(&token, &folder.key, &d.id, "")
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.history(&token, &folder.key, &d.id, "").json().await;
     assert_eq!(body["@odata.count"], 4);
     let steps: Vec<(Value, Value, Value, Value)> = body["value"]
         .as_array()
@@ -201,11 +161,8 @@ async fn history_lists_each_change_newest_first_with_versions_actor_and_request_
 
     let page: Value = app
         .history(&token, &folder.key, &d.id, "?top=2&skip=1")
-        .send()
-        .await
         .json()
-        .await
-        .unwrap();
+        .await;
     let kinds: Vec<&str> = page["value"]
         .as_array()
         .unwrap()
@@ -224,7 +181,7 @@ async fn history_lists_each_change_newest_first_with_versions_actor_and_request_
 #[tokio::test]
 async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     let other = app.folder("Other").await;
     app.grant("viewer", Role::AutomationUser, Some(&folder))
         .await;
@@ -272,12 +229,9 @@ async fn rollback_goes_only_to_published_versions_and_refuses_what_it_cannot_do(
 #[tokio::test]
 async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the_current_version() {
     let app = spawn_app().await;
-    let (folder, token) = editor(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let mut deployments = Vec::new();
-    for _ in 0..6 {
-        deployments.push(app.deploy(&folder, "Portal", 1).await.id);
-    }
+    let fleet = app.fleet().administered_by("editor").deployments(6).await;
+    let (folder, token) = (&fleet.folder, app.token("editor", ALL_SCOPES));
+    let deployments = fleet.ids();
     for round in 0..6u32 {
         app.publish("Portal", &format!("1.{}.0", round + 1)).await;
         if round % 3 == 2 {
@@ -324,11 +278,8 @@ async fn after_a_mixed_workload_every_history_is_an_unbroken_chain_ending_at_the
     for id in &deployments {
         let body: Value = app
             .history(&token, &folder.key, id, "?top=1000")
-            .send()
-            .await
             .json()
-            .await
-            .unwrap();
+            .await;
         let newest_to = &body["value"][0]["toVersion"];
         assert_eq!(newest_to, &json!(app.deployment(id).await.version));
     }

@@ -25,6 +25,8 @@ use uplift::{
     telemetry,
 };
 
+use crate::fixtures::client_credentials;
+
 pub const WRITE_SCOPES: &str = "Apps.Write OR.Folders.Read";
 pub const READ_SCOPES: &str = "Apps.Read";
 pub const ALL_SCOPES: &str = "Apps OR.Folders.Read";
@@ -254,13 +256,14 @@ impl TestApp {
     /// A folder where `subject` is FolderAdministrator, holding one deployment of
     /// "Invoice Portal" on version 1 while version 2 is published.
     pub async fn upgradable_deployment(&self, subject: &str) -> (folder::Model, deployment::Model) {
-        let folder = self.folder("Finance").await;
-        self.grant(subject, Role::FolderAdministrator, Some(&folder))
+        let mut fleet = self
+            .fleet()
+            .in_folder("Finance")
+            .administered_by(subject)
+            .of("Invoice Portal", "1.0.0")
+            .newer("2.0.0")
             .await;
-        let published = self.publish("Invoice Portal", "1.0.0").await;
-        let deployment = self.deploy(&folder, &published.app.system_name, 1).await;
-        self.publish("Invoice Portal", "2.0.0").await;
-        (folder, deployment)
+        (fleet.folder, fleet.deployments.remove(0))
     }
 
     pub async fn deployment(&self, id: &str) -> deployment::Model {
@@ -433,7 +436,7 @@ impl TestApp {
     }
 
     /// A form-encoded token request with these fields.
-    pub async fn request_token(&self, form: &[(&str, &str)]) -> Response {
+    pub async fn request_token(&self, form: &(impl serde::Serialize + ?Sized)) -> Response {
         self.client
             .post(self.token_url())
             .form(form)
@@ -445,11 +448,7 @@ impl TestApp {
     /// A client-credentials token for a registered client (all of its scopes).
     pub async fn client_token(&self, client_id: &str, secret: &str) -> String {
         let response = self
-            .request_token(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("client_secret", secret),
-            ])
+            .request_token(&client_credentials(client_id, secret))
             .await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();

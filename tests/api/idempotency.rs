@@ -28,27 +28,16 @@ fn keyed<'a>(app: &'a TestApp, subject: &str, folder: &str, key: &str, ids: &[St
 
 /// The folder "Ops" where "editor" is FolderAdministrator.
 async fn editors_folder(app: &TestApp) -> entity::folder::Model {
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    folder
-}
-
-async fn events(app: &TestApp) -> u64 {
-    deployment_event::Entity::find()
-        .count(&app.db)
+    app.granted_folder("Ops", "editor", Role::FolderAdministrator)
         .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() {
     let app = spawn_app().await;
-    let folder = editors_folder(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let d = app.deploy(&folder, "Portal", 1).await;
-    app.publish("Portal", "1.1.0").await;
-    let body = ids(&[&d]);
+    let fleet = app.fleet().administered_by("editor").newer("1.1.0").await;
+    let (folder, [d]) = (&fleet.folder, fleet.each());
+    let body = ids(&[d]);
 
     let first = keyed(&app, "editor", &folder.key, "run-1", &body)
         .send()
@@ -57,7 +46,7 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body = first.bytes().await.unwrap();
     app.publish("Portal", "1.2.0").await;
-    let events_before = events(&app).await;
+    let events_before = app.event_count().await;
 
     let repeat = keyed(&app, "editor", &folder.key, "run-1", &body)
         .send()
@@ -71,14 +60,14 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
         "the stored answer, byte for byte"
     );
     assert_eq!(
-        events(&app).await,
+        app.event_count().await,
         events_before,
         "the repeat changed nothing"
     );
     assert_eq!(app.deployment(&d.id).await.version, 2);
 
     // Another subject's key space is its own: the same key runs afresh for them.
-    app.grant("other-bot", Role::FolderAdministrator, Some(&folder))
+    app.grant("other-bot", Role::FolderAdministrator, Some(folder))
         .await;
     let theirs: Value = keyed(&app, "other-bot", &folder.key, "run-1", &body)
         .send()
@@ -92,15 +81,17 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
     let app = spawn_app().await;
-    let folder = editors_folder(&app).await;
-    app.publish("Portal", "1.0.0").await;
-    let a = app.deploy(&folder, "Portal", 1).await;
-    let b = app.deploy(&folder, "Portal", 1).await;
-    app.publish("Portal", "1.1.0").await;
-    keyed(&app, "editor", &folder.key, "k", &ids(&[&a]))
+    let fleet = app
+        .fleet()
+        .administered_by("editor")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let (folder, [a, b]) = (&fleet.folder, fleet.each());
+    keyed(&app, "editor", &folder.key, "k", &ids(&[a]))
         .send()
         .await;
-    keyed(&app, "editor", &folder.key, "k", &ids(&[&b]))
+    keyed(&app, "editor", &folder.key, "k", &ids(&[b]))
         .problem(422)
         .await;
     assert_eq!(app.deployment(&b.id).await.version, 1);

@@ -9,6 +9,7 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use uplift::{access::Role, auth::Keys, config::Settings, service::clients};
 
+use crate::fixtures::client_credentials;
 use crate::helpers::{
     ALL_SCOPES, TestApp, assert_problem, ec_key_pair, ids, rsa_key_pair, run_cli, spawn_app,
     spawn_app_with,
@@ -18,12 +19,8 @@ use crate::helpers::{
 async fn app_with_upgradable_deployments()
 -> (TestApp, entity::folder::Model, Vec<deployment::Model>) {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    let system_name = app.publish("Portal", "1.0.0").await.app.system_name;
-    let first = app.deploy(&folder, &system_name, 1).await;
-    let second = app.deploy(&folder, &system_name, 1).await;
-    app.publish("Portal", "1.1.0").await;
-    (app, folder, vec![first, second])
+    let fleet = app.fleet().deployments(2).newer("1.1.0").await;
+    (app, fleet.folder, fleet.deployments)
 }
 
 /// Asserts an RFC 6749 §5.2 error answer and returns its body.
@@ -46,31 +43,23 @@ async fn assert_oauth_error(response: Response, status: u16, error: &str) -> Val
     body
 }
 
-fn credentials<'a>(id: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("grant_type", "client_credentials"),
-        ("client_id", id),
-        ("client_secret", secret),
-    ]
-}
-
 #[tokio::test]
 async fn a_client_created_on_the_command_line_gets_a_token_that_upgrades_once_its_id_holds_a_role()
 {
     let (app, folder, deployments) = app_with_upgradable_deployments().await;
 
-    let mut create = app.uplift_command();
-    create.args([
-        "client",
-        "create",
-        "--tenant",
-        &app.tenant,
-        "--name",
-        "GitHub Actions",
-        "--scope",
-        "Apps OR.Folders.Read",
-    ]);
-    let created = run_cli(create, None).await;
+    let created = app
+        .uplift(&[
+            "client",
+            "create",
+            "--tenant",
+            &app.tenant,
+            "--name",
+            "GitHub Actions",
+            "--scope",
+            "Apps OR.Folders.Read",
+        ])
+        .await;
     assert_eq!(created.code, 0, "{created:?}");
     let printed: Value = serde_json::from_str(created.stdout.trim()).unwrap();
     assert_eq!(printed["tenant"], app.tenant.as_str());
@@ -78,22 +67,25 @@ async fn a_client_created_on_the_command_line_gets_a_token_that_upgrades_once_it
     let client_id = printed["client_id"].as_str().unwrap().to_string();
     let secret = printed["client_secret"].as_str().unwrap().to_string();
 
-    let mut assign = app.uplift_command();
-    assign.args([
-        "role",
-        "assign",
-        "--tenant",
-        &app.tenant,
-        "--subject",
-        &client_id,
-        "--role",
-        "FolderAdministrator",
-        "--folder",
-        &folder.key,
-    ]);
-    assert_eq!(run_cli(assign, None).await.code, 0);
+    let assigned = app
+        .uplift(&[
+            "role",
+            "assign",
+            "--tenant",
+            &app.tenant,
+            "--subject",
+            &client_id,
+            "--role",
+            "FolderAdministrator",
+            "--folder",
+            &folder.key,
+        ])
+        .await;
+    assert_eq!(assigned.code, 0);
 
-    let response = app.request_token(&credentials(&client_id, &secret)).await;
+    let response = app
+        .request_token(&client_credentials(&client_id, &secret))
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -115,9 +107,9 @@ async fn a_client_created_on_the_command_line_gets_a_token_that_upgrades_once_it
         "the client is the actor"
     );
 
-    let mut list = app.uplift_command();
-    list.args(["client", "list", "--tenant", &app.tenant]);
-    let listed = run_cli(list, None).await;
+    let listed = app
+        .uplift(&["client", "list", "--tenant", &app.tenant])
+        .await;
     assert_eq!(listed.code, 0, "{listed:?}");
     let lines: Vec<Value> = listed
         .stdout
@@ -151,7 +143,7 @@ async fn a_wrong_secret_an_unknown_client_and_a_deleted_client_get_the_same_401_
         (deleted_id.as_str(), deleted_secret.as_str()),
         ("nul\0in-the-id", secret.as_str()),
     ] {
-        let response = app.request_token(&credentials(id, secret)).await;
+        let response = app.request_token(&client_credentials(id, secret)).await;
         let body = assert_oauth_error(response, 401, "invalid_client").await;
         descriptions.push(body["error_description"].clone());
     }
@@ -172,7 +164,9 @@ async fn an_unknown_client_id_takes_about_as_long_to_refuse_as_a_wrong_secret() 
         let app = &app;
         async move {
             let started = Instant::now();
-            let response = app.request_token(&credentials(&id, "wrong-secret")).await;
+            let response = app
+                .request_token(&client_credentials(&id, "wrong-secret"))
+                .await;
             assert_eq!(response.status(), 401);
             started.elapsed()
         }
@@ -225,7 +219,9 @@ async fn a_token_of_a_deleted_client_is_refused_on_the_next_call_even_as_an_idem
     assert_problem(response, 401).await;
     assert!(challenge.to_str().unwrap().contains("invalid_token"));
     assert_eq!(app.deployment(&deployments[1].id).await.version, 1);
-    let response = app.request_token(&credentials(&client_id, &secret)).await;
+    let response = app
+        .request_token(&client_credentials(&client_id, &secret))
+        .await;
     assert_oauth_error(response, 401, "invalid_client").await;
 }
 
@@ -234,13 +230,13 @@ async fn requested_scopes_must_be_a_subset_of_the_clients_scopes() {
     let app = spawn_app().await;
     let (client_id, secret) = app.create_client("reader", "Apps.Read").await;
     for scope in ["Apps.Read Apps.Write", "Apps", "Nonsense"] {
-        let mut form = credentials(&client_id, &secret);
+        let mut form = client_credentials(&client_id, &secret);
         form.push(("scope", scope));
         let body = assert_oauth_error(app.request_token(&form).await, 400, "invalid_scope").await;
         let description = body["error_description"].as_str().unwrap();
         assert!(description.contains("Apps.Read"), "{description}");
     }
-    let mut form = credentials(&client_id, &secret);
+    let mut form = client_credentials(&client_id, &secret);
     form.push(("scope", "Apps.Read"));
     let response = app.request_token(&form).await;
     assert_eq!(response.status(), 200);
@@ -284,7 +280,7 @@ async fn an_unsupported_or_missing_grant_type_is_refused() {
     let app = spawn_app().await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     for grant in ["password", "authorization_code", "CLIENT_CREDENTIALS"] {
-        let mut form = credentials(&client_id, &secret);
+        let mut form = client_credentials(&client_id, &secret);
         form[0] = ("grant_type", grant);
         let body = assert_oauth_error(
             app.request_token(&form).await,
@@ -297,7 +293,7 @@ async fn an_unsupported_or_missing_grant_type_is_refused() {
             "{body}"
         );
     }
-    let form = &credentials(&client_id, &secret)[1..];
+    let form = &client_credentials(&client_id, &secret)[1..];
     let body = assert_oauth_error(app.request_token(form).await, 400, "invalid_request").await;
     assert!(
         body["error_description"]
@@ -311,7 +307,7 @@ async fn an_unsupported_or_missing_grant_type_is_refused() {
 async fn repeated_parameters_and_missing_fields_get_400_invalid_request() {
     let app = spawn_app().await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
-    let mut repeated = credentials(&client_id, &secret);
+    let mut repeated = client_credentials(&client_id, &secret);
     repeated.push(("client_id", &client_id));
     let body = assert_oauth_error(app.request_token(&repeated).await, 400, "invalid_request").await;
     assert!(
@@ -321,7 +317,7 @@ async fn repeated_parameters_and_missing_fields_get_400_invalid_request() {
             .contains("client_id")
     );
 
-    let no_secret = &credentials(&client_id, &secret)[..2];
+    let no_secret = &client_credentials(&client_id, &secret)[..2];
     let body = assert_oauth_error(app.request_token(no_secret).await, 400, "invalid_request").await;
     assert!(
         body["error_description"]
@@ -330,7 +326,7 @@ async fn repeated_parameters_and_missing_fields_get_400_invalid_request() {
             .contains("client_secret")
     );
 
-    let nobody = &credentials(&client_id, &secret)[..1];
+    let nobody = &client_credentials(&client_id, &secret)[..1];
     assert_oauth_error(app.request_token(nobody).await, 401, "invalid_client").await;
 }
 
@@ -378,21 +374,9 @@ async fn the_upgrade_command_exits_0_when_every_deployment_was_upgraded() {
     app.grant(&client_id, Role::FolderAdministrator, Some(&folder))
         .await;
 
-    let mut command = app.uplift_command();
+    let mut command = app.upgrade_command(&folder.key);
     command
-        .args([
-            "upgrade",
-            "--base-url",
-            &app.base,
-            "--tenant",
-            &app.tenant,
-            "--folder",
-            &folder.key,
-            "--client-id",
-            &client_id,
-            "--idempotency-key",
-            "run-1",
-        ])
+        .args(["--client-id", &client_id, "--idempotency-key", "run-1"])
         .args(ids(&[&deployments[0], &deployments[1]]))
         .env("UPLIFT_CLIENT_SECRET", &secret);
     let output = run_cli(command, None).await;
@@ -418,18 +402,8 @@ async fn the_upgrade_command_reads_ids_from_stdin_and_exits_2_when_some_items_fa
         deployments[0].id, deployments[1].id
     );
 
-    let mut command = app.uplift_command();
-    command
-        .args([
-            "upgrade",
-            "--base-url",
-            &app.base,
-            "--tenant",
-            &app.tenant,
-            "--folder",
-            &folder.key,
-        ])
-        .env("UPLIFT_TOKEN", app.token("pipeline", ALL_SCOPES));
+    let mut command = app.upgrade_command(&folder.key);
+    command.env("UPLIFT_TOKEN", app.token("pipeline", ALL_SCOPES));
     let output = run_cli(command, Some(&stdin)).await;
 
     assert_eq!(output.code, 2, "{output:?}");
@@ -450,33 +424,20 @@ async fn the_upgrade_command_exits_1_on_an_error_answer_and_prints_the_problem_o
     let (app, folder, deployments) = app_with_upgradable_deployments().await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
     // No role in the folder: the bulk call answers 403.
-    let base_args = |command: &mut std::process::Command| {
-        command.args([
-            "upgrade",
-            "--base-url",
-            &app.base,
-            "--tenant",
-            &app.tenant,
-            "--folder",
-            &folder.key,
-            "--client-id",
-            &client_id,
-            &deployments[0].id,
-        ]);
+    let upgrade_with_secret = |secret: &str| {
+        let mut command = app.upgrade_command(&folder.key);
+        command
+            .args(["--client-id", &client_id, &deployments[0].id])
+            .env("UPLIFT_CLIENT_SECRET", secret);
+        run_cli(command, None)
     };
-    let mut command = app.uplift_command();
-    base_args(&mut command);
-    command.env("UPLIFT_CLIENT_SECRET", &secret);
-    let output = run_cli(command, None).await;
+    let output = upgrade_with_secret(&secret).await;
     assert_eq!(output.code, 1, "{output:?}");
     assert_eq!(output.stdout, "");
     assert!(output.stderr.contains("403"), "{}", output.stderr);
     assert!(output.stderr.contains("traceId"), "{}", output.stderr);
 
-    let mut command = app.uplift_command();
-    base_args(&mut command);
-    command.env("UPLIFT_CLIENT_SECRET", "wrong");
-    let output = run_cli(command, None).await;
+    let output = upgrade_with_secret("wrong").await;
     assert_eq!(output.code, 1, "{output:?}");
     assert!(
         output.stderr.contains("invalid_client"),
@@ -485,9 +446,9 @@ async fn the_upgrade_command_exits_1_on_an_error_answer_and_prints_the_problem_o
     );
 
     // A usage error is 1 too, never the 2 that means "some items failed".
-    let mut command = app.uplift_command();
-    command.args(["upgrade", "--base-url", &app.base, "--tenant", &app.tenant]);
-    let output = run_cli(command, None).await;
+    let output = app
+        .uplift(&["upgrade", "--base-url", &app.base, "--tenant", &app.tenant])
+        .await;
     assert_eq!(output.code, 1, "{output:?}");
     assert_eq!(app.deployment(&deployments[0].id).await.version, 1);
 }
@@ -536,16 +497,25 @@ async fn key_pair_app(pair: &(String, String)) -> (TestApp, String, String, Valu
     (app, client_id, token, jwks)
 }
 
+/// Asserts these fields of the JWKS's first key.
+fn assert_key(jwks: &Value, fields: [(&str, &str); 3]) {
+    let key = &jwks["keys"][0];
+    for (name, value) in fields {
+        assert_eq!(key[name], value, "{name} of {jwks}");
+    }
+}
+
+/// The claims of `token` as a verifier using `app`'s JWKS reads them.
+async fn verified_by_the_jwks(app: &TestApp, token: &str) -> serde_json::Map<String, Value> {
+    jwks_verifier(app).verify(token).await.unwrap()
+}
+
 #[tokio::test]
 async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_minted_tokens() {
     let (app, client_id, token, jwks) = key_pair_app(rsa_key_pair()).await;
-    let key = &jwks["keys"][0];
-    assert_eq!(
-        (&key["kty"], &key["alg"], &key["use"]),
-        (&json!("RSA"), &json!("RS256"), &json!("sig"))
-    );
+    assert_key(&jwks, [("kty", "RSA"), ("alg", "RS256"), ("use", "sig")]);
 
-    let claims = jwks_verifier(&app).verify(&token).await.unwrap();
+    let claims = verified_by_the_jwks(&app, &token).await;
     assert_eq!(claims["sub"], client_id.as_str());
     // And the service accepts its own RS256 token on an API call.
     let response = app
@@ -562,12 +532,8 @@ async fn with_an_rsa_key_pair_the_jwks_publishes_the_public_key_and_verifies_min
 #[tokio::test]
 async fn with_an_ec_key_pair_the_jwks_publishes_a_p256_key_that_verifies_minted_tokens() {
     let (app, client_id, token, jwks) = key_pair_app(ec_key_pair()).await;
-    let key = &jwks["keys"][0];
-    assert_eq!(
-        (&key["kty"], &key["crv"], &key["alg"]),
-        (&json!("EC"), &json!("P-256"), &json!("ES256"))
-    );
-    let claims = jwks_verifier(&app).verify(&token).await.unwrap();
+    assert_key(&jwks, [("kty", "EC"), ("crv", "P-256"), ("alg", "ES256")]);
+    let claims = verified_by_the_jwks(&app, &token).await;
     assert_eq!(claims["client_id"], client_id.as_str());
 }
 
@@ -591,7 +557,9 @@ async fn a_token_endpoint_that_cannot_sign_says_so_instead_of_failing() {
     })
     .await;
     let (client_id, secret) = app.create_client("ci", ALL_SCOPES).await;
-    let response = app.request_token(&credentials(&client_id, &secret)).await;
+    let response = app
+        .request_token(&client_credentials(&client_id, &secret))
+        .await;
     assert_oauth_error(response, 400, "unsupported_grant_type").await;
     let response = app.get_path("/.well-known/jwks.json").await;
     assert_problem(response, 404).await;

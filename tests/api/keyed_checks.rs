@@ -3,23 +3,14 @@
 //! before the handler's tenant, scope, folder and permission checks, with a
 //! fingerprint that left out the tenant and folder headers.
 
-use entity::idempotency_key;
 use reqwest::Method;
-use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 use uplift::access::Role;
 
 use crate::{
     client::BULK_PATH,
-    helpers::{ALL_SCOPES, READ_SCOPES, TestApp, spawn_app},
+    helpers::{ALL_SCOPES, READ_SCOPES, spawn_app},
 };
-
-async fn keys_stored(app: &TestApp) -> u64 {
-    idempotency_key::Entity::find()
-        .count(&app.db)
-        .await
-        .unwrap()
-}
 
 /// A pipeline that reuses one key per run for staging and production used to get
 /// staging's answer replayed for production, and production was never upgraded.
@@ -83,7 +74,7 @@ async fn a_keyed_call_refused_for_a_header_is_not_stored_and_the_corrected_retry
         .key("fix-the-header")
         .problem(400)
         .await;
-    assert_eq!(keys_stored(&app).await, 0);
+    assert_eq!(app.idempotency_records().await, 0);
 
     let answer = app
         .bulk_call(&token, &folder.key, ids)
@@ -135,13 +126,11 @@ async fn a_keyed_retry_that_would_now_be_refused_is_refused_not_replayed() {
 #[tokio::test]
 async fn a_replayed_error_carries_the_retry_s_own_trace_id() {
     let app = spawn_app().await;
-    let folder = app.folder("Ops").await;
-    app.grant("ci", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let name = app.publish("Portal", "1.0.0").await.app.system_name;
+    let fleet = app.fleet().administered_by("ci").deployments(0).await;
+    let (folder, name) = (&fleet.folder, &fleet.system_name);
     let token = app.token("ci", ALL_SCOPES);
     let deploy = || {
-        app.deploy_call(&token, &folder.key, &name, 1)
+        app.deploy_call(&token, &folder.key, name, 1)
             .body(json!({ "title": " " }))
             .key("blank-title")
     };
@@ -185,5 +174,5 @@ async fn a_token_without_scope_or_role_leaves_no_idempotency_record() {
         .problem(404)
         .await;
     }
-    assert_eq!(keys_stored(&app).await, 0);
+    assert_eq!(app.idempotency_records().await, 0);
 }

@@ -20,10 +20,7 @@ async fn ready(
     configure: impl FnOnce(&mut uplift::config::Settings),
 ) -> (TestApp, entity::folder::Model, String) {
     let app = spawn_app_with(configure).await;
-    let folder = app.folder("Ops").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let token = app.token("editor", ALL_SCOPES);
+    let (folder, token) = app.editor_in("Ops", "editor").await;
     (app, folder, token)
 }
 
@@ -157,13 +154,7 @@ async fn rows_locked_by_another_connection_fail_as_conflict_while_the_rest_succe
             .await
             .unwrap();
     }
-    let body: Value = app
-        .bulk_call(&token, &folder.key, &ids)
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.bulk_call(&token, &folder.key, &ids).json().await;
     let conflicted: Vec<&str> = body["failures"]
         .as_array()
         .unwrap()
@@ -186,13 +177,7 @@ async fn rows_locked_by_another_connection_fail_as_conflict_while_the_rest_succe
         );
     }
     holder.rollback().await.unwrap();
-    let retry: Value = app
-        .bulk_call(&token, &folder.key, &ids)
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let retry: Value = app.bulk_call(&token, &folder.key, &ids).json().await;
     assert_eq!(retry["failedItems"], json!([]));
     for d in held.iter().chain(free.iter()) {
         assert_eq!(app.deployment(&d.id).await.version, 2);

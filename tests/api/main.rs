@@ -9,6 +9,7 @@ mod concurrency;
 mod deployed_apps;
 mod docs;
 mod extensions;
+mod fixtures;
 mod helpers;
 mod idempotency;
 mod identity;

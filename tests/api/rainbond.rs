@@ -42,10 +42,7 @@ fn item(model: &str, version: &str) -> Value {
 
 async fn setup() -> (TestApp, entity::folder::Model, String) {
     let app = spawn_app().await;
-    let folder = app.folder("Group").await;
-    app.grant("editor", Role::FolderAdministrator, Some(&folder))
-        .await;
-    let token = app.token("editor", ALL_SCOPES);
+    let (folder, token) = app.editor_in("Group", "editor").await;
     (app, folder, token)
 }
 
@@ -120,13 +117,7 @@ async fn an_upgrade_moves_every_deployment_of_the_model_and_agrees_with_the_uipa
     );
 
     // The UiPath list call sees the same versions, and a GET now agrees with the POST.
-    let listed: Value = app
-        .list_deployed(&token, &folder.key, "")
-        .send()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.list_deployed(&token, &folder.key, "").json().await;
     let versions: Vec<i64> = listed["value"]
         .as_array()
         .unwrap()

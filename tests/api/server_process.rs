@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::fixtures::client_credentials;
 use crate::helpers::{TestApp, spawn_app};
 use serde_json::{Value, json};
 use tokio::{
@@ -137,14 +138,11 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
     let mut server = Server::start(&app, &[]).await;
     let http = reqwest::Client::new();
 
+    let mut form = client_credentials(&client_id, &client_secret);
+    form.push(("scope", "Apps OR.Folders.Read"));
     let token: Value = http
         .post(server.url("/identity_/connect/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &client_id),
-            ("client_secret", &client_secret),
-            ("scope", "Apps OR.Folders.Read"),
-        ])
+        .form(&form)
         .send()
         .await
         .unwrap()
@@ -169,11 +167,7 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
     let wrong_secret = "wrong-secret-9f8e7d6c5b4a";
     let refused = http
         .post(server.url("/identity_/connect/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &client_id),
-            ("client_secret", wrong_secret),
-        ])
+        .form(&client_credentials(&client_id, wrong_secret))
         .send()
         .await
         .unwrap();

@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::{
+    fixtures::client_credentials,
     helpers::{TestApp, spawn_app_with},
     server_process::Server,
 };
@@ -47,6 +48,20 @@ async fn assert_slow_down(response: reqwest::Response) {
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
 }
 
+/// Asserts each answer is a 401 or a 429 asking to slow down; how many were 429s.
+async fn count_slowed_down(answers: Vec<reqwest::Response>) -> usize {
+    let mut refused = 0;
+    for answer in answers {
+        if answer.status() == 429 {
+            refused += 1;
+            assert_slow_down(answer).await;
+        } else {
+            assert_eq!(answer.status(), 401);
+        }
+    }
+    refused
+}
+
 /// About 20 garbage requests a second used to make a real token request wait 5-9 s.
 #[tokio::test]
 async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_token_promptly() {
@@ -62,11 +77,7 @@ async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_t
         let started = Instant::now();
         let response = elsewhere
             .post(app.token_url())
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &client_id),
-                ("client_secret", &secret),
-            ])
+            .form(&client_credentials(&client_id, &secret))
             .send()
             .await
             .unwrap();
@@ -78,15 +89,7 @@ async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_t
         took < Duration::from_secs(3),
         "the real request took {took:?}"
     );
-    let mut refused = 0;
-    for answer in answers {
-        if answer.status() == 429 {
-            refused += 1;
-            assert_slow_down(answer).await;
-        } else {
-            assert_eq!(answer.status(), 401);
-        }
-    }
+    let refused = count_slowed_down(answers).await;
     assert!(refused >= 100, "only {refused} of 120 refused");
 }
 
@@ -94,26 +97,19 @@ async fn a_flood_from_one_address_is_refused_while_a_client_elsewhere_gets_its_t
 async fn one_client_id_beyond_its_budget_is_refused_whatever_its_secret() {
     let app = spawn_app_with(|s| s.token_requests_per_minute_per_client = 3).await;
     let (client_id, secret) = app.create_client("ci", "Apps").await;
-    let form = |secret: &str| {
-        vec![
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", client_id.clone()),
-            ("client_secret", secret.to_string()),
-        ]
-    };
     for _ in 0..3 {
-        let response = app.client.post(app.token_url()).form(&form("wrong")).send();
-        assert_eq!(response.await.unwrap().status(), 401);
+        let response = app
+            .request_token(&client_credentials(&client_id, "wrong"))
+            .await;
+        assert_eq!(response.status(), 401);
     }
-    let response = app.client.post(app.token_url()).form(&form(&secret)).send();
-    assert_slow_down(response.await.unwrap()).await;
+    let response = app
+        .request_token(&client_credentials(&client_id, &secret))
+        .await;
+    assert_slow_down(response).await;
     // Another id (here one that does not exist) has its own budget.
-    let other = app
-        .client
-        .post(app.token_url())
-        .form(&garbage_form(0))
-        .send();
-    assert_eq!(other.await.unwrap().status(), 401);
+    let other = app.request_token(&garbage_form(0)).await;
+    assert_eq!(other.status(), 401);
 }
 
 #[tokio::test]
@@ -125,15 +121,7 @@ async fn secret_checks_beyond_the_queue_limit_are_refused_at_once() {
     })
     .await;
     let answers = flood(&app, 40).await;
-    let mut refused = 0;
-    for answer in answers {
-        if answer.status() == 429 {
-            refused += 1;
-            assert_slow_down(answer).await;
-        } else {
-            assert_eq!(answer.status(), 401);
-        }
-    }
+    let refused = count_slowed_down(answers).await;
     assert!(
         refused > 0,
         "40 checks at once never met the queue limit of 2"
@@ -157,11 +145,7 @@ async fn token_requests_leave_the_server_s_memory_bounded() {
             };
             app.client
                 .post(&token_url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_secret", secret.as_str()),
-                ])
+                .form(&client_credentials(&client_id, &secret))
                 .send()
         });
         for response in join_all(requests).await {
