@@ -4,17 +4,12 @@
 # Usage: scripts/docs-browser-check.sh [path/to/uplift]
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-uplift=$(realpath "${1:-$repo/target/debug/uplift}")
+source "$(dirname "$0")/lib/server.sh"
+uplift_script_binary "${1:-}"
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-source "$repo/scripts/lib/server.sh"
-work=$(mktemp -d)
-uplift_cleanup_on_exit "$work"
-cd "$work"
-start_uplift "$uplift" server.log
-port=$uplift_port
+serve_from_scratch "$uplift"
 
 # The flags keep Chromium off the network it cannot reach here.
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

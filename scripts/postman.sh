@@ -4,9 +4,8 @@
 # secrets as environment variables. Usage: scripts/postman.sh [path/to/uplift]
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-uplift=$(realpath "${1:-$repo/target/debug/uplift}")
-source "$repo/scripts/lib/server.sh"
+source "$(dirname "$0")/lib/server.sh"
+uplift_script_binary "${1:-}"
 work=$(mktemp -d)
 uplift_cleanup_on_exit "$work"
 

@@ -4,14 +4,9 @@
 # Usage: scripts/readme-smoke.sh [path/to/uplift]
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-uplift=$(realpath "${1:-$repo/target/debug/uplift}")
-source "$repo/scripts/lib/server.sh"
-work=$(mktemp -d)
-uplift_cleanup_on_exit "$work"
-cd "$work"
-start_uplift "$uplift" server.log
-port=$uplift_port
+source "$(dirname "$0")/lib/server.sh"
+uplift_script_binary "${1:-}"
+serve_from_scratch "$uplift"
 export UPLIFT_LISTEN=127.0.0.1:$port
 
 # The README's ```sh blocks of these sections, with its binary path and port swapped in.

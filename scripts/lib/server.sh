@@ -38,6 +38,26 @@ uplift_cleanup_on_exit() {
   trap uplift_cleanup EXIT
 }
 
+# uplift_script_binary [PATH]: the binary a script was given (default: the debug
+# build), as an absolute path; sets repo and uplift.
+uplift_script_binary() {
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  uplift=$(realpath "${1:-$repo/target/debug/uplift}")
+}
+
+# serve_from_scratch BINARY [VAR=value ...]: a fresh scratch directory (removed on
+# exit) as the working directory, and BINARY serving from it (log: server.log). Sets
+# work and port, besides what start_uplift sets.
+serve_from_scratch() {
+  work=$(mktemp -d)
+  uplift_cleanup_on_exit "$work"
+  cd "$work"
+  local binary=$1
+  shift
+  start_uplift "$binary" server.log "$@"
+  port=$uplift_port
+}
+
 # start_uplift BINARY LOGFILE [VAR=value ...]
 # Starts `BINARY serve` in the background on UPLIFT_LISTEN=127.0.0.1:<free port>, with
 # the extra environment given, stdout and stderr to LOGFILE, and returns once
