@@ -72,10 +72,10 @@ macro_rules! api_area {
 }
 pub(crate) use api_area;
 
-/// Serves each `(handler path, route)` at the path and method its operation (whose id
-/// is the handler's name, utoipa's default) has in
-/// `api`, one actix resource per path (in first-seen order), so a wrong method on a
-/// known path is actix's 405 with `Allow` (turned into problem+json with the rest).
+/// Serves each `(handler path, route)` at the path and method that the handler's
+/// operation has in `api` (its operation id is the handler's name, utoipa's default),
+/// one actix resource per path in first-seen order, so a wrong method on a known path
+/// is actix's 405 with `Allow` (turned into problem+json with the rest).
 ///
 /// Panics when a handler has no operation in the document: a wiring mistake, seen the
 /// moment any server or test starts.
