@@ -11,6 +11,10 @@ pub const BULK_UPGRADE_PATH: &str = "models/deployed/apps/updateToLatestAppVersi
 /// The tenant a UiPath call acts in; must be the token's tenant.
 pub const TENANT_HEADER: &str = "X-UiPath-Internal-TenantId";
 
+/// Accepted in place of `TENANT_HEADER` (UiPath's Python SDK sends it), under the same
+/// rule; both sent with different values is a bad request.
+pub const TENANT_HEADER_ALIAS: &str = "X-UiPath-TenantId";
+
 /// The folder (key, a UUID) a UiPath call acts in.
 pub const FOLDER_KEY_HEADER: &str = "X-UiPath-FolderKey";
 

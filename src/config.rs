@@ -203,6 +203,11 @@ impl Settings {
         self.data_dir.join("jwt-secret")
     }
 
+    /// `/{organization}`, where the organization's token endpoint is served too.
+    pub fn organization_path(&self) -> String {
+        format!("/{}", self.organization)
+    }
+
     /// The UiPath base path: `/{organization}/apps_/default/api/v1/default`.
     pub fn uipath_base_path(&self) -> String {
         crate::api_paths::uipath_base_path(&self.organization)

@@ -19,7 +19,7 @@ use crate::{
     telemetry::{self, RequestId},
 };
 
-pub use crate::api_paths::TENANT_HEADER;
+pub use crate::api_paths::{TENANT_HEADER, TENANT_HEADER_ALIAS};
 
 /// How an API area accepts its token in `Authorization`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,13 @@ pub async fn authenticate(req: &HttpRequest, scheme: TokenScheme) -> Result<Prin
         None if scheme == TokenScheme::BearerOrBare && !value.is_empty() => value,
         _ => {
             return Err(ApiError::InvalidToken(
-                "Authorization must be 'Bearer <token>'".into(),
+                match scheme {
+                    TokenScheme::Bearer => "Authorization must be 'Bearer <token>'",
+                    TokenScheme::BearerOrBare => {
+                        "Authorization must be '<token>' or 'Bearer <token>'"
+                    }
+                }
+                .into(),
             ));
         }
     };
@@ -208,7 +214,7 @@ impl FromRequest for RainbondCaller {
 }
 
 /// A caller of the UiPath API: a verified token whose tenant equals the
-/// `X-UiPath-Internal-TenantId` header.
+/// `X-UiPath-Internal-TenantId` header (or its alias `X-UiPath-TenantId`).
 pub struct UiPathCaller(pub Caller);
 
 impl std::ops::Deref for UiPathCaller {
@@ -226,26 +232,40 @@ impl FromRequest for UiPathCaller {
         let req = req.clone();
         Box::pin(async move {
             let caller = Caller::from_request(&req, TokenScheme::Bearer).await?;
-            let tenant = req
-                .headers()
-                .get(TENANT_HEADER)
-                .ok_or_else(|| ApiError::bad_request(format!("missing header {TENANT_HEADER}")))?
-                .to_str()
-                .map_err(|_| {
-                    ApiError::bad_request(format!("header {TENANT_HEADER} is not valid text"))
-                })?
-                .trim();
-            if tenant.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "header {TENANT_HEADER} is empty"
-                )));
-            }
+            let tenant = tenant_header(&req)?;
             if tenant != caller.tenant_id() {
                 return Err(ApiError::Forbidden(format!(
-                    "the token was issued for another tenant than {TENANT_HEADER} names"
+                    "the token was issued for another tenant than {TENANT_HEADER} (or {TENANT_HEADER_ALIAS}) names"
                 )));
             }
             Ok(UiPathCaller(caller))
         })
+    }
+}
+
+/// The tenant a UiPath call names: `X-UiPath-Internal-TenantId` or, as UiPath's Python
+/// SDK sends it, `X-UiPath-TenantId`. Both sent must agree.
+fn tenant_header(req: &HttpRequest) -> Result<String, ApiError> {
+    let read = |name: &str| -> Result<Option<String>, ApiError> {
+        let Some(value) = req.headers().get(name) else {
+            return Ok(None);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request(format!("header {name} is not valid text")))?
+            .trim();
+        if value.is_empty() {
+            return Err(ApiError::bad_request(format!("header {name} is empty")));
+        }
+        Ok(Some(value.to_string()))
+    };
+    match (read(TENANT_HEADER)?, read(TENANT_HEADER_ALIAS)?) {
+        (Some(internal), Some(alias)) if internal != alias => Err(ApiError::bad_request(format!(
+            "headers {TENANT_HEADER} and {TENANT_HEADER_ALIAS} name different tenants; send one, or the same tenant in both"
+        ))),
+        (Some(tenant), _) | (None, Some(tenant)) => Ok(tenant),
+        (None, None) => Err(ApiError::bad_request(format!(
+            "missing header {TENANT_HEADER} (or {TENANT_HEADER_ALIAS})"
+        ))),
     }
 }

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ApiError, extract::read_body, problem::PROBLEM_JSON, registered};
 use crate::{
-    api_paths::{FOLDER_KEY_HEADER, TENANT_HEADER},
+    api_paths::{FOLDER_KEY_HEADER, TENANT_HEADER, TENANT_HEADER_ALIAS},
     app::IdempotencyPolicy,
     auth::Principal,
     idempotency::{self as store, Claim, KeyId, Lease, StoredResponse},
@@ -90,7 +90,12 @@ pub async fn keys(
         req.method().as_str().as_bytes(),
         req.path().as_bytes(),
         req.query_string().as_bytes(),
-        header(TENANT_HEADER),
+        // Either spelling of the tenant header: the caller check makes them agree.
+        if req.headers().contains_key(TENANT_HEADER) {
+            header(TENANT_HEADER)
+        } else {
+            header(TENANT_HEADER_ALIAS)
+        },
         header(FOLDER_KEY_HEADER),
         &body,
     ]);

@@ -39,6 +39,16 @@ super::api_area! {
     }
 }
 
+super::api_area! {
+    /// The token endpoint again under the configured organization,
+    /// `/{organization}/identity_/connect/token`, where UiPath's clients that build
+    /// every URL on `https://cloud.uipath.com/{organization}` ask for tokens. Its paths
+    /// are relative to `/{organization}`.
+    OrganizationIdentityApi {
+        organization_token,
+    }
+}
+
 /// The form fields of a token request (`application/x-www-form-urlencoded`); the client
 /// may instead authenticate with HTTP Basic (RFC 6749 §2.3.1).
 #[derive(utoipa::ToSchema)]
@@ -162,6 +172,32 @@ async fn token(
         expires_in: ttl,
         scope: scopes,
     }))
+}
+
+/// Get an access token under the organization
+///
+/// The same as `POST /identity_/connect/token`, at the path UiPath's clients derive from
+/// the organization URL (only the configured organization's).
+#[utoipa::path(
+    post,
+    path = "/identity_/connect/token",
+    tag = "Identity",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A bearer token", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_scope or unsupported_grant_type", body = OAuthErrorBody),
+        (status = 401, description = "invalid_client (unknown, deleted or wrong secret)", body = OAuthErrorBody),
+        (status = 429, description = "temporarily_unavailable: this client id or address used its budget, or too many token requests wait; Retry-After says when to retry", body = OAuthErrorBody),
+        (status = 500, description = "server_error", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
+    ),
+)]
+async fn organization_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    token(req, state, payload).await
 }
 
 /// Our signing public key as a JWK set, so other services (or replicas configured with

@@ -148,6 +148,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
             web::scope(&settings.uipath_base_path())
                 .wrap(from_fn(idempotency::keys))
                 .configure(uipath::UiPathApi::register),
+        )
+        // After the UiPath scope, which shares the `/{organization}` prefix: a scope
+        // takes every path under its prefix.
+        .service(
+            web::scope(&settings.organization_path())
+                .configure(identity::OrganizationIdentityApi::register),
         );
 }
 

@@ -11,13 +11,18 @@ use utoipa::{
         Components, ContentBuilder, HttpMethod, ObjectBuilder, Ref, RefOr, Required,
         ResponseBuilder, Type,
         path::{Operation, ParameterBuilder, ParameterIn, PathItem},
-        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
     },
 };
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{self as routes, problem::PROBLEM_JSON};
-use crate::config::Settings;
+use crate::{
+    api_paths::{TENANT_HEADER, TENANT_HEADER_ALIAS},
+    config::Settings,
+};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
@@ -48,20 +53,30 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
         .nest(
             routes::rainbond::BASE,
             routes::rainbond::RainbondApi::openapi(),
+        )
+        .nest(
+            settings.organization_path(),
+            routes::identity::OrganizationIdentityApi::openapi(),
         );
     doc.merge(routes::ops::OpsApi::openapi());
     doc.merge(routes::identity::IdentityApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.components
-        .get_or_insert_with(Components::new)
-        .add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+    let components = doc.components.get_or_insert_with(Components::new);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+            BARE_TOKEN_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "The bare token, `Authorization: <token>`, as Rainbond clients send it (Rainbond routes only)",
+            ))),
         );
     for (path, item) in doc.paths.paths.iter_mut() {
         let errors = if path.starts_with(&base) {
@@ -69,12 +84,14 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
                 schema: "Problem",
                 content_type: PROBLEM_JSON,
                 tenant_header: true,
+                bare_token: false,
             }
         } else if path.starts_with(routes::rainbond::BASE) {
             ErrorBody {
                 schema: "RainbondError",
                 content_type: "application/json",
                 tenant_header: false,
+                bare_token: true,
             }
         } else {
             continue;
@@ -105,25 +122,52 @@ struct ErrorBody {
     schema: &'static str,
     content_type: &'static str,
     tenant_header: bool,
+    /// The area also takes the bare token (`Authorization: <token>`).
+    bare_token: bool,
 }
 
+/// The security scheme of a bare token in `Authorization` (Rainbond's form).
+const BARE_TOKEN_SCHEME: &str = "apiKey";
+
 fn add_common(method: HttpMethod, operation: &mut Operation, errors_as: &ErrorBody) {
-    operation.security = Some(vec![SecurityRequirement::new(
-        "bearer",
-        Vec::<String>::new(),
-    )]);
+    let mut security = vec![SecurityRequirement::new("bearer", Vec::<String>::new())];
+    if errors_as.bare_token {
+        // Either scheme alone suffices.
+        security.push(SecurityRequirement::new(
+            BARE_TOKEN_SCHEME,
+            Vec::<String>::new(),
+        ));
+    }
+    operation.security = Some(security);
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     if errors_as.tenant_header {
         parameters.insert(
             0,
             RefOr::T(
                 ParameterBuilder::new()
-                    .name("X-UiPath-Internal-TenantId")
+                    .name(TENANT_HEADER)
                     .parameter_in(ParameterIn::Header)
                     .required(Required::True)
-                    .description(Some(
-                        "The caller's tenant; must equal the token's tenant claim",
-                    ))
+                    .description(Some(format!(
+                        "The caller's tenant; must equal the token's tenant claim (403 otherwise). \
+                         `{TENANT_HEADER_ALIAS}` (as UiPath's Python SDK sends it) is accepted \
+                         in its place under the same rule; both sent with different values is a 400"
+                    )))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            ),
+        );
+        parameters.insert(
+            1,
+            RefOr::T(
+                ParameterBuilder::new()
+                    .name(TENANT_HEADER_ALIAS)
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(format!(
+                        "Accepted in place of `{TENANT_HEADER}` (UiPath's Python SDK sends it); \
+                         the same rule applies, and it must agree with `{TENANT_HEADER}` when both are sent"
+                    )))
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                     .build(),
             ),

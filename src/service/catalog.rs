@@ -5,12 +5,16 @@
 use chrono::Utc;
 use entity::{app, app_version};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionSession, TransactionTrait, sea_query::LockType,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait, sea_query::LockType,
 };
+use std::{cmp::Ordering, str::FromStr};
 
-use super::Actor;
-use crate::{db, error::Error};
+use super::{
+    Actor,
+    listing::{DEFAULT_TOP, parse_order_by_of},
+};
+use crate::{db, domain::Title, error::Error};
 
 const MAX_PACKAGE_NAME_CHARS: usize = 200;
 /// Attempts at a publish that lost a race for the next version number.
@@ -48,12 +52,38 @@ impl AppDefaults {
 
 /// Publishes `package_version` of `package_name`. Retrying the same publish returns
 /// the version published the first time.
-#[tracing::instrument(skip_all, fields(tenant, package = package_name, version = package_version))]
 pub async fn publish<C>(
     db: &C,
     tenant: &str,
     package_name: &str,
     package_version: &str,
+    actor: &Actor,
+    defaults: &AppDefaults,
+) -> Result<Published, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    publish_titled(
+        db,
+        tenant,
+        package_name,
+        package_version,
+        None,
+        actor,
+        defaults,
+    )
+    .await
+}
+
+/// `publish`, where `title` (when given) is the app's title if this publish creates
+/// the app; an existing app keeps its title.
+#[tracing::instrument(skip_all, fields(tenant, package = package_name, version = package_version))]
+pub async fn publish_titled<C>(
+    db: &C,
+    tenant: &str,
+    package_name: &str,
+    package_version: &str,
+    title: Option<&Title>,
     actor: &Actor,
     defaults: &AppDefaults,
 ) -> Result<Published, Error>
@@ -73,7 +103,12 @@ where
     })?;
     let package_version = parsed.to_string();
     for _ in 0..PUBLISH_ATTEMPTS {
-        match try_publish(db, tenant, package_name, &package_version, actor, defaults).await {
+        let new_app = NewApp {
+            package_name,
+            title: title.map_or(package_name, Title::as_str),
+            defaults,
+        };
+        match try_publish(db, tenant, &new_app, &package_version, actor).await {
             Ok(published) => return Ok(published),
             // Two publishers raced to create the same app, or the app's row stayed
             // locked past the lock timeout: read again.
@@ -89,13 +124,19 @@ where
     ))
 }
 
+/// What a publish that creates its app gives the app.
+struct NewApp<'a> {
+    package_name: &'a str,
+    title: &'a str,
+    defaults: &'a AppDefaults,
+}
+
 async fn try_publish<C>(
     db: &C,
     tenant: &str,
-    package_name: &str,
+    new_app: &NewApp<'_>,
     package_version: &str,
     actor: &Actor,
-    defaults: &AppDefaults,
 ) -> Result<Published, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -109,13 +150,13 @@ where
     // through their foreign key.
     let app = match app::Entity::find()
         .filter(app::Column::TenantId.eq(tenant))
-        .filter(app::Column::PackageName.eq(package_name))
+        .filter(app::Column::PackageName.eq(new_app.package_name))
         .lock(LockType::NoKeyUpdate)
         .one(&txn)
         .await?
     {
         Some(app) => app,
-        None => create_app(&txn, tenant, package_name, defaults).await?,
+        None => create_app(&txn, tenant, new_app).await?,
     };
     let existing = app_version::Entity::find()
         .filter(app_version::Column::AppId.eq(app.id))
@@ -166,9 +207,13 @@ where
 async fn create_app<C: ConnectionTrait>(
     txn: &C,
     tenant: &str,
-    package_name: &str,
-    defaults: &AppDefaults,
+    new_app: &NewApp<'_>,
 ) -> Result<app::Model, DbErr> {
+    let NewApp {
+        package_name,
+        title,
+        defaults,
+    } = new_app;
     let base = system_name_for(package_name);
     let mut candidate = base.clone();
     let mut n = 1;
@@ -187,7 +232,7 @@ async fn create_app<C: ConnectionTrait>(
         tenant_id: Set(tenant.to_string()),
         system_name: Set(candidate),
         package_name: Set(package_name.to_string()),
-        title: Set(package_name.to_string()),
+        title: Set(title.to_string()),
         market_name: Set(defaults.market_name.clone()),
         source: Set(defaults.source.clone()),
         created_at: Set(Utc::now()),
@@ -325,6 +370,190 @@ pub async fn published_versions<C: ConnectionTrait>(
     Ok(Some((app, versions)))
 }
 
+/// One page of a catalogue list: `top`/`skip` and the `orderBy` terms over `F`, the
+/// list's fields; what breaks ties is the list's own (so pages are stable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogQuery<F> {
+    pub top: u64,
+    pub skip: u64,
+    pub order_by: Vec<(F, Order)>,
+    /// Case-insensitive text in the title or system name (published apps only).
+    pub search_text: Option<String>,
+}
+
+impl<F> Default for CatalogQuery<F> {
+    fn default() -> Self {
+        CatalogQuery {
+            top: DEFAULT_TOP,
+            skip: 0,
+            order_by: Vec::new(),
+            search_text: None,
+        }
+    }
+}
+
+impl<F: FromStr<Err = Error>> CatalogQuery<F> {
+    /// Parses `orderBy` (`field [asc|desc]`, comma-separated) over `F`.
+    pub fn order_by(raw: Option<&str>) -> Result<Vec<(F, Order)>, Error> {
+        Ok(raw.map(parse_order_by_of).transpose()?.unwrap_or_default())
+    }
+}
+
+/// What the published-apps list orders by (default: systemName).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppSortField {
+    SystemName,
+    Title,
+    PackageName,
+    /// The latest published version.
+    DeployVersion,
+    /// Its package version, in semantic-version precedence.
+    PackageVersion,
+}
+
+impl FromStr for AppSortField {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "systemname" => AppSortField::SystemName,
+            "title" => AppSortField::Title,
+            "packagename" => AppSortField::PackageName,
+            "deployversion" => AppSortField::DeployVersion,
+            "packageversion" | "appversion" => AppSortField::PackageVersion,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "orderBy field {s:?} is unknown; use systemName, title, packageName, deployVersion or packageVersion"
+                )));
+            }
+        })
+    }
+}
+
+/// What the published-versions list orders by (default: deployVersion desc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSortField {
+    DeployVersion,
+    /// In semantic-version precedence.
+    PackageVersion,
+    PublishedAt,
+    PublishedBy,
+}
+
+impl FromStr for VersionSortField {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "deployversion" => VersionSortField::DeployVersion,
+            "packageversion" | "appversion" => VersionSortField::PackageVersion,
+            "publishedat" => VersionSortField::PublishedAt,
+            "publishedby" => VersionSortField::PublishedBy,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "orderBy field {s:?} is unknown; use deployVersion, packageVersion, publishedAt or publishedBy"
+                )));
+            }
+        })
+    }
+}
+
+/// Package versions in semantic-version precedence (all were checked at publish);
+/// text order for any that somehow is not one.
+fn semver_cmp(a: &str, b: &str) -> Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+/// Sorts by the terms, then by `tie` (a total order), and returns the total and the page.
+fn page<T, F: Copy>(
+    mut items: Vec<T>,
+    query: &CatalogQuery<F>,
+    default: &[(F, Order)],
+    by: impl Fn(&T, &T, F) -> Ordering,
+    tie: impl Fn(&T, &T) -> Ordering,
+) -> (u64, Vec<T>) {
+    let terms = if query.order_by.is_empty() {
+        default
+    } else {
+        &query.order_by
+    };
+    items.sort_by(|a, b| {
+        terms
+            .iter()
+            .map(|(field, order)| match order {
+                Order::Desc => by(a, b, *field).reverse(),
+                _ => by(a, b, *field),
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| tie(a, b))
+    });
+    let total = items.len() as u64;
+    let skip = usize::try_from(query.skip).unwrap_or(usize::MAX);
+    let top = usize::try_from(query.top).unwrap_or(usize::MAX);
+    (total, items.into_iter().skip(skip).take(top).collect())
+}
+
+/// A page of `published_apps`, filtered by the search text: the total matching and
+/// the page.
+pub async fn published_apps_page<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    query: &CatalogQuery<AppSortField>,
+) -> Result<(u64, Vec<(app::Model, app_version::Model)>), Error> {
+    let mut apps = published_apps(db, tenant).await?;
+    if let Some(text) = query
+        .search_text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let text = text.to_lowercase();
+        apps.retain(|(a, _)| {
+            a.title.to_lowercase().contains(&text) || a.system_name.to_lowercase().contains(&text)
+        });
+    }
+    Ok(page(
+        apps,
+        query,
+        &[(AppSortField::SystemName, Order::Asc)],
+        |(a, av), (b, bv), field| match field {
+            AppSortField::SystemName => a.system_name.cmp(&b.system_name),
+            AppSortField::Title => a.title.cmp(&b.title),
+            AppSortField::PackageName => a.package_name.cmp(&b.package_name),
+            AppSortField::DeployVersion => av.version.cmp(&bv.version),
+            AppSortField::PackageVersion => semver_cmp(&av.package_version, &bv.package_version),
+        },
+        |(a, _), (b, _)| a.id.cmp(&b.id),
+    ))
+}
+
+/// A page of `published_versions`: the app, the total and the page; `None` when the
+/// app does not exist.
+pub async fn published_versions_page<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    system_name: &str,
+    query: &CatalogQuery<VersionSortField>,
+) -> Result<Option<(app::Model, u64, Vec<app_version::Model>)>, Error> {
+    let Some((app, versions)) = published_versions(db, tenant, system_name).await? else {
+        return Ok(None);
+    };
+    let (total, versions) = page(
+        versions,
+        query,
+        &[(VersionSortField::DeployVersion, Order::Desc)],
+        |a, b, field| match field {
+            VersionSortField::DeployVersion => a.version.cmp(&b.version),
+            VersionSortField::PackageVersion => semver_cmp(&a.package_version, &b.package_version),
+            VersionSortField::PublishedAt => a.published_at.cmp(&b.published_at),
+            VersionSortField::PublishedBy => a.published_by.cmp(&b.published_by),
+        },
+        |a, b| a.version.cmp(&b.version),
+    );
+    Ok(Some((app, total, versions)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,5 +566,40 @@ mod tests {
         );
         assert_eq!(system_name_for("  acme.hr--portal  "), "acme_hr_portal");
         assert_eq!(system_name_for("日本"), "app");
+    }
+
+    #[test]
+    fn catalogue_order_fields_are_named_when_unknown_and_versions_sort_by_precedence() {
+        let err = CatalogQuery::<AppSortField>::order_by(Some("colour"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+        assert!(CatalogQuery::<VersionSortField>::order_by(Some("title")).is_err());
+        assert_eq!(
+            CatalogQuery::<VersionSortField>::order_by(Some("packageVersion desc")).unwrap(),
+            [(VersionSortField::PackageVersion, Order::Desc)]
+        );
+        assert_eq!(semver_cmp("1.10.0", "1.9.0"), Ordering::Greater);
+        assert_eq!(semver_cmp("2.0.0-beta.1", "2.0.0"), Ordering::Less);
+    }
+
+    #[test]
+    fn a_page_is_sorted_by_the_terms_then_the_tie_breaker_and_counts_everything() {
+        let query = CatalogQuery {
+            top: 2,
+            skip: 1,
+            order_by: vec![(VersionSortField::PublishedBy, Order::Desc)],
+            search_text: None,
+        };
+        let items = vec![(1, "a"), (2, "b"), (3, "a"), (4, "b")];
+        let (total, got) = page(
+            items,
+            &query,
+            &[],
+            |a, b, _| a.1.cmp(b.1),
+            |a, b| a.0.cmp(&b.0),
+        );
+        assert_eq!(total, 4);
+        assert_eq!(got, [(4, "b"), (1, "a")]);
     }
 }

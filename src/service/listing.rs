@@ -4,7 +4,7 @@
 use std::{collections::HashMap, str::FromStr};
 
 use crate::error::Error;
-use entity::{app, deployment, deployment_tag};
+use entity::{app, app_version, deployment, deployment_tag};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
@@ -22,6 +22,8 @@ pub struct ListedDeployment {
     pub title: String,
     pub description: String,
     pub version: i32,
+    /// The package version (semantic version) of `version`.
+    pub package_version: String,
     pub routing_name: String,
     pub tags: Vec<String>,
 }
@@ -79,11 +81,16 @@ impl Default for ListQuery {
 
 /// Parses `orderBy` as OData does: `field [asc|desc]`, several separated by commas.
 pub fn parse_order_by(raw: &str) -> Result<Vec<(SortField, Order)>, Error> {
+    parse_order_by_of(raw)
+}
+
+/// `parse_order_by` over another list's fields (`F::from_str` names an unknown one).
+pub fn parse_order_by_of<F: FromStr<Err = Error>>(raw: &str) -> Result<Vec<(F, Order)>, Error> {
     raw.split(',')
         .filter(|term| !term.trim().is_empty())
         .map(|term| {
             let mut words = term.split_whitespace();
-            let field: SortField = words.next().unwrap_or_default().parse()?;
+            let field: F = words.next().unwrap_or_default().parse()?;
             let order = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("asc") => Order::Asc,
                 Some("desc") => Order::Desc,
@@ -226,12 +233,23 @@ pub async fn list<C: ConnectionTrait>(
 
     let ids: Vec<String> = rows.iter().map(|(d, _)| d.id.clone()).collect();
     let mut tags = tags_of(db, &ids).await?;
+    let versions: Vec<(i32, i32)> = rows.iter().map(|(d, _)| (d.app_id, d.version)).collect();
+    let package_versions = package_versions_of(db, &versions).await?;
     Ok((
         total,
         rows.into_iter()
             .map(|(d, a)| {
                 let tags = tags.remove(&d.id).unwrap_or_default();
-                listed(d, a.map(|a| a.system_name).unwrap_or_default(), tags)
+                let package_version = package_versions
+                    .get(&(d.app_id, d.version))
+                    .cloned()
+                    .unwrap_or_default();
+                listed(
+                    d,
+                    a.map(|a| a.system_name).unwrap_or_default(),
+                    package_version,
+                    tags,
+                )
             })
             .collect(),
     ))
@@ -240,6 +258,7 @@ pub async fn list<C: ConnectionTrait>(
 pub fn listed(
     d: deployment::Model,
     app_system_name: String,
+    package_version: String,
     tags: Vec<String>,
 ) -> ListedDeployment {
     ListedDeployment {
@@ -248,9 +267,31 @@ pub fn listed(
         title: d.title,
         description: d.description,
         version: d.version,
+        package_version,
         routing_name: d.routing_name,
         tags,
     }
+}
+
+/// The package version of each `(app id, integer version)`.
+pub async fn package_versions_of<C: ConnectionTrait>(
+    db: &C,
+    versions: &[(i32, i32)],
+) -> Result<HashMap<(i32, i32), String>, Error> {
+    if versions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let app_ids: std::collections::BTreeSet<i32> = versions.iter().map(|v| v.0).collect();
+    let numbers: std::collections::BTreeSet<i32> = versions.iter().map(|v| v.1).collect();
+    let rows = app_version::Entity::find()
+        .filter(app_version::Column::AppId.is_in(app_ids))
+        .filter(app_version::Column::Version.is_in(numbers))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|v| ((v.app_id, v.version), v.package_version))
+        .collect())
 }
 
 /// Tags of each deployment, sorted.

@@ -30,13 +30,22 @@ async fn publishing_numbers_versions_in_publish_order_and_a_repeat_returns_the_f
         assert_eq!(response.status(), 200);
         answers.push(response.json::<Value>().await.unwrap());
     }
+    let definition = |version: &str, deploy_version: i32| {
+        json!({
+            "systemName": "Invoice_Portal",
+            "title": "Invoice Portal",
+            "packageName": "Invoice Portal",
+            "packageVersion": version,
+            "deployVersion": deploy_version,
+        })
+    };
     assert_eq!(
         answers[0],
-        json!({"systemName": "Invoice_Portal", "deployVersion": 1})
+        json!({"systemName": "Invoice_Portal", "deployVersion": 1, "definition": definition("1.0.0", 1)})
     );
     assert_eq!(
         answers[1],
-        json!({"systemName": "Invoice_Portal", "deployVersion": 2})
+        json!({"systemName": "Invoice_Portal", "deployVersion": 2, "definition": definition("1.1.0", 2)})
     );
     assert_eq!(answers[2], answers[0], "publishing 1.0.0 again is a no-op");
     assert_eq!(answers[3]["deployVersion"], 3);

@@ -39,9 +39,12 @@ async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
         HashSet::from([
             "id",
             "appSystemName",
+            "systemName",
             "title",
             "description",
             "version",
+            "deployVersion",
+            "semVersion",
             "routingName",
             "tags"
         ])

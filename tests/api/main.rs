@@ -23,3 +23,4 @@ mod regressions;
 mod server_process;
 mod token_attacks;
 mod token_flood;
+mod uipath_compat;

@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::odata::{self, ODataCollection};
+use super::params::{PublishedAppsParams, PublishedVersionsParams};
 use crate::{
     access::{self, Permission},
     app::AppState,
+    domain::Title,
     http::extract::JsonBody,
     http::problem::{ApiError, Problem},
     http::{auth::UiPathCaller, idempotency},
@@ -27,12 +29,36 @@ pub struct PublishRequest {
     #[schema(value_type = Option<String>)]
     #[allow(dead_code)]
     pub tenant_name: Option<serde::de::IgnoredAny>,
+    /// The app's title when this publish creates the app (default: the package name);
+    /// later publishes leave the title as it is.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Any JSON, accepted for UiPath compatibility (its clients send the app's schema)
+    /// and ignored.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)]
+    pub schema: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResponse {
     pub system_name: String,
+    pub deploy_version: i32,
+    /// The published app version under the names UiPath's clients read.
+    pub definition: PublishedDefinition,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedDefinition {
+    pub system_name: String,
+    /// The app's title.
+    pub title: String,
+    pub package_name: String,
+    pub package_version: String,
+    /// The same as the answer's `deployVersion`.
     pub deploy_version: i32,
 }
 
@@ -45,6 +71,8 @@ pub struct PublishedApp {
     pub deploy_version: i32,
     pub package_name: String,
     pub package_version: String,
+    /// The same as `packageVersion`, as UiPath's clients read it.
+    pub app_version: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +81,8 @@ pub struct PublishedVersion {
     pub system_name: String,
     pub deploy_version: i32,
     pub package_version: String,
+    /// The same as `packageVersion`, as UiPath's clients read it.
+    pub app_version: String,
     pub published_by: String,
     pub published_at: DateTime<Utc>,
 }
@@ -80,33 +110,48 @@ pub async fn publish_coded_app(
         .needs(Permission::AppVersionsCreate)?
         .in_tenant(&state.db)
         .await?;
+    let body = body.0;
+    let title = body.title.as_deref().map(Title::parse).transpose()?;
     if let Some(answer) = idempotency::claim(&req).await? {
         return Ok(answer);
     }
-    let body = body.0;
-    let published = catalog::publish(
+    let published = catalog::publish_titled(
         &state.db,
         caller.tenant_id(),
         &body.package_name,
         &body.package_version,
+        title.as_ref(),
         &caller.actor(),
         &AppDefaults::from_settings(&state.settings),
     )
     .await?;
+    let (app, version) = (published.app, published.version);
     Ok(HttpResponse::Ok().json(PublishResponse {
-        system_name: published.app.system_name,
-        deploy_version: published.version.version,
+        definition: PublishedDefinition {
+            system_name: app.system_name.clone(),
+            title: app.title,
+            package_name: app.package_name,
+            package_version: version.package_version,
+            deploy_version: version.version,
+        },
+        system_name: app.system_name,
+        deploy_version: version.version,
     }))
 }
 
 /// Get published apps
 ///
-/// Each app with a published version, and its latest published version.
+/// Each app with a published version, and its latest published version, a page at a
+/// time in a stable order. `folderFeedType` is accepted for UiPath compatibility: the
+/// catalogue is the tenant's, whichever feed is asked for.
 #[utoipa::path(
     get,
     path = "/models/tenants/{cloud_tenant_id}/publish/apps",
     tag = "UiPath Apps",
-    params(("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant")),
+    params(
+        ("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant"),
+        PublishedAppsParams,
+    ),
     responses((status = 200, description = "Published apps", body = ODataCollection<PublishedApp>)),
 )]
 pub async fn published_apps(
@@ -117,25 +162,27 @@ pub async fn published_apps(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppVersionsView)?;
     access::require_own_tenant(&caller.principal, &path)?;
+    let query = PublishedAppsParams::from_query(req.query_string())?;
     needs.in_tenant(&state.db).await?;
-    let items: Vec<PublishedApp> = catalog::published_apps(&state.db, caller.tenant_id())
-        .await?
+    let (count, page) = catalog::published_apps_page(&state.db, caller.tenant_id(), &query).await?;
+    let items: Vec<PublishedApp> = page
         .into_iter()
         .map(|(app, latest)| PublishedApp {
             system_name: app.system_name,
             title: app.title,
             deploy_version: latest.version,
             package_name: app.package_name,
+            app_version: latest.package_version.clone(),
             package_version: latest.package_version,
         })
         .collect();
-    let count = items.len() as u64;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "PublishedApps", count, items)))
 }
 
 /// Get published app versions
 ///
-/// The app's published versions, newest first.
+/// The app's published versions, newest first unless `orderBy` says otherwise, a page
+/// at a time.
 #[utoipa::path(
     get,
     path = "/models/{app_system_name}/tenants/{cloud_tenant_id}/publish/versions",
@@ -143,6 +190,7 @@ pub async fn published_apps(
     params(
         ("app_system_name" = String, Path, description = "The app's system name"),
         ("cloud_tenant_id" = String, Path, description = "Must be the caller's tenant"),
+        PublishedVersionsParams,
     ),
     responses(
         (status = 200, description = "Published versions, newest first", body = ODataCollection<PublishedVersion>),
@@ -158,21 +206,23 @@ pub async fn published_versions(
     let needs = caller.needs(Permission::AppVersionsView)?;
     let (system_name, tenant) = path.into_inner();
     access::require_own_tenant(&caller.principal, &tenant)?;
+    let query = PublishedVersionsParams::from_query(req.query_string())?;
     needs.in_tenant(&state.db).await?;
-    let (app, versions) = catalog::published_versions(&state.db, caller.tenant_id(), &system_name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
+    let (app, count, versions) =
+        catalog::published_versions_page(&state.db, caller.tenant_id(), &system_name, &query)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("app {system_name} not found")))?;
     let items: Vec<PublishedVersion> = versions
         .into_iter()
         .map(|v| PublishedVersion {
             system_name: app.system_name.clone(),
             deploy_version: v.version,
+            app_version: v.package_version.clone(),
             package_version: v.package_version,
             published_by: v.published_by,
             published_at: v.published_at,
         })
         .collect();
-    let count = items.len() as u64;
     Ok(HttpResponse::Ok().json(odata::collection(&req, "PublishedVersions", count, items)))
 }
 

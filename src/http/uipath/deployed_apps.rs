@@ -92,15 +92,23 @@ pub async fn deploy(
     Ok(HttpResponse::Ok().json(DeployResponse { id: deployment.id }))
 }
 
-/// A deployed app as UiPath's list call shows it.
+/// A deployed app as UiPath's list call shows it. `systemName`, `semVersion` and
+/// `deployVersion` are the names UiPath's clients read, beside uplift's own.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployedApp {
     pub id: String,
     pub app_system_name: String,
+    /// The same as `appSystemName`.
+    pub system_name: String,
     pub title: String,
     pub description: String,
+    /// The integer version the deployment runs.
     pub version: i32,
+    /// The same as `version`.
+    pub deploy_version: i32,
+    /// The package version (semantic version) of `version`.
+    pub sem_version: String,
     pub routing_name: String,
     pub tags: Vec<String>,
 }
@@ -109,10 +117,13 @@ impl From<ListedDeployment> for DeployedApp {
     fn from(d: ListedDeployment) -> Self {
         DeployedApp {
             id: d.id,
+            system_name: d.app_system_name.clone(),
             app_system_name: d.app_system_name,
             title: d.title,
             description: d.description,
             version: d.version,
+            deploy_version: d.version,
+            sem_version: d.package_version,
             routing_name: d.routing_name,
             tags: d.tags,
         }
@@ -235,6 +246,11 @@ pub async fn edit_deployed_app(
         .await?
         .remove(&deployment.id)
         .unwrap_or_default();
+    let package_version =
+        listing::package_versions_of(&state.db, &[(deployment.app_id, deployment.version)])
+            .await?
+            .remove(&(deployment.app_id, deployment.version))
+            .unwrap_or_default();
     let maintenance = MaintenanceMode {
         is_maintenance_mode_enabled: deployment.maintenance_enabled,
         maintenance_mode_url: deployment.maintenance_url.clone(),
@@ -242,7 +258,7 @@ pub async fn edit_deployed_app(
             .unwrap_or_default(),
     };
     Ok(HttpResponse::Ok().json(DeployedAppDetails {
-        app: listing::listed(deployment, system_name, tags).into(),
+        app: listing::listed(deployment, system_name, package_version, tags).into(),
         maintenance_mode_data: maintenance,
     }))
 }

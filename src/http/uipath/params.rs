@@ -8,7 +8,10 @@ use utoipa::IntoParams;
 
 use crate::{
     http::{ApiError, extract::parse_query},
-    service::listing::{self, DEFAULT_TOP, ListQuery, MAX_TOP},
+    service::{
+        catalog::{AppSortField, CatalogQuery, VersionSortField},
+        listing::{self, DEFAULT_TOP, ListQuery, MAX_TOP},
+    },
 };
 
 /// One page of a collection (the list call repeats these two fields: utoipa's
@@ -86,6 +89,110 @@ impl ListParams {
     }
 }
 
+/// Which catalogue a published-apps call reads. uplift has one catalogue per tenant,
+/// so both list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum FolderFeedType {
+    #[serde(rename = "tenant")]
+    Tenant,
+    #[serde(rename = "folderHierarchy")]
+    FolderHierarchy,
+}
+
+/// The published-apps call's query parameters (`$top`, `$skip`, `$orderBy` are
+/// accepted too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishedAppsParams {
+    /// Page size, 0 to 1000 (default 100).
+    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub top: u64,
+    /// Items to skip.
+    #[serde(alias = "$skip", default, deserialize_with = "skip")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
+    pub skip: u64,
+    /// `field [asc|desc]`, comma-separated, over systemName, title, packageName,
+    /// deployVersion, packageVersion (semantic-version precedence; `appVersion` is the
+    /// same); default systemName; the app's id always breaks ties.
+    #[serde(rename = "orderBy", alias = "$orderBy", default)]
+    #[param(rename = "orderBy")]
+    pub order_by: Option<String>,
+    /// Case-insensitive text in the title or system name.
+    #[serde(rename = "searchText", default)]
+    #[param(rename = "searchText")]
+    pub search_text: Option<String>,
+    /// `tenant` or `folderHierarchy`, accepted for UiPath compatibility: both list the
+    /// tenant's catalogue (uplift publishes per tenant, not per folder).
+    #[serde(
+        rename = "folderFeedType",
+        default,
+        deserialize_with = "folder_feed_type"
+    )]
+    #[param(rename = "folderFeedType", value_type = Option<FolderFeedType>, inline)]
+    #[allow(dead_code)] // Checked only: both feeds list the tenant's catalogue.
+    pub folder_feed_type: Option<FolderFeedType>,
+}
+
+impl PublishedAppsParams {
+    /// The catalogue service's query.
+    pub fn from_query(query: &str) -> Result<CatalogQuery<AppSortField>, ApiError> {
+        let params: PublishedAppsParams = parse_query(query)?;
+        Ok(CatalogQuery {
+            top: params.top,
+            skip: params.skip,
+            order_by: CatalogQuery::order_by(params.order_by.as_deref())?,
+            search_text: params.search_text,
+        })
+    }
+}
+
+/// The published-versions call's query parameters (`$top`, `$skip`, `$orderBy` are
+/// accepted too).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishedVersionsParams {
+    /// Page size, 0 to 1000 (default 100).
+    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub top: u64,
+    /// Items to skip.
+    #[serde(alias = "$skip", default, deserialize_with = "skip")]
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
+    pub skip: u64,
+    /// `field [asc|desc]`, comma-separated, over deployVersion, packageVersion
+    /// (semantic-version precedence; `appVersion` is the same), publishedAt,
+    /// publishedBy; default deployVersion desc (newest first); the version always
+    /// breaks ties.
+    #[serde(rename = "orderBy", alias = "$orderBy", default)]
+    #[param(rename = "orderBy")]
+    pub order_by: Option<String>,
+}
+
+impl PublishedVersionsParams {
+    /// The catalogue service's query.
+    pub fn from_query(query: &str) -> Result<CatalogQuery<VersionSortField>, ApiError> {
+        let params: PublishedVersionsParams = parse_query(query)?;
+        Ok(CatalogQuery {
+            top: params.top,
+            skip: params.skip,
+            order_by: CatalogQuery::order_by(params.order_by.as_deref())?,
+            search_text: None,
+        })
+    }
+}
+
+fn folder_feed_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FolderFeedType>, D::Error> {
+    let raw = String::deserialize(d)?;
+    match raw.trim() {
+        "tenant" => Ok(Some(FolderFeedType::Tenant)),
+        "folderHierarchy" => Ok(Some(FolderFeedType::FolderHierarchy)),
+        other => Err(D::Error::custom(format!(
+            "folderFeedType must be tenant or folderHierarchy, not {other:?}"
+        ))),
+    }
+}
+
 fn default_top() -> u64 {
     DEFAULT_TOP
 }
@@ -130,6 +237,34 @@ mod tests {
             let err = ListParams::from_query(query).unwrap_err().to_string();
             assert!(err.contains(named), "{query}: {err}");
         }
+    }
+
+    #[test]
+    fn catalogue_params_take_the_list_spellings_and_name_what_is_wrong() {
+        let q = PublishedAppsParams::from_query(
+            "$top=5&$skip=1&$orderBy=title%20desc&searchText=hr&folderFeedType=folderHierarchy",
+        )
+        .unwrap();
+        assert_eq!((q.top, q.skip, q.order_by.len()), (5, 1, 1));
+        assert_eq!(q.search_text.as_deref(), Some("hr"));
+        let q = PublishedVersionsParams::from_query("").unwrap();
+        assert_eq!((q.top, q.skip, q.order_by.len()), (DEFAULT_TOP, 0, 0));
+        for (query, named) in [
+            ("top=1001", "top"),
+            ("skip=-1", "skip"),
+            ("orderBy=colour", "colour"),
+            ("folderFeedType=folder", "folderFeedType"),
+            ("top=1&$top=2", "top"),
+        ] {
+            let err = PublishedAppsParams::from_query(query)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{query}: {err}");
+        }
+        let err = PublishedVersionsParams::from_query("orderBy=title")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("title"), "{err}");
     }
 
     #[test]
