@@ -81,6 +81,30 @@ struct TokenResponse {
     scope: String,
 }
 
+/// The token endpoint's answers, for both of its paths.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum TokenAnswers {
+    /// A bearer token
+    #[response(status = 200)]
+    Token(TokenResponse),
+    /// invalid_request, invalid_scope or unsupported_grant_type
+    #[response(status = 400)]
+    BadRequest(OAuthErrorBody),
+    /// invalid_client (unknown, deleted or wrong secret)
+    #[response(status = 401)]
+    InvalidClient(OAuthErrorBody),
+    /// temporarily_unavailable: this client id or address used its budget, or too many token requests wait; Retry-After says when to retry
+    #[response(status = 429)]
+    SlowDown(OAuthErrorBody),
+    /// server_error
+    #[response(status = 500)]
+    ServerError(OAuthErrorBody),
+    /// temporarily_unavailable
+    #[response(status = 503)]
+    Unavailable(OAuthErrorBody),
+}
+
 /// Get an access token (client credentials)
 ///
 /// For registered client applications, as UiPath's external applications use.
@@ -89,14 +113,7 @@ struct TokenResponse {
     path = "/identity_/connect/token",
     tag = "Identity",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "A bearer token", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_scope or unsupported_grant_type", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client (unknown, deleted or wrong secret)", body = OAuthErrorBody),
-        (status = 429, description = "temporarily_unavailable: this client id or address used its budget, or too many token requests wait; Retry-After says when to retry", body = OAuthErrorBody),
-        (status = 500, description = "server_error", body = OAuthErrorBody),
-        (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
-    ),
+    responses(TokenAnswers),
 )]
 async fn token(
     req: HttpRequest,
@@ -183,14 +200,7 @@ async fn token(
     path = "/identity_/connect/token",
     tag = "Identity",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "A bearer token", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_scope or unsupported_grant_type", body = OAuthErrorBody),
-        (status = 401, description = "invalid_client (unknown, deleted or wrong secret)", body = OAuthErrorBody),
-        (status = 429, description = "temporarily_unavailable: this client id or address used its budget, or too many token requests wait; Retry-After says when to retry", body = OAuthErrorBody),
-        (status = 500, description = "server_error", body = OAuthErrorBody),
-        (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody),
-    ),
+    responses(TokenAnswers),
 )]
 async fn organization_token(
     req: HttpRequest,

@@ -14,19 +14,31 @@ use crate::{
     },
 };
 
-/// One page of a collection (the list call repeats these two fields: utoipa's
-/// `IntoParams` cannot flatten one parameter struct into another).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
-    pub top: u64,
-    /// Items to skip.
-    #[serde(alias = "$skip", default, deserialize_with = "skip")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
-    pub skip: u64,
+/// A paged list's query-parameter struct: `top` and `skip` (also as OData's `$top` and
+/// `$skip`) spliced in before the list's own fields. utoipa's `IntoParams` cannot
+/// flatten one parameter struct into another, so the two are written here once.
+macro_rules! paged_params {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            /// Page size, 0 to 1000 (default 100).
+            #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+            #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+            pub top: u64,
+            /// Items to skip.
+            #[serde(alias = "$skip", default, deserialize_with = "skip")]
+            #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
+            pub skip: u64,
+            $($fields)*
+        }
+    };
+}
+
+paged_params! {
+    /// One page of a collection.
+    pub struct PageParams {}
 }
 
 impl PageParams {
@@ -35,30 +47,22 @@ impl PageParams {
     }
 }
 
-/// The list call's query parameters (`$top`, `$skip`, `$orderBy` are accepted too).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
-    pub top: u64,
-    /// Items to skip.
-    #[serde(alias = "$skip", default, deserialize_with = "skip")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
-    pub skip: u64,
-    /// `field [asc|desc]`, comma-separated, over id, title, description, version,
-    /// routingName, appSystemName; the id always breaks ties.
-    #[serde(rename = "orderBy", alias = "$orderBy", default)]
-    #[param(rename = "orderBy")]
-    pub order_by: Option<String>,
-    /// Case-insensitive text in the title, routing name or app system name.
-    #[serde(rename = "searchText", default)]
-    #[param(rename = "searchText")]
-    pub search_text: Option<String>,
-    /// Comma-separated; a deployment must carry all of them.
-    #[serde(default)]
-    pub tags: Option<String>,
+paged_params! {
+    /// The list call's query parameters (`$top`, `$skip`, `$orderBy` are accepted too).
+    pub struct ListParams {
+        /// `field [asc|desc]`, comma-separated, over id, title, description, version,
+        /// routingName, appSystemName; the id always breaks ties.
+        #[serde(rename = "orderBy", alias = "$orderBy", default)]
+        #[param(rename = "orderBy")]
+        pub order_by: Option<String>,
+        /// Case-insensitive text in the title, routing name or app system name.
+        #[serde(rename = "searchText", default)]
+        #[param(rename = "searchText")]
+        pub search_text: Option<String>,
+        /// Comma-separated; a deployment must carry all of them.
+        #[serde(default)]
+        pub tags: Option<String>,
+    }
 }
 
 impl ListParams {
@@ -99,39 +103,31 @@ pub enum FolderFeedType {
     FolderHierarchy,
 }
 
-/// The published-apps call's query parameters (`$top`, `$skip`, `$orderBy` are
-/// accepted too).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PublishedAppsParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
-    pub top: u64,
-    /// Items to skip.
-    #[serde(alias = "$skip", default, deserialize_with = "skip")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
-    pub skip: u64,
-    /// `field [asc|desc]`, comma-separated, over systemName, title, packageName,
-    /// deployVersion, packageVersion (semantic-version precedence; `appVersion` is the
-    /// same); default systemName; the app's id always breaks ties.
-    #[serde(rename = "orderBy", alias = "$orderBy", default)]
-    #[param(rename = "orderBy")]
-    pub order_by: Option<String>,
-    /// Case-insensitive text in the title or system name.
-    #[serde(rename = "searchText", default)]
-    #[param(rename = "searchText")]
-    pub search_text: Option<String>,
-    /// `tenant` or `folderHierarchy`, accepted for UiPath compatibility: both list the
-    /// tenant's catalogue (uplift publishes per tenant, not per folder).
-    #[serde(
-        rename = "folderFeedType",
-        default,
-        deserialize_with = "folder_feed_type"
-    )]
-    #[param(rename = "folderFeedType", value_type = Option<FolderFeedType>, inline)]
-    #[allow(dead_code)] // Checked only: both feeds list the tenant's catalogue.
-    pub folder_feed_type: Option<FolderFeedType>,
+paged_params! {
+    /// The published-apps call's query parameters (`$top`, `$skip`, `$orderBy` are
+    /// accepted too).
+    pub struct PublishedAppsParams {
+        /// `field [asc|desc]`, comma-separated, over systemName, title, packageName,
+        /// deployVersion, packageVersion (semantic-version precedence; `appVersion` is the
+        /// same); default systemName; the app's id always breaks ties.
+        #[serde(rename = "orderBy", alias = "$orderBy", default)]
+        #[param(rename = "orderBy")]
+        pub order_by: Option<String>,
+        /// Case-insensitive text in the title or system name.
+        #[serde(rename = "searchText", default)]
+        #[param(rename = "searchText")]
+        pub search_text: Option<String>,
+        /// `tenant` or `folderHierarchy`, accepted for UiPath compatibility: both list the
+        /// tenant's catalogue (uplift publishes per tenant, not per folder).
+        #[serde(
+            rename = "folderFeedType",
+            default,
+            deserialize_with = "folder_feed_type"
+        )]
+        #[param(rename = "folderFeedType", value_type = Option<FolderFeedType>, inline)]
+        #[allow(dead_code)] // Checked only: both feeds list the tenant's catalogue.
+        pub folder_feed_type: Option<FolderFeedType>,
+    }
 }
 
 impl PublishedAppsParams {
@@ -147,26 +143,18 @@ impl PublishedAppsParams {
     }
 }
 
-/// The published-versions call's query parameters (`$top`, `$skip`, `$orderBy` are
-/// accepted too).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PublishedVersionsParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
-    pub top: u64,
-    /// Items to skip.
-    #[serde(alias = "$skip", default, deserialize_with = "skip")]
-    #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
-    pub skip: u64,
-    /// `field [asc|desc]`, comma-separated, over deployVersion, packageVersion
-    /// (semantic-version precedence; `appVersion` is the same), publishedAt,
-    /// publishedBy; default deployVersion desc (newest first); the version always
-    /// breaks ties.
-    #[serde(rename = "orderBy", alias = "$orderBy", default)]
-    #[param(rename = "orderBy")]
-    pub order_by: Option<String>,
+paged_params! {
+    /// The published-versions call's query parameters (`$top`, `$skip`, `$orderBy` are
+    /// accepted too).
+    pub struct PublishedVersionsParams {
+        /// `field [asc|desc]`, comma-separated, over deployVersion, packageVersion
+        /// (semantic-version precedence; `appVersion` is the same), publishedAt,
+        /// publishedBy; default deployVersion desc (newest first); the version always
+        /// breaks ties.
+        #[serde(rename = "orderBy", alias = "$orderBy", default)]
+        #[param(rename = "orderBy")]
+        pub order_by: Option<String>,
+    }
 }
 
 impl PublishedVersionsParams {
