@@ -8,6 +8,49 @@ pub const APPS_READ: &str = "Apps.Read";
 pub const APPS_WRITE: &str = "Apps.Write";
 pub const FOLDERS_READ: &str = "OR.Folders.Read";
 
+/// Orchestrator resources whose `OR.<Resource>`, `OR.<Resource>.Read` and
+/// `OR.<Resource>.Write` scopes UiPath's external applications are registered with.
+/// A client here may hold and ask for them, so pipelines copied from UiPath's guides
+/// (`Apps OR.Folders.Read OR.Execution`) work unchanged; they grant nothing in uplift
+/// beyond what its own four scopes grant.
+pub const ORCHESTRATOR_RESOURCES: [&str; 23] = [
+    "Administration",
+    "Analytics",
+    "Assets",
+    "Audit",
+    "BackgroundTasks",
+    "Execution",
+    "Folders",
+    "Hypervisor",
+    "Jobs",
+    "License",
+    "Machines",
+    "ML",
+    "Monitoring",
+    "Queues",
+    "Robots",
+    "Settings",
+    "Tasks",
+    "TestDataQueues",
+    "TestSetExecutions",
+    "TestSetSchedules",
+    "TestSets",
+    "Users",
+    "Webhooks",
+];
+
+/// Whether `scope` is one of UiPath's Orchestrator scopes (case as UiPath writes them).
+pub fn is_orchestrator_scope(scope: &str) -> bool {
+    let Some(rest) = scope.strip_prefix("OR.") else {
+        return false;
+    };
+    let resource = rest
+        .strip_suffix(".Read")
+        .or_else(|| rest.strip_suffix(".Write"))
+        .unwrap_or(rest);
+    ORCHESTRATOR_RESOURCES.contains(&resource)
+}
+
 /// What a call needs from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeRule {
@@ -80,6 +123,27 @@ mod tests {
                 .is_err()
         );
         assert!(ScopeRule::Read.check(&[]).is_err());
+    }
+
+    #[test]
+    fn orchestrator_scopes_are_recognised_in_their_three_forms_only() {
+        for scope in [
+            "OR.Execution",
+            "OR.Jobs.Read",
+            "OR.Robots.Write",
+            "OR.Folders",
+        ] {
+            assert!(is_orchestrator_scope(scope), "{scope}");
+        }
+        for scope in [
+            "OR.Nonsense",
+            "OR.Jobs.Delete",
+            "or.jobs",
+            "Apps.Admin",
+            "OR.",
+        ] {
+            assert!(!is_orchestrator_scope(scope), "{scope}");
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub enum ClientCommand {
         #[arg(long)]
         name: String,
         /// Space-separated scopes the client may ask for, out of Apps, Apps.Read,
-        /// Apps.Write and OR.Folders.Read.
+        /// Apps.Write and OR.Folders.Read; UiPath's Orchestrator scopes (OR.Execution,
+        /// OR.Jobs.Read, …) are accepted too and grant nothing more.
         #[arg(long)]
         scope: String,
     },

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
-    auth::scopes::{APPS, APPS_READ, APPS_WRITE, FOLDERS_READ},
+    auth::scopes::{APPS, APPS_READ, APPS_WRITE, FOLDERS_READ, is_orchestrator_scope},
     db,
     domain::TenantId,
     error::Error,
@@ -181,7 +181,7 @@ pub fn parse_scopes(raw: &str) -> Result<Vec<String>, String> {
     let mut scopes: Vec<String> = Vec::new();
     let mut unknown: Vec<&str> = Vec::new();
     for scope in raw.split_whitespace() {
-        if !CLIENT_SCOPES.contains(&scope) {
+        if !CLIENT_SCOPES.contains(&scope) && !is_orchestrator_scope(scope) {
             unknown.push(scope);
         } else if !scopes.iter().any(|s| s == scope) {
             scopes.push(scope.to_string());
@@ -189,7 +189,7 @@ pub fn parse_scopes(raw: &str) -> Result<Vec<String>, String> {
     }
     if !unknown.is_empty() {
         return Err(format!(
-            "unknown scope(s) {}; a client may hold {}",
+            "unknown scope(s) {}; a client may hold {}, and UiPath's Orchestrator scopes (OR.Execution, OR.Jobs.Read, …), which grant nothing more here",
             unknown.join(", "),
             CLIENT_SCOPES.join(", ")
         ));

@@ -24,3 +24,4 @@ mod server_process;
 mod token_attacks;
 mod token_flood;
 mod uipath_compat;
+mod uipath_scopes;
