@@ -206,3 +206,50 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, HttpResponse, http::StatusCode, test, web};
+    use serde_json::Value;
+
+    use super::extract::JsonBody;
+
+    async fn echo(body: JsonBody<Value>) -> HttpResponse {
+        HttpResponse::Ok().json(body.0)
+    }
+
+    /// The body extractor used to fall back to a 256 KiB limit and a 30 s timeout when
+    /// the limits were not registered; a wiring mistake now fails closed and loudly.
+    #[actix_web::test]
+    async fn a_collaborator_the_server_did_not_register_is_an_internal_error_not_a_fallback() {
+        let bare = test::init_service(App::new().route("/", web::post().to(echo))).await;
+        let request = test::TestRequest::post()
+            .uri("/")
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{}")
+            .to_request();
+        let response = test::call_service(&bare, request).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+        let limits = crate::app::Limits {
+            max_body_bytes: 1024,
+            body_timeout: std::time::Duration::from_secs(5),
+            max_header_bytes: 1024,
+        };
+        let wired = test::init_service(
+            App::new()
+                .app_data(web::Data::new(limits))
+                .route("/", web::post().to(echo)),
+        )
+        .await;
+        let request = test::TestRequest::post()
+            .uri("/")
+            .insert_header(("content-type", "application/json"))
+            .set_payload("{}")
+            .to_request();
+        assert_eq!(
+            test::call_service(&wired, request).await.status(),
+            StatusCode::OK
+        );
+    }
+}
