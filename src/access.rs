@@ -22,6 +22,8 @@ const MAX_FOLDER_DEPTH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     AppsView,
+    /// `Apps.View`, for watching operations: any token that may start one may watch it.
+    OperationsView,
     AppsEdit,
     AppsCreate,
     AppsDelete,
@@ -37,6 +39,7 @@ impl Permission {
     pub fn scope(self) -> ScopeRule {
         match self {
             Permission::AppsView | Permission::AppVersionsView => ScopeRule::Read,
+            Permission::OperationsView => ScopeRule::ReadOrWriteInFolder,
             Permission::AppsEdit | Permission::AppsCreate | Permission::AppsDelete => {
                 ScopeRule::WriteInFolder
             }
@@ -57,7 +60,7 @@ impl Permission {
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Permission::AppsView => "Apps.View",
+            Permission::AppsView | Permission::OperationsView => "Apps.View",
             Permission::AppsEdit => "Apps.Edit",
             Permission::AppsCreate => "Apps.Create",
             Permission::AppsDelete => "Apps.Delete",
@@ -80,7 +83,12 @@ pub fn role_grants(role: Role, permission: Permission, tenant_wide: bool) -> boo
     }
     match role {
         Role::Administrator | Role::FolderAdministrator => true,
-        Role::AutomationUser => permission == Permission::AppsView,
+        Role::AutomationUser => {
+            matches!(
+                permission,
+                Permission::AppsView | Permission::OperationsView
+            )
+        }
     }
 }
 

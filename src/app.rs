@@ -57,6 +57,10 @@ impl AppState {
         Limits::from_settings(&self.settings)
     }
 
+    pub fn operations(&self) -> OperationPolicy {
+        OperationPolicy::from_settings(&self.settings)
+    }
+
     pub fn idempotency(&self) -> IdempotencyPolicy {
         IdempotencyPolicy::from_settings(&self.settings)
     }
@@ -67,6 +71,8 @@ impl AppState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// The body limit of calls that create operations.
+    pub max_operation_body_bytes: usize,
     /// How long a client may take to send its whole body.
     pub body_timeout: Duration,
     pub max_header_bytes: usize,
@@ -76,6 +82,7 @@ impl Limits {
     pub fn from_settings(settings: &Settings) -> Self {
         Limits {
             max_body_bytes: settings.max_body_bytes,
+            max_operation_body_bytes: settings.max_operation_body_bytes,
             body_timeout: Duration::from_secs(settings.body_timeout_seconds),
             max_header_bytes: settings.max_header_bytes,
         }
@@ -96,6 +103,40 @@ impl IdempotencyPolicy {
         IdempotencyPolicy {
             lease: Duration::from_secs(settings.idempotency_lease_seconds),
             retention: Duration::from_secs(settings.idempotency_retention_hours * 3600),
+        }
+    }
+}
+
+/// How this replica runs durable operations (`operations::Workers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperationPolicy {
+    /// A worker renews its claim's lease; another replica takes over once it lapses.
+    pub lease: Duration,
+    /// Operations this replica runs at once.
+    pub workers: usize,
+    /// Items a claim takes before the operation goes back in line (fair turns).
+    pub batch: usize,
+    /// How often an idle worker looks for work (a create on this replica wakes it
+    /// at once).
+    pub poll: Duration,
+    /// How long finished operations are kept.
+    pub retention: Duration,
+    /// The most items one operation may hold.
+    pub max_items: usize,
+    /// The most items of one operation running at once.
+    pub max_concurrency: usize,
+}
+
+impl OperationPolicy {
+    pub fn from_settings(settings: &Settings) -> Self {
+        OperationPolicy {
+            lease: Duration::from_secs(settings.operation_lease_seconds),
+            workers: settings.operation_workers,
+            batch: settings.operation_batch_items,
+            poll: Duration::from_millis(settings.operation_poll_ms),
+            retention: Duration::from_secs(settings.operation_retention_days * 24 * 3600),
+            max_items: settings.max_operation_items,
+            max_concurrency: settings.max_operation_concurrency,
         }
     }
 }

@@ -96,6 +96,25 @@ pub struct Settings {
     /// `Host` are used, whatever a client sends in those headers.
     #[serde(deserialize_with = "lenient::ip_list")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Lease of a worker's claim on an operation; after a crash another replica
+    /// resumes the operation once it lapses.
+    pub operation_lease_seconds: u64,
+    /// Operations one replica runs at once (0: this replica runs none, it only
+    /// serves the API).
+    pub operation_workers: usize,
+    /// Items a worker takes per turn before the operation goes back in line.
+    pub operation_batch_items: usize,
+    /// How often an idle worker looks for new operations.
+    pub operation_poll_ms: u64,
+    /// Finished operations are deleted this many days after they finished.
+    pub operation_retention_days: u64,
+    /// The most deployments one operation may act on.
+    pub max_operation_items: usize,
+    /// The highest `maxConcurrency` an operation may ask for.
+    pub max_operation_concurrency: usize,
+    /// Body limit of the calls that create operations (a list of 100,000 ids is
+    /// about 4 MB).
+    pub max_operation_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -140,6 +159,14 @@ impl Default for Settings {
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 30,
             trusted_proxies: Vec::new(),
+            operation_lease_seconds: 15,
+            operation_workers: 2,
+            operation_batch_items: 500,
+            operation_poll_ms: 500,
+            operation_retention_days: 30,
+            max_operation_items: 100_000,
+            max_operation_concurrency: 64,
+            max_operation_body_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -181,6 +208,17 @@ impl Settings {
         }
         if self.upgrade_concurrency == 0 {
             return Err("upgrade_concurrency must be at least 1".into());
+        }
+        if self.operation_lease_seconds < 3 {
+            return Err("operation_lease_seconds must be at least 3".into());
+        }
+        if self.operation_batch_items == 0 || self.operation_poll_ms == 0 {
+            return Err("operation_batch_items and operation_poll_ms must be at least 1".into());
+        }
+        if self.max_operation_items == 0 || self.max_operation_concurrency == 0 {
+            return Err(
+                "max_operation_items and max_operation_concurrency must be at least 1".into(),
+            );
         }
         if self.organization.is_empty() || self.organization.contains('/') {
             return Err("organization must be a non-empty path segment".into());

@@ -1,7 +1,11 @@
 //! Connecting, migrating, starting write transactions, and telling lock conflicts from
 //! other database errors, for both supported backends.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
@@ -93,13 +97,33 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     if db.get_database_backend() == DbBackend::Sqlite {
-        db.begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await
+        SQLITE_WRITERS_WAITING.fetch_add(1, Ordering::SeqCst);
+        let begun = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await;
+        SQLITE_WRITERS_WAITING.fetch_sub(1, Ordering::SeqCst);
+        begun
     } else {
         db.begin().await
+    }
+}
+
+/// Write transactions of this process waiting for SQLite's write lock. SQLite's busy
+/// handler is not fair: a writer that commits and begins again at once (an operation's
+/// worker, item after item) would keep a waiting one out until its busy timeout.
+static SQLITE_WRITERS_WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Lets the write transactions waiting for SQLite's lock go first (for at most
+/// `longest`): called by a writer about to begin its next transaction of a long run.
+pub async fn yield_to_waiting_writers(longest: Duration) {
+    let deadline = tokio::time::Instant::now() + longest;
+    while SQLITE_WRITERS_WAITING.load(Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

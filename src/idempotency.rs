@@ -38,6 +38,8 @@ pub struct StoredResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// The `Operation-Location` of a 202 answer: a replay names the same operation.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +74,7 @@ pub async fn claim<C: ConnectionTrait>(
             response_status: Set(None),
             response_content_type: Set(None),
             response_body: Set(None),
+            response_location: Set(None),
             lease_expires_at: Set(now + lease),
             lease_token: Set(lease_token.0.clone()),
             created_at: Set(now),
@@ -105,6 +108,7 @@ pub async fn claim<C: ConnectionTrait>(
                     .unwrap_or(200),
                 content_type: row.response_content_type,
                 body: row.response_body.unwrap_or_default(),
+                location: row.response_location,
             }));
         }
         if row.lease_expires_at > now {
@@ -171,6 +175,10 @@ pub async fn complete<C: ConnectionTrait>(
         .col_expr(
             idempotency_key::Column::ResponseBody,
             Expr::value(response.body.clone()),
+        )
+        .col_expr(
+            idempotency_key::Column::ResponseLocation,
+            Expr::value(response.location.clone()),
         )
         .filter(held(id, lease))
         .exec(db)

@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod metrics;
+pub mod operations;
 pub mod seed;
 pub mod service;
 pub mod telemetry;

@@ -38,6 +38,21 @@ pub struct Metrics {
     bulk_items: HistogramVec,
     upgrade_items: IntCounterVec,
     pool_connections: IntGaugeVec,
+    operations: IntGaugeVec,
+    operation_pending_items: IntGauge,
+    operation_oldest_pending_seconds: IntGauge,
+    operation_items: IntCounterVec,
+    operation_takeovers: prometheus::IntCounter,
+}
+
+/// The database-wide state of the operations, read by each replica's sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationsSnapshot {
+    /// (status, number of operations).
+    pub by_status: Vec<(&'static str, i64)>,
+    pub pending_items: i64,
+    /// Age of the oldest unfinished operation that still has pending items.
+    pub oldest_pending_seconds: i64,
 }
 
 /// Route label of a request no route matched: one series for every unknown path, so
@@ -90,6 +105,37 @@ impl Metrics {
             &["state"],
         )
         .expect("valid metric");
+        let operations = IntGaugeVec::new(
+            Opts::new(
+                "operations",
+                "Operations in the database by status (read every few seconds)",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let operation_pending_items = IntGauge::new(
+            "operation_pending_items",
+            "Items of unfinished operations not yet started",
+        )
+        .expect("valid metric");
+        let operation_oldest_pending_seconds = IntGauge::new(
+            "operation_oldest_pending_seconds",
+            "Age of the oldest unfinished operation that has items not yet started",
+        )
+        .expect("valid metric");
+        let operation_items = IntCounterVec::new(
+            Opts::new(
+                "operation_items_total",
+                "Operation items settled by this replica, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let operation_takeovers = prometheus::IntCounter::new(
+            "operation_lease_takeovers_total",
+            "Operations this replica claimed after another holder's lease lapsed",
+        )
+        .expect("valid metric");
         let pool_max_gauge = IntGauge::new("db_pool_max_connections", "Database pool size limit")
             .expect("valid metric");
         pool_max_gauge.set(i64::from(pool_max));
@@ -101,6 +147,11 @@ impl Metrics {
             Box::new(upgrade_items.clone()),
             Box::new(pool_connections.clone()),
             Box::new(pool_max_gauge.clone()),
+            Box::new(operations.clone()),
+            Box::new(operation_pending_items.clone()),
+            Box::new(operation_oldest_pending_seconds.clone()),
+            Box::new(operation_items.clone()),
+            Box::new(operation_takeovers.clone()),
         ] {
             registry
                 .register(collector)
@@ -114,7 +165,31 @@ impl Metrics {
             bulk_items,
             upgrade_items,
             pool_connections,
+            operations,
+            operation_pending_items,
+            operation_oldest_pending_seconds,
+            operation_items,
+            operation_takeovers,
         }
+    }
+
+    /// One operation item settled here, by its result (`updated`, `failed`, …).
+    pub fn operation_item(&self, result: &str) {
+        self.operation_items.with_label_values(&[result]).inc();
+    }
+
+    /// This replica took over an operation whose holder's lease had lapsed.
+    pub fn operation_takeover(&self) {
+        self.operation_takeovers.inc();
+    }
+
+    pub fn set_operations(&self, snapshot: &OperationsSnapshot) {
+        for (status, n) in &snapshot.by_status {
+            self.operations.with_label_values(&[status]).set(*n);
+        }
+        self.operation_pending_items.set(snapshot.pending_items);
+        self.operation_oldest_pending_seconds
+            .set(snapshot.oldest_pending_seconds);
     }
 
     /// A request is being handled (until `request_finished`).

@@ -15,6 +15,8 @@ pub struct Model {
     pub actor: String,
     pub request_id: Option<String>,
     pub created_at: DateTimeUtc,
+    /// The operation that made the change, when one did.
+    pub operation_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     pub response_status: Option<i32>,
     pub response_content_type: Option<String>,
     pub response_body: Option<Vec<u8>>,
+    /// `Operation-Location` of a 202 answer, replayed with it.
+    pub response_location: Option<String>,
     /// A running call renews this while it works; once it lapses (the server died),
     /// a retry takes the key over.
     pub lease_expires_at: DateTimeUtc,

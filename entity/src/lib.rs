@@ -9,4 +9,6 @@ pub mod deployment_event;
 pub mod deployment_tag;
 pub mod folder;
 pub mod idempotency_key;
+pub mod operation;
+pub mod operation_item;
 pub mod role_assignment;

@@ -8,6 +8,7 @@ mod m20261122_000002_idempotency_keys;
 mod m20261122_000003_clients;
 mod m20261122_000004_list_indexes;
 mod m20261201_000005_idempotency_lease_token;
+mod m20261201_000006_operations;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_clients::Migration),
             Box::new(m20261122_000004_list_indexes::Migration),
             Box::new(m20261201_000005_idempotency_lease_token::Migration),
+            Box::new(m20261201_000006_operations::Migration),
         ]
     }
 }

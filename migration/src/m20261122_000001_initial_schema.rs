@@ -280,7 +280,8 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn index<T, C>(
+/// Creates a plain index (shared with later migrations).
+pub(crate) async fn index<T, C>(
     manager: &SchemaManager<'_>,
     name: &str,
     table: T,

@@ -60,6 +60,9 @@ pub enum ScopeRule {
     Write,
     /// `Apps` or `Apps.Write`, plus `OR.Folders.Read` (folder-level writes).
     WriteInFolder,
+    /// `Read` or `WriteInFolder`: watching an operation, which a token allowed to
+    /// start one must be able to do (a CI job polls with the token it upgraded with).
+    ReadOrWriteInFolder,
 }
 
 impl ScopeRule {
@@ -71,6 +74,10 @@ impl ScopeRule {
             ScopeRule::WriteInFolder => (
                 (has(APPS) || has(APPS_WRITE)) && has(FOLDERS_READ),
                 "Apps or Apps.Write, and OR.Folders.Read",
+            ),
+            ScopeRule::ReadOrWriteInFolder => (
+                has(APPS) || has(APPS_READ) || (has(APPS_WRITE) && has(FOLDERS_READ)),
+                "Apps, Apps.Read, or Apps.Write with OR.Folders.Read",
             ),
         };
         if ok {

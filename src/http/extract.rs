@@ -3,11 +3,11 @@
 use actix_web::{
     FromRequest, HttpRequest,
     dev::Payload,
-    error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError},
+    error::{JsonPayloadError, PathError, QueryPayloadError},
     http::header,
-    web::Bytes,
+    web::{Bytes, BytesMut},
 };
-use futures_util::future::LocalBoxFuture;
+use futures_util::{StreamExt, future::LocalBoxFuture};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, registered};
@@ -24,6 +24,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = read_json_bytes(req, payload);
         Box::pin(async move { parse_json(&body.await?).map(JsonBody) })
+    }
+}
+
+/// A JSON body under the operation body limit (`BodyLimit::Operation`).
+pub struct OperationJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OperationJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json_bytes_within(req, payload, BodyLimit::Operation);
+        Box::pin(async move { parse_json(&body.await?).map(OperationJsonBody) })
     }
 }
 
@@ -52,6 +65,16 @@ fn read_json_bytes(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
+    read_json_bytes_within(req, payload, BodyLimit::Default)
+}
+
+/// A JSON body read under `which` limit; the bulk call reads with
+/// `BodyLimit::Operation` when it is asked to answer asynchronously.
+pub fn read_json_bytes_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    which: BodyLimit,
+) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
     let content_type_ok = match req.headers().get(header::CONTENT_TYPE) {
         None => true,
         Some(value) => value
@@ -64,7 +87,7 @@ fn read_json_bytes(
             })
             .unwrap_or(false),
     };
-    let body = read_body(req, payload);
+    let body = read_body_within(req, payload, which);
     Box::pin(async move {
         if !content_type_ok {
             return Err(ApiError::UnsupportedMediaType(
@@ -75,22 +98,72 @@ fn read_json_bytes(
     })
 }
 
+/// Which configured limit a body is read under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// `max_body_bytes`: every call's body.
+    Default,
+    /// `max_operation_body_bytes`: the calls that create durable operations, whose id
+    /// lists may be a hundred times longer than a synchronous call's.
+    Operation,
+}
+
 /// Reads the whole body within the size limit and the body timeout: a client that
 /// trickles its body gets a 408 instead of holding the request open indefinitely.
 pub fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
+    read_body_within(req, payload, BodyLimit::Default)
+}
+
+/// `read_body` under the chosen limit. A declared `Content-Length` over it is refused
+/// before anything is read; a body that grows past it, as soon as it does.
+pub fn read_body_within(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    which: BodyLimit,
+) -> LocalBoxFuture<'static, Result<Bytes, ApiError>> {
     let limits = registered::<Limits>(req);
-    let body = Bytes::from_request(req, payload);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()));
+    // Content-Encoding is undone as actix's own body extractors do.
+    let mut stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
     Box::pin(async move {
         let limits = limits?;
-        let (limit, timeout) = (limits.max_body_bytes, limits.body_timeout);
-        match tokio::time::timeout(timeout, body).await {
-            Ok(result) => result.map_err(|e| body_error(e, limit)),
+        let limit = match which {
+            BodyLimit::Default => limits.max_body_bytes,
+            BodyLimit::Operation => limits.max_operation_body_bytes.max(limits.max_body_bytes),
+        };
+        match declared {
+            Some(None) => {
+                return Err(ApiError::bad_request(
+                    "could not read the request body: the Content-Length header is not a number",
+                ));
+            }
+            Some(Some(length)) if length > limit => return Err(ApiError::PayloadTooLarge(limit)),
+            _ => {}
+        }
+        let read = async {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request(format!("could not read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        match tokio::time::timeout(limits.body_timeout, read).await {
+            Ok(result) => result,
             Err(_) => Err(ApiError::RequestTimeout(format!(
                 "the request body did not arrive within {} seconds",
-                timeout.as_secs()
+                limits.body_timeout.as_secs()
             ))),
         }
     })
@@ -170,14 +243,6 @@ fn scan_json(bytes: &[u8]) -> JsonScan {
     JsonScan {
         depth: deepest,
         has_nul,
-    }
-}
-
-fn body_error(err: actix_web::Error, limit: usize) -> ApiError {
-    match err.as_error::<PayloadError>() {
-        Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(limit),
-        Some(other) => ApiError::bad_request(format!("could not read the request body: {other}")),
-        None => ApiError::bad_request(format!("could not read the request body: {err}")),
     }
 }
 

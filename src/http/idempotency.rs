@@ -44,6 +44,8 @@ use crate::{
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// Where a 202 answer's operation is watched (Azure's long-running operations).
+pub const OPERATION_LOCATION: HeaderName = HeaderName::from_static("operation-location");
 const MAX_KEY_LEN: usize = 255;
 
 /// A keyed request, fingerprinted by the middleware for the handler's `claim`.
@@ -186,6 +188,11 @@ async fn settle(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             body: bytes.to_vec(),
+            location: head
+                .headers()
+                .get(OPERATION_LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
         };
         match store::complete(db.get_ref(), &guard.id, &guard.lease, &stored).await {
             Ok(()) => guard.completed = true,
@@ -292,6 +299,9 @@ fn replay(stored: StoredResponse) -> HttpResponse {
         response.insert_header((header::CONTENT_TYPE, content_type));
     }
     response.insert_header((REPLAYED, "true"));
+    if let Some(location) = stored.location {
+        response.insert_header((OPERATION_LOCATION, location));
+    }
     let body = if is_problem {
         retraced(&stored.body).unwrap_or(stored.body)
     } else {

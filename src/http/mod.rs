@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod prefer;
 pub mod problem;
 pub mod rainbond;
 pub mod server;
@@ -233,6 +234,7 @@ mod tests {
 
         let limits = crate::app::Limits {
             max_body_bytes: 1024,
+            max_operation_body_bytes: 1024,
             body_timeout: std::time::Duration::from_secs(5),
             max_header_bytes: 1024,
         };

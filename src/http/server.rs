@@ -1,6 +1,6 @@
 //! Builds the actix application; shared by `uplift serve` and the tests.
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
     App, HttpServer,
@@ -14,17 +14,19 @@ use tracing_actix_web::TracingLogger;
 
 use super::{extract, limits, metrics};
 use crate::{
-    app::{AppState, IdempotencyPolicy, Limits},
+    app::{AppState, IdempotencyPolicy, Limits, OperationPolicy},
     auth::Keys,
     config::Settings,
     db, idempotency,
     metrics::Metrics,
+    operations::Workers,
     service, telemetry,
 };
 
 pub struct Application {
     port: u16,
     server: Server,
+    workers: Arc<Workers>,
 }
 
 impl Application {
@@ -43,12 +45,17 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
-        let workers = settings.workers;
+        let http_workers = settings.workers;
         let shutdown = settings.shutdown_timeout_seconds;
         service::clients::warm_up();
         let state = AppState::new(db, settings, keys);
         spawn_idempotency_purge(state.db.clone(), state.idempotency().retention);
-        let collaborators = Collaborators::of(state);
+        let workers = Arc::new(Workers::start(
+            state.db.clone(),
+            state.operations(),
+            state.metrics.clone(),
+        ));
+        let collaborators = Collaborators::of(state, workers.clone());
         let mut server = HttpServer::new(move || {
             let settings = collaborators.state.settings.clone();
             App::new()
@@ -63,13 +70,14 @@ impl Application {
         .listen(listener)?
         .client_request_timeout(Duration::from_secs(10))
         .shutdown_timeout(shutdown);
-        if let Some(workers) = workers {
-            server = server.workers(workers);
+        if let Some(n) = http_workers {
+            server = server.workers(n);
         }
         tracing::info!(port, "uplift is listening");
         Ok(Application {
             port,
             server: server.run(),
+            workers,
         })
     }
 
@@ -77,9 +85,44 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, letting in-flight requests finish.
+    /// Serves until SIGINT/SIGTERM, letting in-flight requests finish. The operation
+    /// workers stop claiming at the signal, finish their items in flight and release
+    /// their leases, so another replica carries on at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let workers = self.workers.clone();
+        let on_signal = tokio::spawn(async move {
+            stop_signal().await;
+            workers.shutdown().await;
+        });
+        let served = self.server.await;
+        // Stopped without a signal (the server failed): the workers stop too.
+        self.workers.shutdown().await;
+        on_signal.abort();
+        served
+    }
+}
+
+/// SIGTERM or SIGINT (the same signals actix-web stops on).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -94,11 +137,15 @@ struct Collaborators {
     metrics: web::Data<Metrics>,
     limits: web::Data<Limits>,
     idempotency: web::Data<IdempotencyPolicy>,
+    operations: web::Data<OperationPolicy>,
+    workers: web::Data<Workers>,
 }
 
 impl Collaborators {
-    fn of(state: AppState) -> Self {
+    fn of(state: AppState, workers: Arc<Workers>) -> Self {
         Collaborators {
+            operations: web::Data::new(state.operations()),
+            workers: web::Data::from(workers),
             db: web::Data::new(state.db.clone()),
             keys: web::Data::from(state.keys.clone()),
             metrics: web::Data::from(state.metrics.clone()),
@@ -116,6 +163,8 @@ impl Collaborators {
             .app_data(self.metrics.clone())
             .app_data(self.limits.clone())
             .app_data(self.idempotency.clone())
+            .app_data(self.operations.clone())
+            .app_data(self.workers.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(
                 web::JsonConfig::default()

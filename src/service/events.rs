@@ -32,6 +32,7 @@ pub async fn record<C: ConnectionTrait>(
         actor: Set(actor.subject.clone()),
         request_id: Set(actor.request_id.clone()),
         created_at: Set(change.at),
+        operation_id: Set(actor.operation_id.clone()),
         ..Default::default()
     }
     .insert(txn)

@@ -4,7 +4,8 @@
 use chrono::Utc;
 use entity::folder;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -86,4 +87,33 @@ pub async fn list<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<Vec<folder
         .order_by_asc(folder::Column::Id)
         .all(db)
         .await?)
+}
+
+/// The folder's id and those of every folder below it, in the folder's tenant.
+pub async fn with_descendants<C: ConnectionTrait>(
+    db: &C,
+    root: &folder::Model,
+) -> Result<Vec<i32>, Error> {
+    let mut all = vec![root.id];
+    let mut level = vec![root.id];
+    // Bounded like the ancestry walk in `access`: a cycle cannot loop forever.
+    for _ in 0..64 {
+        let children: Vec<i32> = folder::Entity::find()
+            .select_only()
+            .column(folder::Column::Id)
+            .filter(folder::Column::TenantId.eq(&root.tenant_id))
+            .filter(folder::Column::ParentId.is_in(level))
+            .into_tuple()
+            .all(db)
+            .await?;
+        level = children
+            .into_iter()
+            .filter(|id| !all.contains(id))
+            .collect();
+        if level.is_empty() {
+            break;
+        }
+        all.extend(&level);
+    }
+    Ok(all)
 }

@@ -29,6 +29,8 @@ pub struct HistoryEntry {
     pub actor: String,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The operation that made the change, when one did.
+    pub operation_id: Option<String>,
 }
 
 /// The deployment (when it is in this tenant and folder), and one page of its events,
@@ -73,6 +75,7 @@ pub async fn page<C: ConnectionTrait>(
             actor: e.actor,
             request_id: e.request_id,
             created_at: e.created_at,
+            operation_id: e.operation_id,
         })
         .collect();
     Ok(Some((total, entries)))

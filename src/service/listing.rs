@@ -135,75 +135,8 @@ pub async fn list<C: ConnectionTrait>(
         .find_also_related(app::Entity)
         .filter(deployment::Column::TenantId.eq(tenant))
         .filter(deployment::Column::FolderId.eq(folder_id));
-    if let Some(text) = query
-        .search_text
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        let lowered = text.to_lowercase();
-        let pattern = format!("%{}%", escape_like(&lowered));
-        // SQLite's lower() folds only ASCII; PostgreSQL's folds every letter. On SQLite
-        // the upper-case forms of the search text's own non-ASCII letters are replaced
-        // first, so `Émile` and `émile` both find "Émile" there too.
-        let folds = match db.get_database_backend() {
-            sea_orm::DbBackend::Sqlite => non_ascii_folds(&lowered),
-            _ => Vec::new(),
-        };
-        let like = |col: Expr| {
-            let mut folded = col;
-            for (upper, lower) in &folds {
-                folded = Expr::expr(
-                    Func::cust("replace")
-                        .arg(folded)
-                        .arg(upper.to_string())
-                        .arg(lower.to_string()),
-                );
-            }
-            Expr::expr(Func::lower(folded)).like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
-        // The tenant's few apps whose system name matches, looked up first: an
-        // `app_id IN (…)` list, unlike a condition on the joined table, lets
-        // PostgreSQL combine it with the trigram indexes of title and routing name
-        // instead of reading the whole folder.
-        let apps: Vec<i32> = app::Entity::find()
-            .select_only()
-            .column(app::Column::Id)
-            .filter(app::Column::TenantId.eq(tenant))
-            .filter(like(Expr::col((app::Entity, app::Column::SystemName))))
-            .into_tuple()
-            .all(db)
-            .await?;
-        let mut matches = Condition::any()
-            .add(like(Expr::col((
-                deployment::Entity,
-                deployment::Column::Title,
-            ))))
-            .add(like(Expr::col((
-                deployment::Entity,
-                deployment::Column::RoutingName,
-            ))));
-        if !apps.is_empty() {
-            matches = matches.add(deployment::Column::AppId.is_in(apps));
-        }
-        select = select.filter(matches);
-    }
-    if !query.tags.is_empty() {
-        // Distinct, or `tags=a,a` would ask for two matching tags and find none.
-        let wanted: std::collections::BTreeSet<&String> = query.tags.iter().collect();
-        let tagged = deployment_tag::Entity::find()
-            .select_only()
-            .column(deployment_tag::Column::DeploymentId)
-            .filter(deployment_tag::Column::Tag.is_in(wanted.iter().map(|t| t.to_string())))
-            .group_by(deployment_tag::Column::DeploymentId)
-            .having(
-                Expr::col(deployment_tag::Column::Tag)
-                    .count_distinct()
-                    .eq(wanted.len() as i64),
-            )
-            .into_query();
-        select = select.filter(deployment::Column::Id.in_subquery(tagged));
-    }
+    select = select
+        .filter(search_and_tags(db, tenant, query.search_text.as_deref(), &query.tags).await?);
     let total = select.clone().count(db).await?;
 
     for (field, order) in &query.order_by {
@@ -339,6 +272,83 @@ fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// The deployments of `tenant` whose title, routing name or app system name contains
+/// `search_text` (case-insensitive) and that carry every one of `tags`: the list's
+/// filters, also the operations' selector.
+pub async fn search_and_tags<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    search_text: Option<&str>,
+    tags: &[String],
+) -> Result<Condition, Error> {
+    let mut condition = Condition::all();
+    if let Some(text) = search_text.map(str::trim).filter(|t| !t.is_empty()) {
+        let lowered = text.to_lowercase();
+        let pattern = format!("%{}%", escape_like(&lowered));
+        // SQLite's lower() folds only ASCII; PostgreSQL's folds every letter. On SQLite
+        // the upper-case forms of the search text's own non-ASCII letters are replaced
+        // first, so `Émile` and `émile` both find "Émile" there too.
+        let folds = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => non_ascii_folds(&lowered),
+            _ => Vec::new(),
+        };
+        let like = |col: Expr| {
+            let mut folded = col;
+            for (upper, lower) in &folds {
+                folded = Expr::expr(
+                    Func::cust("replace")
+                        .arg(folded)
+                        .arg(upper.to_string())
+                        .arg(lower.to_string()),
+                );
+            }
+            Expr::expr(Func::lower(folded)).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        // The tenant's few apps whose system name matches, looked up first: an
+        // `app_id IN (…)` list, unlike a condition on the joined table, lets
+        // PostgreSQL combine it with the trigram indexes of title and routing name
+        // instead of reading the whole folder.
+        let apps: Vec<i32> = app::Entity::find()
+            .select_only()
+            .column(app::Column::Id)
+            .filter(app::Column::TenantId.eq(tenant))
+            .filter(like(Expr::col((app::Entity, app::Column::SystemName))))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut matches = Condition::any()
+            .add(like(Expr::col((
+                deployment::Entity,
+                deployment::Column::Title,
+            ))))
+            .add(like(Expr::col((
+                deployment::Entity,
+                deployment::Column::RoutingName,
+            ))));
+        if !apps.is_empty() {
+            matches = matches.add(deployment::Column::AppId.is_in(apps));
+        }
+        condition = condition.add(matches);
+    }
+    if !tags.is_empty() {
+        // Distinct, or `tags=a,a` would ask for two matching tags and find none.
+        let wanted: std::collections::BTreeSet<&String> = tags.iter().collect();
+        let tagged = deployment_tag::Entity::find()
+            .select_only()
+            .column(deployment_tag::Column::DeploymentId)
+            .filter(deployment_tag::Column::Tag.is_in(wanted.iter().map(|t| t.to_string())))
+            .group_by(deployment_tag::Column::DeploymentId)
+            .having(
+                Expr::col(deployment_tag::Column::Tag)
+                    .count_distinct()
+                    .eq(wanted.len() as i64),
+            )
+            .into_query();
+        condition = condition.add(deployment::Column::Id.in_subquery(tagged));
+    }
+    Ok(condition)
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub mod roles;
 pub struct Actor {
     pub subject: String,
     pub request_id: Option<String>,
+    /// The durable operation acting on the subject's behalf, when one is.
+    pub operation_id: Option<String>,
 }
 
 impl Actor {
@@ -23,6 +25,13 @@ impl Actor {
         Actor {
             subject: subject.into(),
             request_id,
+            operation_id: None,
         }
+    }
+
+    /// The subject acting through operation `operation_id`.
+    pub fn through_operation(mut self, operation_id: impl Into<String>) -> Self {
+        self.operation_id = Some(operation_id.into());
+        self
     }
 }

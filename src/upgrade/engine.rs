@@ -110,14 +110,15 @@ where
     outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-struct Item {
+pub struct Item {
     /// As the client sent it, so the answer matches the request.
-    raw: String,
+    pub raw: String,
     /// `None` when the id is not a UUID at all.
-    canonical: Option<DeploymentId>,
+    pub canonical: Option<DeploymentId>,
 }
 
-fn distinct(ids: &[String]) -> Vec<Item> {
+/// Each distinct id once (compared in canonical form), first spelling and order kept.
+pub fn distinct(ids: &[String]) -> Vec<Item> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter()
         .filter_map(|raw| {

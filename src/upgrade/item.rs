@@ -90,7 +90,7 @@ pub(super) async fn find_target<C: ConnectionTrait>(
 }
 
 /// What a real upgrade would do to this deployment now; reads only, no locks.
-pub(super) async fn preview<C>(db: &C, job: &BulkUpgrade<'_>, id: &str) -> ItemResult
+pub(crate) async fn preview<C>(db: &C, job: &BulkUpgrade<'_>, id: &str) -> ItemResult
 where
     C: ConnectionTrait + TransactionTrait,
 {

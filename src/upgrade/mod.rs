@@ -9,6 +9,9 @@ mod outcome;
 mod postgres;
 mod sqlite;
 
-pub use engine::{BulkUpgrade, Target, upgrade};
+pub use engine::{BulkUpgrade, Item, Target, distinct, upgrade};
+pub(crate) use item::preview;
+pub use item::{ItemError, ItemResult, Moved};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};
 pub use postgres::{UPGRADE_ITEM as POSTGRES_UPGRADE_ITEM_SQL, with_params};
+pub(crate) use sqlite::apply as apply_in_write_transaction;

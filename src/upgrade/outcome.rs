@@ -39,8 +39,11 @@ pub enum FailureCode {
     Conflict,
     /// Anything else; the cause is in the server log under the request id.
     Internal,
-    /// Not started: the call's failure budget (`maxFailures`) was spent.
+    /// Not started: the call's failure budget (`maxFailures`) was spent, or the
+    /// operation running it stopped.
     Skipped,
+    /// Not started: the operation running it was canceled.
+    Canceled,
 }
 
 impl FailureCode {
@@ -51,7 +54,22 @@ impl FailureCode {
             FailureCode::Conflict => "conflict",
             FailureCode::Internal => "internal",
             FailureCode::Skipped => "skipped",
+            FailureCode::Canceled => "canceled",
         }
+    }
+
+    /// The code as stored (`as_str`), back.
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            FailureCode::NotFound,
+            FailureCode::NoPublishedVersion,
+            FailureCode::Conflict,
+            FailureCode::Internal,
+            FailureCode::Skipped,
+            FailureCode::Canceled,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == code)
     }
 }
 
@@ -63,6 +81,7 @@ impl Failure {
             FailureCode::Conflict => "the deployment is being changed by another request; retry",
             FailureCode::Internal => "the upgrade failed and was rolled back; see the server log",
             FailureCode::Skipped => "not started: the failure budget (maxFailures) was spent",
+            FailureCode::Canceled => "not started: the operation was canceled",
         };
         Failure {
             id: id.to_string(),

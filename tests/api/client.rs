@@ -172,12 +172,17 @@ impl<'a> Call<'a> {
 
     /// Sends the call and asserts a 200, returning the response.
     pub async fn ok(self) -> Response {
+        self.expect(200).await
+    }
+
+    /// Sends the call and asserts `status`, returning the response.
+    pub async fn expect(self, expected: u16) -> Response {
         let what = self.describe();
         let response = self.send().await;
-        if response.status() != 200 {
+        if response.status() != expected {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            panic!("{what}: expected 200, got {status}: {body}");
+            panic!("{what}: expected {expected}, got {status}: {body}");
         }
         response
     }
@@ -185,6 +190,11 @@ impl<'a> Call<'a> {
     /// Sends the call, asserts a 200 and returns the JSON body.
     pub async fn json(self) -> Value {
         self.ok().await.json().await.expect("a JSON body")
+    }
+
+    /// Sends the call, asserts a 202 (accepted for later) and returns the JSON body.
+    pub async fn accepted(self) -> Value {
+        self.expect(202).await.json().await.expect("a JSON body")
     }
 
     /// Sends the call and asserts a problem+json answer with `status` (see
@@ -283,6 +293,67 @@ impl TestApp {
             .body(json!({"packageName": package, "packageVersion": version}))
     }
 
+    /// `POST /operations/upgrades` with `body`.
+    pub fn create_operation(&self, token: &str, folder: &str, body: Value) -> Call<'_> {
+        self.call(Method::POST, "/operations/upgrades", token, Some(folder))
+            .body(body)
+    }
+
+    /// `GET /operations/{id}`.
+    pub fn operation(&self, token: &str, folder: &str, id: &str) -> Call<'_> {
+        self.call(
+            Method::GET,
+            &format!("/operations/{id}"),
+            token,
+            Some(folder),
+        )
+    }
+
+    /// `GET /operations/{id}/items{query}`.
+    pub fn operation_items(&self, token: &str, folder: &str, id: &str, query: &str) -> Call<'_> {
+        self.call(
+            Method::GET,
+            &format!("/operations/{id}/items"),
+            token,
+            Some(folder),
+        )
+        .query(query)
+    }
+
+    /// `GET /operations{query}`.
+    pub fn operations(&self, token: &str, folder: &str, query: &str) -> Call<'_> {
+        self.call(Method::GET, "/operations", token, Some(folder))
+            .query(query)
+    }
+
+    /// `POST /operations/{id}/cancel`.
+    pub fn cancel_operation(&self, token: &str, folder: &str, id: &str) -> Call<'_> {
+        self.call(
+            Method::POST,
+            &format!("/operations/{id}/cancel"),
+            token,
+            Some(folder),
+        )
+    }
+
+    /// Polls the monitor until the operation is finished (at most 60 s), checking at
+    /// every poll that the counters add up to `total`; the last monitor.
+    pub async fn finished_operation(&self, token: &str, folder: &str, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let monitor = self.operation(token, folder, id).json().await;
+            assert_counters_add_up(&monitor);
+            if ["Succeeded", "Failed", "Canceled"].contains(&monitor["status"].as_str().unwrap()) {
+                return monitor;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not finished: {monitor}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// `DELETE /models/{app}/publish/versions/{version}`.
     pub fn unpublish_call(
         &self,
@@ -344,4 +415,27 @@ impl TestApp {
     pub fn token_post(&self) -> RequestBuilder {
         self.client.post(self.token_url())
     }
+}
+
+/// The monitor's counters: every part, and their sum equal to `total`.
+pub fn assert_counters_add_up(monitor: &Value) {
+    let counters = &monitor["counters"];
+    let parts = [
+        "pending",
+        "running",
+        "updated",
+        "unchanged",
+        "failed",
+        "skipped",
+        "canceled",
+    ];
+    let sum: u64 = parts
+        .iter()
+        .map(|p| {
+            counters[p]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{p} missing: {monitor}"))
+        })
+        .sum();
+    assert_eq!(sum, counters["total"].as_u64().unwrap(), "{monitor}");
 }

@@ -17,6 +17,7 @@ mod keyed_checks;
 mod limits;
 mod metrics;
 mod object_access;
+mod operations;
 mod permissions;
 mod rainbond;
 mod regressions;

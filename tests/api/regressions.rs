@@ -143,6 +143,7 @@ async fn a_call_whose_lease_was_taken_over_can_neither_store_renew_nor_release_t
         status: 200,
         content_type: Some("application/json".into()),
         body: body.as_bytes().to_vec(),
+        location: None,
     };
     assert!(!store::renew(&app.db, &id, &first, lease).await.unwrap());
     store::complete(&app.db, &id, &first, &answer("first"))

@@ -1,21 +1,45 @@
 //! `POST /models/deployed/apps/updateToLatestAppVersionBulk`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     access::Permission,
     app::AppState,
+    app::OperationPolicy,
     http::{
         ApiError,
         auth::UiPathCaller,
-        extract::{FolderKeyHeader, JsonBody, parse_query},
+        extract::{BodyLimit, FolderKeyHeader, parse_json, parse_query, read_json_bytes_within},
         idempotency,
+        prefer::Preferences,
+        registered,
     },
     metrics::BulkApi,
     upgrade::{self, BulkUpgrade, Outcome, Target},
 };
+
+/// The bulk call's body: under the operation body limit when the call is to answer
+/// asynchronously (`Prefer: respond-async`), which takes up to
+/// `UPLIFT_MAX_OPERATION_ITEMS` ids instead of `UPLIFT_MAX_BULK_ITEMS`.
+pub struct BulkBody(pub BulkUpgradeRequest);
+
+impl FromRequest for BulkBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = if Preferences::of(req).respond_async {
+            BodyLimit::Operation
+        } else {
+            BodyLimit::Default
+        };
+        let body = read_json_bytes_within(req, payload, limit);
+        Box::pin(async move { parse_json(&body.await?).map(BulkBody) })
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -74,8 +98,11 @@ pub enum FailureCode {
     Conflict,
     /// Anything else; the cause is in the server log under the request id.
     Internal,
-    /// Not started: the call's failure budget (`maxFailures`) was spent.
+    /// Not started: the call's failure budget (`maxFailures`) was spent, or the
+    /// operation running it stopped.
     Skipped,
+    /// Not started: the operation running it was canceled.
+    Canceled,
 }
 
 impl From<upgrade::FailureCode> for FailureCode {
@@ -86,6 +113,7 @@ impl From<upgrade::FailureCode> for FailureCode {
             upgrade::FailureCode::Conflict => FailureCode::Conflict,
             upgrade::FailureCode::Internal => FailureCode::Internal,
             upgrade::FailureCode::Skipped => FailureCode::Skipped,
+            upgrade::FailureCode::Canceled => FailureCode::Canceled,
         }
     }
 }
@@ -174,32 +202,57 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
         })
 }
 
+/// The `Prefer` header of the bulk call.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct PreferHeader {
+    /// `respond-async`: answer 202 with an operation's monitor (`Operation-Location`)
+    /// instead of waiting for every item; with `wait=N` (at most 60), answer the usual
+    /// 200 if the work finished within N seconds.
+    #[param(rename = "Prefer")]
+    prefer: Option<String>,
+}
+
 /// Upgrade deployed apps to the latest version (bulk)
 ///
 /// Each distinct id is upgraded in its own transaction; the answer is 200 also when
-/// some items failed.
+/// some items failed. With `Prefer: respond-async` the work becomes a durable
+/// operation and the answer is 202 with its monitor.
 #[utoipa::path(
     post,
     path = "/models/deployed/apps/updateToLatestAppVersionBulk",
     tag = "UiPath Apps",
-    params(BulkParams, super::FolderHeader),
+    params(BulkParams, super::FolderHeader, PreferHeader),
     request_body = BulkUpgradeRequest,
-    responses((status = 200, description = "What was upgraded and what failed", body = BulkUpgradeResponse)),
+    responses(
+        (status = 200, description = "What was upgraded and what failed", body = BulkUpgradeResponse),
+        (status = 202, description = "Asked for with `Prefer: respond-async`: the operation now doing the work", body = super::operations::OperationMonitor,
+         headers(("Operation-Location" = String, description = "The monitor's absolute URL"),
+                 ("Preference-Applied" = String, description = "`respond-async`"),
+                 ("Retry-After" = u32, description = "Seconds until it is worth polling"))),
+    ),
 )]
 pub async fn update_to_latest_app_version_bulk(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
     folder_key: FolderKeyHeader,
-    body: JsonBody<BulkUpgradeRequest>,
+    body: BulkBody,
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::AppsEdit)?;
     let options = BulkParams::from_query(req.query_string())?;
+    let preferences = Preferences::of(&req);
     let ids = body.0.deployment_ids;
-    let max = state.settings.max_bulk_items;
+    let (max, per) = if preferences.respond_async {
+        let policy = registered::<OperationPolicy>(&req)?;
+        (policy.max_items, "asynchronous call")
+    } else {
+        (state.settings.max_bulk_items, "call")
+    };
     if ids.len() > max {
         return Err(ApiError::bad_request(format!(
-            "deploymentIds holds {} ids; at most {max} are accepted per call",
+            "deploymentIds holds {} ids; at most {max} are accepted per {per}",
             ids.len()
         )));
     }
@@ -209,6 +262,18 @@ pub async fn update_to_latest_app_version_bulk(
         && let Some(answer) = idempotency::claim(&req).await?
     {
         return Ok(answer);
+    }
+    if preferences.respond_async {
+        return super::operations::respond_async(
+            &req,
+            &state,
+            &caller,
+            &at,
+            ids,
+            &options,
+            preferences.wait,
+        )
+        .await;
     }
     let actor = at.actor;
     let job = BulkUpgrade {

@@ -31,6 +31,8 @@ pub struct HistoryEntry {
     pub actor: String,
     pub request_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The operation (`/operations/{id}`) that made the change, when one did.
+    pub operation_id: Option<String>,
 }
 
 impl From<history::HistoryEntry> for HistoryEntry {
@@ -45,6 +47,7 @@ impl From<history::HistoryEntry> for HistoryEntry {
             actor: e.actor,
             request_id: e.request_id,
             created_at: e.created_at,
+            operation_id: e.operation_id,
         }
     }
 }

@@ -5,6 +5,7 @@ mod catalog;
 mod deployed_apps;
 mod history;
 mod odata;
+mod operations;
 mod params;
 
 use utoipa::IntoParams;
@@ -36,5 +37,11 @@ super::api_area! {
         catalog::published_apps,
         catalog::published_versions,
         catalog::unpublish_version,
+        // The fixed `/operations/upgrades` before the `{operation_id}` routes.
+        operations::create_upgrade_operation,
+        operations::list_operations,
+        operations::get_operation,
+        operations::operation_items,
+        operations::cancel_operation,
     }
 }

@@ -37,7 +37,7 @@ pub fn collection<T: Serialize>(
 /// The scheme and host the client reached us by. `Forwarded` / `X-Forwarded-*` are
 /// believed only from a configured trusted proxy (`trusted_proxies`): from anyone else
 /// they are the client's say-so, and would put any URL in `@odata.context`.
-fn origin(req: &HttpRequest) -> (String, String) {
+pub(super) fn origin(req: &HttpRequest) -> (String, String) {
     let trusted = req
         .app_data::<web::Data<AppState>>()
         .map(|state| state.settings.trusted_proxies.as_slice())

@@ -1,0 +1,219 @@
+//! Durable bulk operations: one row per operation, one per target deployment (its
+//! item), and the operation that wrote each `upgrade` event.
+//!
+//! The lease columns make an operation claimable by any replica: `lease_generation`
+//! grows with every claim and is copied onto the items the claim takes, so a worker
+//! that lost its lease finds its items no longer match and writes nothing.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+use crate::m20261122_000001_initial_schema::index;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Operations::Table)
+                    .col(string_len(Operations::Id, 36).primary_key())
+                    .col(string(Operations::TenantId))
+                    .col(integer(Operations::FolderId))
+                    .col(string(Operations::Kind))
+                    .col(string(Operations::Status))
+                    .col(text(Operations::Request))
+                    .col(string(Operations::CreatedBy))
+                    .col(string_null(Operations::RequestId))
+                    .col(timestamp_with_time_zone(Operations::CreatedAt))
+                    .col(timestamp_with_time_zone_null(Operations::StartedAt))
+                    .col(timestamp_with_time_zone_null(Operations::FinishedAt))
+                    .col(integer_null(Operations::TargetVersion))
+                    .col(boolean(Operations::DryRun))
+                    .col(integer_null(Operations::MaxFailures))
+                    .col(integer(Operations::MaxConcurrency))
+                    .col(integer(Operations::Total))
+                    .col(string_null(Operations::ErrorCode))
+                    .col(text_null(Operations::ErrorMessage))
+                    .col(boolean(Operations::CancelRequested).default(false))
+                    .col(string_null(Operations::LeaseOwner))
+                    .col(big_integer(Operations::LeaseGeneration).default(0))
+                    .col(timestamp_with_time_zone_null(Operations::LeaseExpiresAt))
+                    .col(timestamp_with_time_zone_null(Operations::LastServedAt))
+                    .to_owned(),
+            )
+            .await?;
+        // The workers' claim: unfinished operations, least recently served first.
+        index(
+            manager,
+            "ix_operations_claim",
+            Operations::Table,
+            &[Operations::Status, Operations::LastServedAt],
+        )
+        .await?;
+        // The folder's list, newest first, and the retention purge.
+        index(
+            manager,
+            "ix_operations_folder",
+            Operations::Table,
+            &[
+                Operations::TenantId,
+                Operations::FolderId,
+                Operations::CreatedAt,
+            ],
+        )
+        .await?;
+        index(
+            manager,
+            "ix_operations_finished",
+            Operations::Table,
+            &[Operations::FinishedAt],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(OperationItems::Table)
+                    .col(string_len(OperationItems::OperationId, 36))
+                    .col(integer(OperationItems::Seq))
+                    .col(string(OperationItems::RawId))
+                    .col(string_len_null(OperationItems::DeploymentId, 36))
+                    .col(integer(OperationItems::FolderId))
+                    .col(string(OperationItems::Status))
+                    .col(big_integer_null(OperationItems::LeaseGeneration))
+                    .col(string_null(OperationItems::AppSystemName))
+                    .col(integer_null(OperationItems::FromVersion))
+                    .col(integer_null(OperationItems::ToVersion))
+                    .col(string_null(OperationItems::FailureCode))
+                    .col(timestamp_with_time_zone_null(OperationItems::FinishedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(OperationItems::OperationId)
+                            .col(OperationItems::Seq),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_operation_items_operation")
+                            .from(OperationItems::Table, OperationItems::OperationId)
+                            .to(Operations::Table, Operations::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // Counters (status counts) and the next pending items, in order.
+        index(
+            manager,
+            "ix_operation_items_status",
+            OperationItems::Table,
+            &[
+                OperationItems::OperationId,
+                OperationItems::Status,
+                OperationItems::Seq,
+            ],
+        )
+        .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(DeploymentEvents::Table)
+                    .add_column(string_len_null(DeploymentEvents::OperationId, 36))
+                    .to_owned(),
+            )
+            .await?;
+        // A created operation answers 202 with its monitor's address; a replay of the
+        // keyed call must name it too.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdempotencyKeys::Table)
+                    .add_column(string_null(IdempotencyKeys::ResponseLocation))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdempotencyKeys::Table)
+                    .drop_column(IdempotencyKeys::ResponseLocation)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(DeploymentEvents::Table)
+                    .drop_column(DeploymentEvents::OperationId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(OperationItems::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Operations::Table).to_owned())
+            .await
+    }
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum Operations {
+    Table,
+    Id,
+    TenantId,
+    FolderId,
+    Kind,
+    Status,
+    Request,
+    CreatedBy,
+    RequestId,
+    CreatedAt,
+    StartedAt,
+    FinishedAt,
+    TargetVersion,
+    DryRun,
+    MaxFailures,
+    MaxConcurrency,
+    Total,
+    ErrorCode,
+    ErrorMessage,
+    CancelRequested,
+    LeaseOwner,
+    LeaseGeneration,
+    LeaseExpiresAt,
+    LastServedAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum OperationItems {
+    Table,
+    OperationId,
+    Seq,
+    RawId,
+    DeploymentId,
+    FolderId,
+    Status,
+    LeaseGeneration,
+    AppSystemName,
+    FromVersion,
+    ToVersion,
+    FailureCode,
+    FinishedAt,
+}
+
+#[derive(DeriveIden)]
+enum DeploymentEvents {
+    Table,
+    OperationId,
+}
+
+#[derive(DeriveIden)]
+enum IdempotencyKeys {
+    Table,
+    ResponseLocation,
+}

@@ -1,0 +1,232 @@
+//! Creating an operation: the row, and one item per target deployment, in one
+//! transaction, so the set of items (and `total`) is fixed the moment the operation
+//! exists. A selector is resolved by the database (`INSERT … SELECT`), so a 100,000-
+//! deployment operation never holds its ids in memory.
+
+use chrono::Utc;
+use entity::{
+    app, deployment, folder,
+    operation::{self, OperationKind, OperationStatus},
+    operation_item::{self, ItemStatus},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    QueryTrait, Set, TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Query},
+};
+
+use super::request::{Selection, Selector, UpgradeRequest};
+use crate::{
+    db,
+    error::Error,
+    service::{Actor, folders, listing},
+    upgrade::{self, Target},
+};
+
+/// Items inserted per statement when the ids are listed (well under both backends'
+/// bound-parameter limits at six columns per row).
+const INSERT_CHUNK: usize = 1000;
+
+pub struct NewOperation<'a> {
+    pub tenant_id: &'a str,
+    pub folder: &'a folder::Model,
+    pub actor: &'a Actor,
+    pub request: UpgradeRequest,
+    /// The body as accepted, kept for the monitor.
+    pub request_json: serde_json::Value,
+    /// The most items one operation may hold.
+    pub max_items: usize,
+}
+
+/// Creates the operation with its items; an empty selection is created finished
+/// (`Succeeded`, `total: 0`).
+#[tracing::instrument(skip_all, fields(tenant = new.tenant_id, folder = new.folder.id))]
+pub async fn create<C>(db: &C, new: NewOperation<'_>) -> Result<operation::Model, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    if let Selection::Ids(ids) = &new.request.selection
+        && ids.len() > new.max_items
+    {
+        return Err(Error::invalid(format!(
+            "deploymentIds holds {} ids; at most {} are accepted per operation",
+            ids.len(),
+            new.max_items
+        )));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = Utc::now();
+    let txn = db::begin_write(db).await?;
+    operation::ActiveModel {
+        id: Set(id.clone()),
+        tenant_id: Set(new.tenant_id.to_string()),
+        folder_id: Set(new.folder.id),
+        kind: Set(OperationKind::Upgrade),
+        status: Set(OperationStatus::NotStarted),
+        request: Set(new.request_json.to_string()),
+        created_by: Set(new.actor.subject.clone()),
+        request_id: Set(new.actor.request_id.clone()),
+        created_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+        target_version: Set(match new.request.target {
+            Target::Latest => None,
+            Target::Version(v) => Some(v),
+        }),
+        dry_run: Set(new.request.dry_run),
+        max_failures: Set(None),
+        max_concurrency: Set(i32::try_from(new.request.max_concurrency).unwrap_or(i32::MAX)),
+        total: Set(0),
+        error_code: Set(None),
+        error_message: Set(None),
+        cancel_requested: Set(false),
+        lease_owner: Set(None),
+        lease_generation: Set(0),
+        lease_expires_at: Set(None),
+        last_served_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    let total = match &new.request.selection {
+        Selection::Ids(ids) => insert_listed(&txn, &id, new.folder.id, ids).await?,
+        Selection::Selector(selector) => {
+            insert_selected(
+                &txn,
+                &id,
+                new.tenant_id,
+                new.folder,
+                selector,
+                new.request.target,
+            )
+            .await?
+        }
+    };
+    if total > new.max_items {
+        // Dropping the transaction undoes the operation and its items.
+        return Err(Error::invalid(format!(
+            "the selector matches {total} deployments; at most {} are accepted per operation",
+            new.max_items
+        )));
+    }
+    let max_failures = new
+        .request
+        .max_failures
+        .map(|budget| i32::try_from(budget.limit(total)).unwrap_or(i32::MAX));
+    let mut update = operation::ActiveModel {
+        id: Set(id.clone()),
+        total: Set(i32::try_from(total).unwrap_or(i32::MAX)),
+        max_failures: Set(max_failures),
+        ..Default::default()
+    };
+    if total == 0 {
+        // Nothing to do is done: a finished operation, not an error.
+        update.status = Set(OperationStatus::Succeeded);
+        update.started_at = Set(Some(now));
+        update.finished_at = Set(Some(now));
+    }
+    let created = update.update(&txn).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+async fn insert_listed<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    folder_id: i32,
+    ids: &[String],
+) -> Result<usize, Error> {
+    let items = upgrade::distinct(ids);
+    let total = items.len();
+    let mut seq = 0i32;
+    for chunk in items.chunks(INSERT_CHUNK) {
+        let rows = chunk.iter().map(|item| {
+            seq += 1;
+            operation_item::ActiveModel {
+                operation_id: Set(operation_id.to_string()),
+                seq: Set(seq),
+                raw_id: Set(item.raw.clone()),
+                deployment_id: Set(item.canonical.as_ref().map(|id| id.as_str().to_string())),
+                folder_id: Set(folder_id),
+                status: Set(ItemStatus::Pending),
+                ..Default::default()
+            }
+        });
+        operation_item::Entity::insert_many(rows.collect::<Vec<_>>())
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(total)
+}
+
+/// One item per matching deployment, numbered in id order, by one statement.
+async fn insert_selected<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    tenant_id: &str,
+    root: &folder::Model,
+    selector: &Selector,
+    target: Target,
+) -> Result<usize, Error> {
+    let folders = if selector.include_subfolders {
+        folders::with_descendants(txn, root).await?
+    } else {
+        vec![root.id]
+    };
+    let matching = listing::search_and_tags(
+        txn,
+        tenant_id,
+        selector.search_text.as_deref(),
+        &selector.tags,
+    )
+    .await?;
+    let mut select = Query::select();
+    select
+        .expr(Expr::val(operation_id))
+        .expr(Expr::cust("ROW_NUMBER() OVER (ORDER BY deployments.id)"))
+        .column((deployment::Entity, deployment::Column::Id))
+        .column((deployment::Entity, deployment::Column::Id))
+        .column((deployment::Entity, deployment::Column::FolderId))
+        .expr(Expr::val(ItemStatus::Pending.as_str()))
+        .from(deployment::Entity)
+        .and_where(Expr::col((deployment::Entity, deployment::Column::TenantId)).eq(tenant_id))
+        .and_where(Expr::col((deployment::Entity, deployment::Column::FolderId)).is_in(folders))
+        .cond_where(matching);
+    if !selector.app_system_names.is_empty() {
+        let apps = app::Entity::find()
+            .select_only()
+            .column(app::Column::Id)
+            .filter(app::Column::TenantId.eq(tenant_id))
+            .filter(app::Column::SystemName.is_in(selector.app_system_names.iter().cloned()))
+            .into_query();
+        select.and_where(
+            Expr::col((deployment::Entity, deployment::Column::AppId)).in_subquery(apps),
+        );
+    }
+    if selector.only_outdated {
+        // The version is a validated integer, written into the SQL as a literal.
+        select.and_where(Expr::cust(match target {
+            Target::Latest => "deployments.version < (SELECT MAX(v.version) FROM app_versions v \
+                 WHERE v.app_id = deployments.app_id AND v.published)"
+                .to_string(),
+            Target::Version(version) => format!(
+                "deployments.version < {version} AND EXISTS (SELECT 1 FROM app_versions v \
+                 WHERE v.app_id = deployments.app_id AND v.published AND v.version = {version})"
+            ),
+        }));
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(operation_item::Entity)
+        .columns([
+            operation_item::Column::OperationId,
+            operation_item::Column::Seq,
+            operation_item::Column::RawId,
+            operation_item::Column::DeploymentId,
+            operation_item::Column::FolderId,
+            operation_item::Column::Status,
+        ])
+        .select_from(select)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("building the selector: {e}")))?;
+    let inserted = txn.execute(&insert).await?;
+    Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
+}

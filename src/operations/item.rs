@@ -1,0 +1,302 @@
+//! One item of an operation: its upgrade and the record of its outcome commit in one
+//! transaction, and only while the worker's claim still holds the item (the item is
+//! `running` under the claim's lease generation). A worker whose lease was taken
+//! over, or whose operation was canceled, applies and records nothing.
+//!
+//! PostgreSQL: one statement (like the bulk call's, `upgrade/postgres.rs`), fenced by
+//! the item row. SQLite: one write transaction that checks the same before writing.
+
+use chrono::Utc;
+use entity::{
+    operation,
+    operation_item::{self, ItemStatus},
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    TransactionSession, TransactionTrait, Value, sea_query::Expr,
+};
+
+use crate::{
+    db,
+    service::{Actor, events::EventKind},
+    upgrade::{self, BulkUpgrade, FailureCode, ItemError, ItemResult, Target},
+};
+
+/// What running one item did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRun {
+    Settled(ItemStatus),
+    /// The claim no longer holds the item: nothing was written.
+    Fenced,
+}
+
+/// Upgrades (or, in a dry run, inspects) one item and records its outcome, fenced by
+/// `generation`. A database error leaves the item as it was (`running`); the caller
+/// records it as a failure (`record_failure`).
+pub async fn run<C>(
+    db: &C,
+    operation: &operation::Model,
+    generation: i64,
+    item: &operation_item::Model,
+    actor: &Actor,
+) -> Result<ItemRun, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    match db.get_database_backend() {
+        DbBackend::Postgres => run_statement(db, operation, generation, item, actor).await,
+        _ => run_transaction(db, operation, generation, item, actor).await,
+    }
+}
+
+async fn run_statement<C: ConnectionTrait>(
+    db: &C,
+    operation: &operation::Model,
+    generation: i64,
+    item: &operation_item::Model,
+    actor: &Actor,
+) -> Result<ItemRun, DbErr> {
+    let values: Vec<Value> = vec![
+        operation.id.clone().into(),
+        generation.into(),
+        item.seq.into(),
+        item.deployment_id.clone().into(),
+        operation.tenant_id.clone().into(),
+        item.folder_id.into(),
+        operation.target_version.into(),
+        Utc::now().into(),
+        EventKind::Upgrade.as_str().into(),
+        actor.subject.clone().into(),
+        actor.request_id.clone().into(),
+        operation.dry_run.into(),
+    ];
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, OPERATION_ITEM, values);
+    let row = db.query_one_raw(statement).await?;
+    let status: Option<String> = match row {
+        Some(row) => row.try_get("", "status")?,
+        None => None,
+    };
+    Ok(match status.as_deref() {
+        Some("updated") => ItemRun::Settled(ItemStatus::Updated),
+        Some("unchanged") => ItemRun::Settled(ItemStatus::Unchanged),
+        Some(_) => ItemRun::Settled(ItemStatus::Failed),
+        None => ItemRun::Fenced,
+    })
+}
+
+async fn run_transaction<C>(
+    db: &C,
+    operation: &operation::Model,
+    generation: i64,
+    item: &operation_item::Model,
+    actor: &Actor,
+) -> Result<ItemRun, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db::begin_write(db).await?;
+    let live = operation::Entity::find_by_id(operation.id.clone())
+        .filter(operation::Column::LeaseGeneration.eq(generation))
+        .filter(operation::Column::CancelRequested.eq(false))
+        .one(&txn)
+        .await?
+        .is_some();
+    let held = live
+        && operation_item::Entity::find_by_id((operation.id.clone(), item.seq))
+            .filter(operation_item::Column::Status.eq(ItemStatus::Running))
+            .filter(operation_item::Column::LeaseGeneration.eq(generation))
+            .one(&txn)
+            .await?
+            .is_some();
+    if !held {
+        return Ok(ItemRun::Fenced);
+    }
+    let job = BulkUpgrade {
+        tenant_id: &operation.tenant_id,
+        folder_id: item.folder_id,
+        actor,
+        concurrency: 1,
+        dry_run: operation.dry_run,
+        max_failures: None,
+        target: operation
+            .target_version
+            .map_or(Target::Latest, Target::Version),
+    };
+    let result: ItemResult = match item.deployment_id.as_deref() {
+        None => Ok(None),
+        Some(id) if operation.dry_run => upgrade::preview(&txn, &job, id).await,
+        Some(id) => upgrade::apply_in_write_transaction(&txn, &job, id).await,
+    };
+    let (status, code, moved) = match result {
+        Ok(Some(moved)) if moved.to_version > moved.from_version => {
+            (ItemStatus::Updated, None, Some(moved))
+        }
+        Ok(Some(moved)) => (ItemStatus::Unchanged, None, Some(moved)),
+        Ok(None) => (ItemStatus::Failed, Some(FailureCode::NotFound), None),
+        Err(ItemError::NoPublishedVersion) => (
+            ItemStatus::Failed,
+            Some(FailureCode::NoPublishedVersion),
+            None,
+        ),
+        // Dropping the transaction undoes whatever the item had written.
+        Err(ItemError::Db(e)) => return Err(e),
+    };
+    operation_item::Entity::update_many()
+        .col_expr(operation_item::Column::Status, Expr::value(status))
+        .col_expr(
+            operation_item::Column::FailureCode,
+            Expr::value(code.map(FailureCode::as_str)),
+        )
+        .col_expr(
+            operation_item::Column::AppSystemName,
+            Expr::value(moved.as_ref().map(|m| m.app_system_name.clone())),
+        )
+        .col_expr(
+            operation_item::Column::FromVersion,
+            Expr::value(moved.as_ref().map(|m| m.from_version)),
+        )
+        .col_expr(
+            operation_item::Column::ToVersion,
+            Expr::value(moved.as_ref().map(|m| m.to_version)),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(operation_item::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(operation_item::Column::OperationId.eq(&operation.id))
+        .filter(operation_item::Column::Seq.eq(item.seq))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(ItemRun::Settled(status))
+}
+
+/// Records an item whose run failed with a database error as `failed` with `code`
+/// (`conflict` or `internal`), if the claim still holds it.
+pub async fn record_failure<C: ConnectionTrait>(
+    db: &C,
+    operation_id: &str,
+    generation: i64,
+    seq: i32,
+    code: FailureCode,
+) -> Result<bool, DbErr> {
+    let recorded = operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Failed),
+        )
+        .col_expr(
+            operation_item::Column::FailureCode,
+            Expr::value(code.as_str()),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(operation_item::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Seq.eq(seq))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
+        .filter(operation_item::Column::LeaseGeneration.eq(generation))
+        .exec(db)
+        .await?;
+    Ok(recorded.rows_affected == 1)
+}
+
+/// The item's whole transaction on PostgreSQL, `$1`…`$12`: operation id, lease
+/// generation, item seq, deployment id (NULL: not a UUID), tenant, the item's folder
+/// id, target version (NULL: the latest), the change's time, event kind, actor,
+/// request id, dry run. Answers the item's new status, or no status when the claim
+/// no longer holds the item.
+///
+/// `fence` takes `FOR KEY SHARE` on the operation, which a take-over's `FOR UPDATE`
+/// waits for; `item` requires the row to be `running` under this generation, locked,
+/// so a take-over or cancel that changed it first leaves nothing to match.
+pub const OPERATION_ITEM: &str = r#"
+WITH fence AS (
+    SELECT o.id FROM operations o
+    WHERE o.id = $1 AND o.lease_generation = $2 AND NOT o.cancel_requested
+    FOR KEY SHARE OF o
+),
+item AS (
+    SELECT i.operation_id, i.seq
+    FROM operation_items i JOIN fence ON fence.id = i.operation_id
+    WHERE i.seq = $3 AND i.status = 'running' AND i.lease_generation = $2
+    FOR UPDATE OF i
+),
+cur AS (
+    SELECT d.id, d.version, d.app_id, a.system_name
+    FROM deployments d
+    JOIN apps a ON a.id = d.app_id
+    WHERE d.id = $4 AND d.tenant_id = $5 AND d.folder_id = $6
+      AND EXISTS (SELECT 1 FROM item)
+    FOR UPDATE OF d
+),
+target AS (
+    SELECT v.version, v.published_at
+    FROM app_versions v
+    JOIN cur ON v.app_id = cur.app_id
+    WHERE v.published AND ($7::integer IS NULL OR v.version = $7::integer)
+    ORDER BY v.version DESC
+    LIMIT 1
+    FOR SHARE OF v
+),
+moved AS (
+    UPDATE deployments d
+    SET version = target.version, updated_at = GREATEST($8, target.published_at)
+    FROM cur, target
+    WHERE d.id = cur.id AND target.version > cur.version AND NOT $12::boolean
+    RETURNING d.id, cur.version AS from_version, target.version AS to_version, d.updated_at
+),
+recorded AS (
+    INSERT INTO deployment_events
+        (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id,
+         created_at, operation_id)
+    SELECT $5, moved.id, $9, moved.from_version, moved.to_version, $10, $11,
+           moved.updated_at, $1
+    FROM moved
+),
+outcome AS (
+    SELECT
+        CASE
+            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'failed'
+            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'failed'
+            WHEN (SELECT version FROM target) > (SELECT version FROM cur) THEN 'updated'
+            ELSE 'unchanged'
+        END AS status,
+        CASE
+            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'not_found'
+            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'no_published_version'
+        END AS failure_code
+),
+settled AS (
+    UPDATE operation_items i
+    SET status = outcome.status,
+        failure_code = outcome.failure_code,
+        app_system_name = (SELECT system_name FROM cur),
+        from_version = (SELECT version FROM cur),
+        to_version = GREATEST((SELECT version FROM target), (SELECT version FROM cur)),
+        lease_generation = NULL,
+        finished_at = $8
+    FROM item, outcome
+    WHERE i.operation_id = item.operation_id AND i.seq = item.seq
+    RETURNING i.status
+)
+SELECT (SELECT status FROM settled) AS status
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_item_statement_binds_exactly_twelve_parameters() {
+        let all: Vec<(usize, String)> = (1..=12).map(|n| (n, format!("<p{n}>"))).collect();
+        let filled = upgrade::with_params(OPERATION_ITEM, &all);
+        assert!(!filled.contains('$'), "{filled}");
+        for n in 1..=12 {
+            assert!(filled.contains(&format!("<p{n}>")), "${n} unused");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Leases on operations: how the workers of every replica share them.
+//!
+//! A claim takes one unfinished operation whose lease is free or lapsed (least
+//! recently served first, so a large operation takes turns with small ones), raises
+//! its `lease_generation` and marks the next batch of its pending items `running`
+//! under that generation. Every later write of the holder names the generation: the
+//! item statements (`item.rs`) require the item to be `running` under it, renewals
+//! and releases require the operation to carry it. A take-over or a cancel changes the
+//! generation on the operation and the state of its items, so a holder that lost its
+//! lease (paused, partitioned, killed and restarted) matches no row and writes
+//! nothing.
+//!
+//! On PostgreSQL the claim locks the operation `FOR UPDATE SKIP LOCKED`; an item
+//! statement in flight holds `FOR KEY SHARE` on it, so a take-over waits until the old
+//! holder's statements in flight have committed (never between one's check and its
+//! write). On SQLite writes are serialised anyway.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::{
+    operation::{self, OperationStatus},
+    operation_item::{self, ItemStatus},
+};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, TransactionSession, TransactionTrait,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType},
+};
+
+use super::counters::{self, Counters};
+use crate::db;
+
+/// Why an operation stopped before all its items ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    FailureBudgetExhausted,
+    PermissionRevoked,
+}
+
+impl StopReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            StopReason::FailureBudgetExhausted => "failure_budget_exhausted",
+            StopReason::PermissionRevoked => "permission_revoked",
+        }
+    }
+}
+
+/// A worker's hold on an operation and the batch of items it took.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub operation: operation::Model,
+    pub generation: i64,
+    pub items: Vec<operation_item::Model>,
+    /// Failed items before this batch (for the failure budget).
+    pub failed_before: usize,
+    /// The previous holder's lease had lapsed without being released.
+    pub took_over: bool,
+}
+
+/// Claims the next operation with work to do, or `None` when there is none. An
+/// operation found with nothing left to run is finished on the way.
+pub async fn claim<C>(
+    db: &C,
+    owner: &str,
+    lease: Duration,
+    batch: usize,
+) -> Result<Option<Claim>, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let now = Utc::now();
+    let txn = db::begin_write(db).await?;
+    let Some(found) = operation::Entity::find()
+        .filter(
+            operation::Column::Status
+                .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
+        )
+        .filter(
+            Condition::any()
+                .add(operation::Column::LeaseExpiresAt.is_null())
+                .add(operation::Column::LeaseExpiresAt.lt(now)),
+        )
+        // Never served first, then the one served longest ago.
+        .order_by(
+            Expr::col(operation::Column::LastServedAt).is_not_null(),
+            Order::Asc,
+        )
+        .order_by_asc(operation::Column::LastServedAt)
+        .order_by_asc(operation::Column::CreatedAt)
+        .limit(1)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .one(&txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let generation = found.lease_generation + 1;
+    let took_over = found.lease_owner.is_some();
+    operation::Entity::update_many()
+        .col_expr(operation::Column::LeaseGeneration, Expr::value(generation))
+        .col_expr(operation::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(
+            operation::Column::LeaseExpiresAt,
+            Expr::value(expiry(now, lease)),
+        )
+        .col_expr(
+            operation::Column::Status,
+            Expr::value(OperationStatus::Running),
+        )
+        .col_expr(
+            operation::Column::StartedAt,
+            Expr::value(found.started_at.unwrap_or(now)),
+        )
+        .filter(operation::Column::Id.eq(&found.id))
+        .filter(operation::Column::LeaseGeneration.eq(found.lease_generation))
+        .exec(&txn)
+        .await?;
+    // Items a lapsed holder had taken and not settled run again under this claim:
+    // its statements can no longer match them.
+    operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Pending),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(operation_item::Column::OperationId.eq(&found.id))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
+        .exec(&txn)
+        .await?;
+    let next = operation_item::Entity::find()
+        .select_only()
+        .column(operation_item::Column::Seq)
+        .filter(operation_item::Column::OperationId.eq(&found.id))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
+        .order_by_asc(operation_item::Column::Seq)
+        .limit(batch as u64)
+        .into_query();
+    operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Running),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(generation),
+        )
+        .filter(operation_item::Column::OperationId.eq(&found.id))
+        .filter(operation_item::Column::Seq.in_subquery(next))
+        .exec(&txn)
+        .await?;
+    let items = operation_item::Entity::find()
+        .filter(operation_item::Column::OperationId.eq(&found.id))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
+        .filter(operation_item::Column::LeaseGeneration.eq(generation))
+        .order_by_asc(operation_item::Column::Seq)
+        .all(&txn)
+        .await?;
+    let mut operation = found;
+    operation.lease_generation = generation;
+    operation.lease_owner = Some(owner.to_string());
+    operation.status = OperationStatus::Running;
+    operation.started_at = operation.started_at.or(Some(now));
+    if items.is_empty() {
+        // Nothing left to run (a holder died after its last item): finish it now.
+        finish(&txn, &operation, generation, None).await?;
+        txn.commit().await?;
+        return Ok(None);
+    }
+    let failed_before = counters::of(&txn, &operation.id).await?.failed as usize;
+    txn.commit().await?;
+    Ok(Some(Claim {
+        operation,
+        generation,
+        items,
+        failed_before,
+        took_over,
+    }))
+}
+
+fn expiry(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(15))
+}
+
+/// The operation, if this generation still holds it.
+fn held(operation_id: &str, generation: i64) -> Condition {
+    Condition::all()
+        .add(operation::Column::Id.eq(operation_id))
+        .add(operation::Column::LeaseGeneration.eq(generation))
+        .add(
+            operation::Column::Status
+                .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
+        )
+}
+
+/// Extends the lease; `false` when this generation no longer holds the operation.
+pub async fn renew<C: ConnectionTrait>(
+    db: &C,
+    operation_id: &str,
+    generation: i64,
+    lease: Duration,
+) -> Result<bool, DbErr> {
+    let renewed = operation::Entity::update_many()
+        .col_expr(
+            operation::Column::LeaseExpiresAt,
+            Expr::value(expiry(Utc::now(), lease)),
+        )
+        .filter(held(operation_id, generation))
+        .exec(db)
+        .await?;
+    Ok(renewed.rows_affected == 1)
+}
+
+/// Gives the operation back (its batch done, or this replica stopping): items this
+/// generation took and did not settle become pending again, and any worker may claim
+/// it at once. Finishes it instead when nothing is left to run.
+pub async fn release_or_finish<C>(db: &C, operation_id: &str, generation: i64) -> Result<(), DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db::begin_write(db).await?;
+    let Some(operation) = operation::Entity::find()
+        .filter(held(operation_id, generation))
+        .one(&txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Pending),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
+        .filter(operation_item::Column::LeaseGeneration.eq(generation))
+        .exec(&txn)
+        .await?;
+    let left = counters::of(&txn, operation_id).await?;
+    if left.pending == 0 && left.running == 0 {
+        finish(&txn, &operation, generation, None).await?;
+    } else {
+        operation::Entity::update_many()
+            .col_expr(
+                operation::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                operation::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(operation::Column::LastServedAt, Expr::value(Utc::now()))
+            .filter(held(operation_id, generation))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await
+}
+
+/// Stops the operation: every item not settled is `skipped`, and it fails with
+/// `reason`. Nothing happens when this generation no longer holds it.
+pub async fn stop<C>(
+    db: &C,
+    operation_id: &str,
+    generation: i64,
+    reason: StopReason,
+) -> Result<(), DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let txn = db::begin_write(db).await?;
+    let Some(operation) = operation::Entity::find()
+        .filter(held(operation_id, generation))
+        .one(&txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    settle_rest(&txn, operation_id, ItemStatus::Skipped).await?;
+    finish(&txn, &operation, generation, Some(reason)).await?;
+    txn.commit().await
+}
+
+/// Marks every pending or running item of the operation `status`, now.
+pub(super) async fn settle_rest<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    status: ItemStatus,
+) -> Result<(), DbErr> {
+    operation_item::Entity::update_many()
+        .col_expr(operation_item::Column::Status, Expr::value(status))
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(operation_item::Column::FinishedAt, Expr::value(Utc::now()))
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Status.is_in([ItemStatus::Pending, ItemStatus::Running]))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the final status from the settled items' counts (inside the caller's
+/// transaction, which holds the generation).
+async fn finish<C: ConnectionTrait>(
+    txn: &C,
+    operation: &operation::Model,
+    generation: i64,
+    reason: Option<StopReason>,
+) -> Result<(), DbErr> {
+    let counts = counters::of(txn, &operation.id).await?;
+    let (status, code, message) = final_status(operation.cancel_requested, reason, &counts);
+    operation::Entity::update_many()
+        .col_expr(operation::Column::Status, Expr::value(status))
+        .col_expr(operation::Column::ErrorCode, Expr::value(code))
+        .col_expr(operation::Column::ErrorMessage, Expr::value(message))
+        .col_expr(operation::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(
+            operation::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            operation::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(held(&operation.id, generation))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The terminal status (and error) of an operation whose items are all settled.
+pub fn final_status(
+    cancel_requested: bool,
+    reason: Option<StopReason>,
+    counts: &Counters,
+) -> (OperationStatus, Option<String>, Option<String>) {
+    if cancel_requested {
+        return (OperationStatus::Canceled, None, None);
+    }
+    match reason {
+        Some(StopReason::FailureBudgetExhausted) => (
+            OperationStatus::Failed,
+            Some(StopReason::FailureBudgetExhausted.code().into()),
+            Some(format!(
+                "{} items failed, which spent the failure budget (maxFailures); {} items were skipped",
+                counts.failed, counts.skipped
+            )),
+        ),
+        Some(StopReason::PermissionRevoked) => (
+            OperationStatus::Failed,
+            Some(StopReason::PermissionRevoked.code().into()),
+            Some(
+                "the operation's creator no longer holds Apps.Edit in the folder; the items not started were skipped"
+                    .into(),
+            ),
+        ),
+        None if counts.failed + counts.skipped + counts.canceled > 0 => (
+            OperationStatus::Failed,
+            Some("items_failed".into()),
+            Some(format!("{} of {} items failed", counts.failed, counts.total)),
+        ),
+        None => (OperationStatus::Succeeded, None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(updated: u64, failed: u64) -> Counters {
+        Counters {
+            total: updated + failed,
+            updated,
+            failed,
+            ..Counters::default()
+        }
+    }
+
+    #[test]
+    fn an_operation_succeeds_only_when_no_item_failed() {
+        assert_eq!(
+            final_status(false, None, &counts(3, 0)).0,
+            OperationStatus::Succeeded
+        );
+        let (status, code, _) = final_status(false, None, &counts(3, 1));
+        assert_eq!(status, OperationStatus::Failed);
+        assert_eq!(code.as_deref(), Some("items_failed"));
+    }
+
+    #[test]
+    fn a_cancel_wins_over_failures_and_a_stop_names_its_reason() {
+        assert_eq!(
+            final_status(true, None, &counts(1, 1)).0,
+            OperationStatus::Canceled
+        );
+        let (_, code, message) =
+            final_status(false, Some(StopReason::PermissionRevoked), &counts(1, 0));
+        assert_eq!(code.as_deref(), Some("permission_revoked"));
+        assert!(message.unwrap().contains("Apps.Edit"));
+    }
+}

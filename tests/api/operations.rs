@@ -1,0 +1,780 @@
+//! Durable operations through real HTTP: the bulk call's `Prefer: respond-async`
+//! form, operations over ids and selectors, the monitor and its counters, items,
+//! cancel, failure budgets, revocation, isolation, idempotent creation and retention.
+
+use chrono::Utc;
+use entity::operation;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use serde_json::{Value, json};
+use uplift::access::Role;
+
+use crate::client::assert_counters_add_up;
+use crate::helpers::{
+    ALL_SCOPES, READ_SCOPES, WRITE_SCOPES, seed_deployments, spawn_app, spawn_app_with,
+};
+
+fn operation_id(monitor: &Value) -> String {
+    monitor["id"].as_str().expect("an operation id").to_string()
+}
+
+#[tokio::test]
+async fn the_bulk_call_with_prefer_respond_async_answers_202_with_a_monitor_that_finishes_with_the_usual_answer()
+ {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+    let mut ids = fleet.ids();
+    ids.push("no-such-deployment".into());
+
+    let response = app
+        .bulk_call(&token, folder, &ids)
+        .header("Prefer", "respond-async")
+        .send()
+        .await;
+
+    assert_eq!(response.status(), 202);
+    let headers = response.headers().clone();
+    assert_eq!(headers["preference-applied"], "respond-async");
+    assert!(headers.contains_key("retry-after"));
+    let monitor: Value = response.json().await.unwrap();
+    let id = operation_id(&monitor);
+    let location = headers["operation-location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("{}/operations/{id}", app.base),
+        "an absolute URL of the monitor"
+    );
+    assert_eq!(monitor["kind"], "upgrade");
+    assert_eq!(monitor["folderKey"], folder.as_str());
+    assert_eq!(monitor["createdBy"], "ci-bot");
+    assert_eq!(monitor["counters"]["total"], 4);
+    assert_counters_add_up(&monitor);
+
+    let done = app.finished_operation(&token, folder, &id).await;
+    assert_eq!(done["status"], "Failed", "one id does not exist");
+    assert_eq!(done["error"]["code"], "items_failed");
+    assert_eq!(done["counters"]["updated"], 3);
+    assert_eq!(done["counters"]["failed"], 1);
+    assert!(done["finishedAt"].is_string() && done["startedAt"].is_string());
+    let result = &done["result"];
+    assert_eq!(result["failedItems"], json!(["no-such-deployment"]));
+    assert_eq!(result["failures"][0]["code"], "not_found");
+    let updated: Vec<&str> = result["updatedDeployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        updated,
+        fleet.ids().iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(result["updatedDeployments"][0]["version"], 2);
+    assert_eq!(result["updatedDeployments"][0]["previousVersion"], 1);
+
+    for d in &fleet.deployments {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        let events = app.events(&d.id).await;
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].operation_id.as_deref(), Some(id.as_str()));
+        assert_eq!(events[1].actor, "ci-bot");
+    }
+    let reader = app.token("ci-bot", ALL_SCOPES);
+    let history = app
+        .history(&reader, folder, &fleet.ids()[0], "")
+        .json()
+        .await;
+    assert_eq!(history["value"][0]["operationId"], id.as_str());
+    assert_eq!(history["value"][1]["operationId"], Value::Null);
+}
+
+#[tokio::test]
+async fn prefer_wait_answers_the_usual_200_when_the_work_finishes_in_time() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+
+    let response = app
+        .bulk_call(&token, &fleet.folder.key, &fleet.ids())
+        .header("Prefer", "respond-async, wait=20")
+        .send()
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["updatedDeployments"].as_array().unwrap().len(), 2);
+    assert_eq!(body["failedItems"], json!([]));
+    assert_eq!(app.deployment(&fleet.ids()[0]).await.version, 2);
+}
+
+#[tokio::test]
+async fn an_asynchronous_bulk_call_takes_more_ids_than_a_synchronous_one() {
+    let app = spawn_app_with(|s| s.max_bulk_items = 2).await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+
+    let refused = app
+        .bulk_call(&token, &fleet.folder.key, &fleet.ids())
+        .problem(400)
+        .await;
+    assert!(refused["detail"].as_str().unwrap().contains("at most 2"));
+
+    let accepted = app
+        .bulk_call(&token, &fleet.folder.key, &fleet.ids())
+        .header("Prefer", "respond-async")
+        .send()
+        .await;
+    assert_eq!(accepted.status(), 202);
+    let id = operation_id(&accepted.json().await.unwrap());
+    let done = app.finished_operation(&token, &fleet.folder.key, &id).await;
+    assert_eq!(done["status"], "Succeeded");
+    assert!(
+        done.get("result").is_none(),
+        "more items than a synchronous answer holds: page them at /items"
+    );
+    let items = app
+        .operation_items(&token, &fleet.folder.key, &id, "top=2")
+        .json()
+        .await;
+    assert_eq!(items["count"], 3);
+    assert_eq!(items["value"].as_array().unwrap().len(), 2);
+    assert_eq!(items["value"][0]["status"], "updated");
+    assert_eq!(items["value"][0]["seq"], 1);
+    let rest = app
+        .operation_items(&token, &fleet.folder.key, &id, "skip=2")
+        .json()
+        .await;
+    assert_eq!(rest["value"][0]["id"], fleet.ids()[2].as_str());
+}
+
+#[tokio::test]
+async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_nothing_elsewhere() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let folder = &fleet.folder;
+    let [tagged, current, untagged] = fleet.each();
+    for (d, tags) in [
+        (tagged, json!(["eu", "prod"])),
+        (current, json!(["eu", "prod"])),
+        (untagged, json!(["eu"])),
+    ] {
+        app.edit_deployed(&token, &folder.key, &d.id, json!({"tags": tags}))
+            .ok()
+            .await;
+    }
+    // Already on the latest version: not outdated.
+    app.bulk_call(&token, &folder.key, std::slice::from_ref(&current.id))
+        .ok()
+        .await;
+    // The same app deployed in a subfolder and in another folder.
+    let sub = app.subfolder("Ops/EU", folder).await;
+    let in_sub = app.deploy(&sub, &fleet.system_name, 1).await;
+    app.edit_deployed(
+        &token,
+        &sub.key,
+        &in_sub.id,
+        json!({"tags": ["eu", "prod"]}),
+    )
+    .ok()
+    .await;
+    let elsewhere = app
+        .granted_folder("Elsewhere", "ci-bot", Role::FolderAdministrator)
+        .await;
+    let other = app.deploy(&elsewhere, &fleet.system_name, 1).await;
+
+    let selector = |include_subfolders: bool| json!({"selector": {"tags": ["prod", "eu"], "includeSubfolders": include_subfolders}});
+    let here = app
+        .create_operation(&token, &folder.key, selector(false))
+        .accepted()
+        .await;
+    let here = app
+        .finished_operation(&token, &folder.key, &operation_id(&here))
+        .await;
+    assert_eq!(here["counters"]["total"], 1, "{here}");
+    assert_eq!(
+        here["result"]["updatedDeployments"][0]["id"],
+        tagged.id.as_str()
+    );
+
+    let below = app
+        .create_operation(&token, &folder.key, selector(true))
+        .accepted()
+        .await;
+    let below = app
+        .finished_operation(&token, &folder.key, &operation_id(&below))
+        .await;
+    assert_eq!(
+        below["counters"]["total"], 1,
+        "only the subfolder's is still outdated: {below}"
+    );
+    assert_eq!(
+        below["result"]["updatedDeployments"][0]["id"],
+        in_sub.id.as_str()
+    );
+    assert_eq!(app.deployment(&untagged.id).await.version, 1);
+    assert_eq!(
+        app.deployment(&other.id).await.version,
+        1,
+        "another folder is never selected"
+    );
+
+    let all = app
+        .create_operation(
+            &token,
+            &folder.key,
+            json!({"selector": {"onlyOutdated": false, "appSystemNames": [fleet.system_name]}}),
+        )
+        .accepted()
+        .await;
+    let all = app
+        .finished_operation(&token, &folder.key, &operation_id(&all))
+        .await;
+    assert_eq!(all["counters"]["total"], 3);
+    assert_eq!(all["counters"]["updated"], 1);
+    assert_eq!(all["counters"]["unchanged"], 2);
+    assert_eq!(all["status"], "Succeeded");
+}
+
+#[tokio::test]
+async fn an_empty_selection_is_a_finished_operation_with_total_zero_not_an_error() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("ci-bot").await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+
+    let response = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"selector": {"tags": ["none"]}}),
+        )
+        .send()
+        .await;
+
+    assert_eq!(response.status(), 202);
+    let monitor: Value = response.json().await.unwrap();
+    assert_eq!(monitor["status"], "Succeeded");
+    assert_eq!(monitor["counters"]["total"], 0);
+    assert_eq!(monitor["result"]["updatedDeployments"], json!([]));
+}
+
+#[tokio::test]
+async fn the_set_of_items_is_fixed_when_the_operation_is_created() {
+    let app = spawn_app_with(|s| s.operation_workers = 0).await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let monitor = app
+        .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
+        .accepted()
+        .await;
+    assert_eq!(
+        monitor["status"], "NotStarted",
+        "no worker runs on this replica"
+    );
+
+    app.deploy(&fleet.folder, &fleet.system_name, 1).await;
+
+    let again = app
+        .operation(&token, &fleet.folder.key, &operation_id(&monitor))
+        .json()
+        .await;
+    assert_eq!(again["counters"]["total"], 2);
+    assert_eq!(again["counters"]["pending"], 2);
+}
+
+#[tokio::test]
+async fn bad_operation_requests_are_refused_naming_the_field_and_create_nothing() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("ci-bot").await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let cases = [
+        (json!({}), "deploymentIds or selector"),
+        (json!({"deploymentIds": [], "selector": {}}), "not both"),
+        (json!({"deploymentIds": "x"}), "deploymentIds"),
+        (json!({"selector": {"tags": "eu"}}), "tags"),
+        (json!({"deploymentIds": [], "target": "newest"}), "target"),
+        (
+            json!({"deploymentIds": [], "target": {"version": 0}}),
+            "target",
+        ),
+        (
+            json!({"deploymentIds": [], "maxFailures": 0}),
+            "maxFailures",
+        ),
+        (
+            json!({"deploymentIds": [], "maxFailures": "150%"}),
+            "maxFailures",
+        ),
+        (
+            json!({"deploymentIds": [], "maxConcurrency": 0}),
+            "maxConcurrency",
+        ),
+        (
+            json!({"deploymentIds": [], "maxConcurrency": 100000}),
+            "maxConcurrency",
+        ),
+        (json!({"deploymentIds": [], "dryRun": "yes"}), "dryRun"),
+    ];
+    for (body, named) in cases {
+        let problem = app
+            .create_operation(&token, &fleet.folder.key, body.clone())
+            .problem(400)
+            .await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(named), "{body}: {detail}");
+    }
+    assert_eq!(
+        operation::Entity::find().all(&app.db).await.unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn too_many_ids_for_one_operation_are_refused() {
+    let app = spawn_app_with(|s| s.max_operation_items = 3).await;
+    let fleet = app.fleet().administered_by("ci-bot").deployments(4).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+
+    let listed = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"deploymentIds": fleet.ids()}),
+        )
+        .problem(400)
+        .await;
+    assert!(listed["detail"].as_str().unwrap().contains("at most 3"));
+    let selected = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"selector": {"onlyOutdated": false}}),
+        )
+        .problem(400)
+        .await;
+    assert!(selected["detail"].as_str().unwrap().contains("matches 4"));
+    assert_eq!(
+        operation::Entity::find().all(&app.db).await.unwrap().len(),
+        0,
+        "a refused selector leaves no operation behind"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_budget_as_a_count_skips_the_items_not_started() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let mut ids = vec!["missing-1".to_string(), "missing-2".to_string()];
+    ids.extend(fleet.ids());
+
+    let created = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"deploymentIds": ids, "maxFailures": 2, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let done = app
+        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
+        .await;
+
+    assert_eq!(done["status"], "Failed");
+    assert_eq!(done["error"]["code"], "failure_budget_exhausted");
+    assert_eq!(done["counters"]["failed"], 2);
+    assert_eq!(done["counters"]["skipped"], 3);
+    assert_eq!(done["result"]["failures"][2]["code"], "skipped");
+    assert_eq!(app.deployment(&fleet.ids()[0]).await.version, 1);
+}
+
+#[tokio::test]
+async fn a_failure_budget_as_a_percentage_rounds_up() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(8)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    // 10 items, 10%: one failure spends the budget.
+    let mut ids = vec!["missing-1".to_string(), "missing-2".to_string()];
+    ids.extend(fleet.ids());
+
+    let created = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"deploymentIds": ids, "maxFailures": "10%", "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let done = app
+        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
+        .await;
+
+    assert_eq!(done["error"]["code"], "failure_budget_exhausted", "{done}");
+    assert_eq!(done["counters"]["failed"], 1);
+    assert_eq!(done["counters"]["skipped"], 9);
+}
+
+#[tokio::test]
+async fn a_dry_run_operation_reports_what_would_change_and_changes_nothing() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let events = app.event_count().await;
+
+    let created = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"selector": {}, "dryRun": true}),
+        )
+        .accepted()
+        .await;
+    let done = app
+        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
+        .await;
+
+    assert_eq!(done["counters"]["updated"], 2);
+    assert_eq!(done["result"]["updatedDeployments"][0]["version"], 2);
+    assert_eq!(app.deployment(&fleet.ids()[0]).await.version, 1);
+    assert_eq!(app.event_count().await, events);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_operation_and_a_finished_one_cannot_be_canceled() {
+    let app = spawn_app_with(|s| s.operation_batch_items = 20).await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let app_id = fleet.published.app.id;
+    let ids = seed_deployments(&app.db, &fleet.folder, app_id, 1, 3000).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+
+    let created = app
+        .create_operation(
+            &token,
+            folder,
+            json!({"deploymentIds": ids, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let id = operation_id(&created);
+    // Until it has started (so the cancel lands mid-run).
+    loop {
+        let m = app.operation(&token, folder, &id).json().await;
+        if m["counters"]["updated"].as_u64().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let canceled = app.cancel_operation(&token, folder, &id).json().await;
+
+    assert_eq!(canceled["status"], "Canceled");
+    assert_counters_add_up(&canceled);
+    let counters = &canceled["counters"];
+    assert!(counters["canceled"].as_u64().unwrap() > 0, "{canceled}");
+    assert_eq!(counters["pending"], 0);
+    assert_eq!(counters["running"], 0);
+    let updated = counters["updated"].as_u64().unwrap();
+    // Nothing more is written once canceled.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let later = app.operation(&token, folder, &id).json().await;
+    assert_eq!(later["counters"], canceled["counters"]);
+    let upgraded = entity::deployment::Entity::find()
+        .filter(entity::deployment::Column::Version.eq(2))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .len() as u64;
+    assert_eq!(
+        upgraded, updated,
+        "every updated item, and only those, moved"
+    );
+
+    let again = app.cancel_operation(&token, folder, &id).problem(409).await;
+    assert!(
+        again["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already finished")
+    );
+}
+
+#[tokio::test]
+async fn revoking_the_creators_grant_stops_the_operation_before_its_next_batch() {
+    let app = spawn_app_with(|s| s.operation_batch_items = 10).await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let ids = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 2000).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+
+    let created = app
+        .create_operation(
+            &token,
+            folder,
+            json!({"deploymentIds": ids, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    app.revoke("ci-bot", Role::FolderAdministrator, Some(&fleet.folder))
+        .await;
+    // The creator can no longer read it; an administrator can.
+    app.grant("auditor", Role::FolderAdministrator, Some(&fleet.folder))
+        .await;
+    let auditor = app.token("auditor", READ_SCOPES);
+    let done = app
+        .finished_operation(&auditor, folder, &operation_id(&created))
+        .await;
+
+    assert_eq!(done["status"], "Failed");
+    assert_eq!(done["error"]["code"], "permission_revoked");
+    let counters = &done["counters"];
+    assert!(counters["skipped"].as_u64().unwrap() > 0, "{done}");
+    assert!(counters["updated"].as_u64().unwrap() < 2000);
+}
+
+#[tokio::test]
+async fn another_folders_or_tenants_operation_answers_exactly_like_a_missing_one() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let created = app
+        .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
+        .accepted()
+        .await;
+    let id = operation_id(&created);
+    let (other, outsider) = app.editor_in("Other", "outsider").await;
+    let foreign_tenant = app.folder_in("other-tenant", "Theirs").await;
+    app.grant("ci-bot", Role::FolderAdministrator, Some(&foreign_tenant))
+        .await;
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    let detail = |body: Value| {
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .replace(&id, "ID")
+            .replace(&missing, "ID")
+    };
+    let reference = detail(
+        app.operation(&outsider, &other.key, &missing)
+            .problem(404)
+            .await,
+    );
+    for (token, folder) in [(&outsider, &other.key)] {
+        let body = app.operation(token, folder, &id).problem(404).await;
+        assert_eq!(detail(body), reference);
+        let body = app
+            .operation_items(token, folder, &id, "")
+            .problem(404)
+            .await;
+        assert_eq!(detail(body), reference);
+        let body = app.cancel_operation(token, folder, &id).problem(404).await;
+        assert_eq!(detail(body), reference);
+    }
+    let foreign_token = app.token_for("other-tenant", "ci-bot", ALL_SCOPES);
+    let body = app
+        .operation(&foreign_token, &foreign_tenant.key, &id)
+        .tenant(Some("other-tenant"))
+        .problem(404)
+        .await;
+    assert_eq!(detail(body), reference);
+    let listed = app.operations(&outsider, &other.key, "").json().await;
+    assert_eq!(listed["count"], 0);
+    let mine = app.operations(&token, &fleet.folder.key, "").json().await;
+    assert_eq!(mine["count"], 1);
+    assert_eq!(mine["value"][0]["id"], id.as_str());
+    assert!(
+        mine["value"][0].get("result").is_none(),
+        "the list leaves results out"
+    );
+    app.operation(&token, &fleet.folder.key, "not-a-uuid")
+        .problem(404)
+        .await;
+}
+
+#[tokio::test]
+async fn reading_needs_apps_view_and_creating_or_canceling_needs_apps_edit() {
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .granted("viewer", Role::AutomationUser)
+        .await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let viewer = app.token("viewer", ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    let created = app
+        .create_operation(&token, folder, json!({"selector": {}}))
+        .accepted()
+        .await;
+    let id = operation_id(&created);
+
+    app.operation(&viewer, folder, &id).ok().await;
+    app.operations(&viewer, folder, "status=Succeeded")
+        .ok()
+        .await;
+    app.create_operation(&viewer, folder, json!({"selector": {}}))
+        .problem(403)
+        .await;
+    app.cancel_operation(&viewer, folder, &id)
+        .problem(403)
+        .await;
+    let read_only = app.token("ci-bot", READ_SCOPES);
+    app.create_operation(&read_only, folder, json!({"selector": {}}))
+        .problem(403)
+        .await;
+}
+
+#[tokio::test]
+async fn the_list_filters_by_status_and_pages_newest_first() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("ci-bot").await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created = app
+            .create_operation(&token, folder, json!({"selector": {"tags": ["none"]}}))
+            .accepted()
+            .await;
+        ids.push(operation_id(&created));
+    }
+
+    let page = app.operations(&token, folder, "top=2").json().await;
+    assert_eq!(page["count"], 3);
+    let listed: Vec<&str> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    let none = app
+        .operations(&token, folder, "status=Running")
+        .json()
+        .await;
+    assert_eq!(none["count"], 0);
+    app.operations(&token, folder, "status=Done")
+        .problem(400)
+        .await;
+    app.operations(&token, folder, "top=5000")
+        .problem(400)
+        .await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_on_create_returns_the_same_operation_and_refuses_another_body() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+    let body = json!({"deploymentIds": fleet.ids()});
+
+    let first = app
+        .create_operation(&token, folder, body.clone())
+        .key("op-1")
+        .send()
+        .await;
+    assert_eq!(first.status(), 202);
+    let location = first.headers()["operation-location"].clone();
+    let first: Value = first.json().await.unwrap();
+    let replay = app
+        .create_operation(&token, folder, body)
+        .key("op-1")
+        .send()
+        .await;
+    assert_eq!(replay.status(), 202);
+    assert_eq!(replay.headers()["operation-location"], location);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(
+        operation::Entity::find().all(&app.db).await.unwrap().len(),
+        1
+    );
+    app.create_operation(&token, folder, json!({"selector": {}}))
+        .key("op-1")
+        .problem(422)
+        .await;
+}
+
+#[tokio::test]
+async fn finished_operations_are_purged_after_their_retention() {
+    let app = spawn_app_with(|s| s.operation_poll_ms = 50).await;
+    let fleet = app.fleet().administered_by("ci-bot").await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+    let created = app
+        .create_operation(&token, folder, json!({"selector": {"tags": ["none"]}}))
+        .accepted()
+        .await;
+    let id = operation_id(&created);
+    let kept = app
+        .create_operation(&token, folder, json!({"selector": {"tags": ["none"]}}))
+        .accepted()
+        .await;
+
+    operation::Entity::update_many()
+        .col_expr(
+            operation::Column::FinishedAt,
+            Expr::value(Utc::now() - chrono::Duration::days(31)),
+        )
+        .filter(operation::Column::Id.eq(&id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let response = app.operation(&token, folder, &id).send().await;
+        if response.status() == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.operation(&token, folder, &operation_id(&kept))
+        .ok()
+        .await;
+}
