@@ -210,6 +210,8 @@ async fn organization_token(
     token(req, state, payload).await
 }
 
+/// The signing public key
+///
 /// Our signing public key as a JWK set, so other services (or replicas configured with
 /// `UPLIFT_JWKS_URL`) verify the tokens we mint. 404 unless we sign with an RSA/EC key
 /// pair: an HS256 secret is never published.

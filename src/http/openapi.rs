@@ -9,11 +9,13 @@ use utoipa::{
     OpenApi,
     openapi::{
         Components, ContentBuilder, HttpMethod, ObjectBuilder, Ref, RefOr, Required,
-        ResponseBuilder, Type,
+        ResponseBuilder, Schema, Type,
         path::{Operation, ParameterBuilder, ParameterIn, PathItem},
+        schema::{AdditionalProperties, ArrayItems},
         security::{
             ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         },
+        server::ServerBuilder,
     },
 };
 use utoipa_swagger_ui::SwaggerUi;
@@ -61,6 +63,18 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     doc.merge(routes::ops::OpsApi::openapi());
     doc.merge(routes::identity::IdentityApi::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    // Every path is absolute (the organization included), so the one server is the
+    // origin itself; docs/architecture.md ("The OpenAPI document") says why.
+    doc.servers = Some(vec![
+        ServerBuilder::new()
+            .url("/")
+            .description(Some(
+                "The uplift instance serving this document (paths are absolute: the UiPath \
+                 routes carry the configured organization, the Rainbond, identity and \
+                 operations routes sit at the root)",
+            ))
+            .build(),
+    ]);
     let components = doc.components.get_or_insert_with(Components::new);
     components.add_security_scheme(
         "bearer",
@@ -94,13 +108,164 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
                 bare_token: true,
             }
         } else {
+            for (_, operation) in operations(item) {
+                add_public(operation);
+            }
             continue;
         };
         for (method, operation) in operations(item) {
             add_common(method, operation, &errors);
         }
     }
+    plain_optional_bodies(&mut doc);
+    reference_components(&mut doc);
     doc
+}
+
+/// A route that needs no token (health, metrics, the token endpoint, the signing key):
+/// `security: []` says so explicitly, and the header limit, which runs before every
+/// route, is its one error answer that is not its own.
+fn add_public(operation: &mut Operation) {
+    operation.security = Some(Vec::new());
+    operation
+        .responses
+        .responses
+        .entry("431".to_string())
+        .or_insert_with(|| {
+            error_response(
+                "The request headers are larger than the limit",
+                &ErrorBody {
+                    schema: "Problem",
+                    content_type: PROBLEM_JSON,
+                    tenant_header: false,
+                    bare_token: false,
+                },
+            )
+        });
+}
+
+/// utoipa writes an optional body (`Option<T>` in the annotation) as
+/// `oneOf: [T, {type: null}]`, which says "the JSON value `null`" rather than "no body",
+/// and which generated clients turn into a union they then fail to serialise. An absent
+/// body is what `required: false` means: the schema is the plain reference.
+fn plain_optional_bodies(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                continue;
+            };
+            if matches!(body.required, Some(Required::True)) {
+                continue;
+            }
+            body.required = Some(Required::False);
+            for content in body.content.values_mut() {
+                let RefOr::T(content) = content else { continue };
+                if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema
+                    && let [RefOr::Ref(reference), RefOr::T(other)] = one_of.items.as_slice()
+                    && serde_json::to_value(other).ok() == Some(serde_json::json!({"type": "null"}))
+                {
+                    content.schema = Some(RefOr::Ref(reference.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// utoipa inlines a generic's argument (`ODataCollection<DeployedApp>` carries a copy of
+/// `DeployedApp`), which leaves the component itself unused and gives generated clients
+/// two types for one thing. Every inline schema equal to a component becomes a `$ref`
+/// to it, in the paths and in the components alike.
+fn reference_components(doc: &mut utoipa::openapi::OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let named: Vec<(String, Schema)> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| match schema {
+            // A bare `{"type": ...}` component would match every plain field of that type.
+            RefOr::T(schema) if !is_bare_type(schema) => Some((name.clone(), schema.clone())),
+            _ => None,
+        })
+        .collect();
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(schema) = schema {
+            reference_children(schema, &named);
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for (_, operation) in operations(item) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && let Some(schema) = parameter.schema.as_mut()
+                {
+                    reference(schema, &named);
+                }
+            }
+            if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+                for content in body.content.values_mut() {
+                    if let RefOr::T(content) = content
+                        && let Some(schema) = content.schema.as_mut()
+                    {
+                        reference(schema, &named);
+                    }
+                }
+            }
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    for content in response.content.values_mut() {
+                        if let RefOr::T(content) = content
+                            && let Some(schema) = content.schema.as_mut()
+                        {
+                            reference(schema, &named);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_bare_type(schema: &Schema) -> bool {
+    serde_json::to_value(schema)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().all(|k| k == "type")))
+        .unwrap_or(false)
+}
+
+/// Replaces `schema` by a reference when it equals a named component, else looks inside.
+fn reference(schema: &mut RefOr<Schema>, named: &[(String, Schema)]) {
+    let RefOr::T(inline) = schema else { return };
+    if let Some((name, _)) = named.iter().find(|(_, component)| component == inline) {
+        *schema = RefOr::Ref(Ref::from_schema_name(name.clone()));
+    } else {
+        reference_children(inline, named);
+    }
+}
+
+fn reference_children(schema: &mut Schema, named: &[(String, Schema)]) {
+    let children: Vec<&mut RefOr<Schema>> = match schema {
+        Schema::Object(object) => {
+            let mut children: Vec<_> = object.properties.values_mut().collect();
+            if let Some(additional) = object.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(additional) = additional
+            {
+                children.push(additional);
+            }
+            children
+        }
+        Schema::Array(array) => match &mut array.items {
+            ArrayItems::RefOrSchema(items) => vec![items.as_mut()],
+            _ => Vec::new(),
+        },
+        Schema::OneOf(one_of) => one_of.items.iter_mut().collect(),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().collect(),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().collect(),
+        _ => Vec::new(),
+    };
+    for child in children {
+        reference(child, named);
+    }
 }
 
 fn operations(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {

@@ -45,8 +45,8 @@ pub struct RainbondError {
 pub struct RainbondErrorData {
     #[schema(value_type = Object)]
     pub bean: Map<String, Value>,
-    /// For a refused upgrade request: each bad item and why.
-    #[schema(value_type = Vec<Object>)]
+    /// For a refused upgrade request: each bad item and why (empty for other errors).
+    #[schema(value_type = Vec<InvalidItem>)]
     pub list: Vec<Value>,
 }
 

@@ -191,3 +191,165 @@ async fn every_uipath_operation_is_protected_and_documents_its_errors() {
         "no call changed anything"
     );
 }
+
+/// Generated clients take one base URL, the origin: the document's one server is the
+/// origin itself (`/`, relative to where the document is served), and every path stays
+/// absolute, the organization included, so those paths are the ones served.
+#[tokio::test]
+async fn the_document_names_its_own_origin_as_the_server_and_keeps_absolute_paths() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_path("/openapi.json").await.json().await.unwrap();
+    let servers = doc["servers"].as_array().expect("servers");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0]["url"], "/");
+    let base = app.settings.uipath_base_path();
+    let list = format!("{base}/models/deployed/apps");
+    assert!(doc["paths"][&list]["get"].is_object(), "{list}");
+    let folder = app.folder("Served").await;
+    app.grant("viewer", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let token = app.token("viewer", "Apps.Read");
+    let answer = app
+        .client
+        .get(format!("{}{list}", app.address))
+        .bearer_auth(token)
+        .header("X-UiPath-Internal-TenantId", &app.tenant)
+        .header("X-UiPath-FolderKey", &folder.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        200,
+        "the documented path is the served one"
+    );
+}
+
+/// Redocly's `security-defined` and the generated clients both read an operation with
+/// no `security` as "whatever the document's default is"; the public routes say
+/// outright that they take no token, and each one indeed answers without one.
+#[tokio::test]
+async fn the_public_routes_are_documented_as_needing_no_token_and_answer_without_one() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_path("/openapi.json").await.json().await.unwrap();
+    let mut public = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let security = operation["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no security stated"));
+            if security.is_empty() {
+                public.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    public.sort();
+    assert_eq!(
+        public,
+        [
+            "GET /.well-known/jwks.json",
+            "GET /healthz",
+            "GET /metrics",
+            "GET /readyz",
+            "POST /acme/identity_/connect/token",
+            "POST /identity_/connect/token",
+        ]
+    );
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(app.get_path(path).await.status(), 200, "{path}");
+    }
+    // The JWKS answers 404 (problem+json, as documented) with the test's shared secret.
+    assert_problem(app.get_path("/.well-known/jwks.json").await, 404).await;
+}
+
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                found.push(r.trim_start_matches("#/components/schemas/").to_string());
+            }
+            map.values().for_each(|v| references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+/// A schema that is both a component and copied inline gives generated clients two
+/// types for one thing, and the linters an unused component: every component is
+/// referenced, and no inline schema equals one.
+#[tokio::test]
+async fn every_component_schema_is_referenced_and_none_is_also_inlined() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_path("/openapi.json").await.json().await.unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut used = Vec::new();
+    references(&doc["paths"], &mut used);
+    references(&doc["components"]["schemas"], &mut used);
+    for name in schemas.keys() {
+        assert!(used.contains(name), "{name} is never referenced");
+    }
+    fn inline_copies<'a>(value: &'a Value, top: bool, out: &mut Vec<&'a Value>) {
+        match value {
+            Value::Object(map) => {
+                if !top {
+                    out.push(value);
+                }
+                map.values().for_each(|v| inline_copies(v, false, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| inline_copies(v, false, out)),
+            _ => {}
+        }
+    }
+    let mut inline = Vec::new();
+    inline_copies(&doc["paths"], true, &mut inline);
+    for schema in schemas.values() {
+        inline_copies(schema, true, &mut inline);
+    }
+    for (name, component) in schemas {
+        let is_object = component.get("properties").is_some() || component.get("allOf").is_some();
+        if is_object {
+            assert!(!inline.contains(&component), "{name} is also inlined");
+        }
+    }
+}
+
+/// `oneOf: [DeployRequest, {type: null}]` means "the JSON value null", not "no body",
+/// and generated clients crashed on it when the body was left out. The optional bodies
+/// are plain references with `required: false`, and leaving one out, even with the JSON
+/// content type a generated client still sends, deploys.
+#[tokio::test]
+async fn the_optional_bodies_are_plain_references_and_may_be_left_out() {
+    let app = spawn_app().await;
+    let doc: Value = app.get_path("/openapi.json").await.json().await.unwrap();
+    let base = app.settings.uipath_base_path();
+    for (path, schema) in [
+        (
+            format!("{base}/models/{{app_system_name}}/publish/versions/{{version}}/deploy"),
+            "DeployRequest",
+        ),
+        (
+            format!("{base}/models/deployed/apps/{{deployed_app_id}}/rollback"),
+            "RollbackRequest",
+        ),
+    ] {
+        let body = &doc["paths"][&path]["post"]["requestBody"];
+        assert_eq!(body["required"], false, "{path}");
+        assert_eq!(
+            body["content"]["application/json"]["schema"],
+            json!({"$ref": format!("#/components/schemas/{schema}")}),
+            "{path}"
+        );
+    }
+
+    let folder = app.folder("Bodiless").await;
+    app.grant("deployer", Role::Administrator, None).await;
+    app.publish("Portal", "1.0.0").await;
+    let token = app.token("deployer", ALL_SCOPES);
+    let deployed = app
+        .deploy_call(&token, &folder.key, "Portal", 1)
+        .raw("application/json", Vec::new())
+        .json()
+        .await;
+    assert!(deployed["id"].is_string(), "{deployed}");
+}
