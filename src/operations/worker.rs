@@ -200,7 +200,7 @@ async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>
                 }
                 if concurrency == 1 && db.get_database_backend() == DbBackend::Sqlite {
                     // SQLite has one writer: an API call's write goes before the next item.
-                    db::yield_to_waiting_writers(Duration::from_millis(500)).await;
+                    db::yield_to_waiting_writers(Duration::from_millis(25)).await;
                 }
                 match item::run(db, operation, generation, item, actor).await {
                     Ok(ItemRun::Settled(status)) => {

@@ -778,3 +778,97 @@ async fn finished_operations_are_purged_after_their_retention() {
         .ok()
         .await;
 }
+
+#[tokio::test]
+async fn a_small_operation_is_not_kept_waiting_behind_a_large_one() {
+    let app = spawn_app_with(|s| {
+        s.operation_workers = 1;
+        s.operation_batch_items = 50;
+    })
+    .await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let large = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 4000).await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    let big = app
+        .create_operation(
+            &token,
+            folder,
+            json!({"deploymentIds": large, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let big = operation_id(&big);
+    loop {
+        let m = app.operation(&token, folder, &big).json().await;
+        if m["counters"]["updated"].as_u64().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let small = app
+        .create_operation(&token, folder, json!({"deploymentIds": fleet.ids()}))
+        .accepted()
+        .await;
+    let small = app
+        .finished_operation(&token, folder, &operation_id(&small))
+        .await;
+    let big_now = app.operation(&token, folder, &big).json().await;
+
+    assert_eq!(small["status"], "Succeeded");
+    assert!(
+        big_now["counters"]["pending"].as_u64().unwrap() > 0,
+        "the small one finished while the large one still had work: {big_now}"
+    );
+    app.cancel_operation(&token, folder, &big).ok().await;
+}
+
+#[tokio::test]
+async fn operation_metrics_count_items_by_result_and_the_queue_by_status() {
+    let app = spawn_app_with(|s| s.operation_poll_ms = 50).await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(2)
+        .newer("1.1.0")
+        .await;
+    let token = app.token("ci-bot", ALL_SCOPES);
+    let mut ids = fleet.ids();
+    ids.push("missing".into());
+    let created = app
+        .create_operation(&token, &fleet.folder.key, json!({"deploymentIds": ids}))
+        .accepted()
+        .await;
+    app.finished_operation(&token, &fleet.folder.key, &operation_id(&created))
+        .await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = app.get_path("/metrics").await.text().await.unwrap();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        if has("uplift_operations{status=\"Failed\"} 1") {
+            assert!(
+                has("uplift_operation_items_total{result=\"updated\"} 2"),
+                "{text}"
+            );
+            assert!(
+                has("uplift_operation_items_total{result=\"failed\"} 1"),
+                "{text}"
+            );
+            assert!(has("uplift_operation_pending_items 0"), "{text}");
+            assert!(has("uplift_operation_lease_takeovers_total 0"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gauges were never refreshed: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
