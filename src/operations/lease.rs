@@ -197,6 +197,17 @@ fn held(operation_id: &str, generation: i64) -> Condition {
         )
 }
 
+async fn still_held<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    generation: i64,
+) -> Result<Option<operation::Model>, DbErr> {
+    operation::Entity::find()
+        .filter(held(operation_id, generation))
+        .one(txn)
+        .await
+}
+
 /// Extends the lease; `false` when this generation no longer holds the operation.
 pub async fn renew<C: ConnectionTrait>(
     db: &C,
@@ -223,11 +234,7 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db::begin_write(db).await?;
-    let Some(operation) = operation::Entity::find()
-        .filter(held(operation_id, generation))
-        .one(&txn)
-        .await?
-    else {
+    let Some(operation) = still_held(&txn, operation_id, generation).await? else {
         return Ok(());
     };
     operation_item::Entity::update_many()
@@ -277,11 +284,7 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db::begin_write(db).await?;
-    let Some(operation) = operation::Entity::find()
-        .filter(held(operation_id, generation))
-        .one(&txn)
-        .await?
-    else {
+    let Some(operation) = still_held(&txn, operation_id, generation).await? else {
         return Ok(());
     };
     settle_rest(&txn, operation_id, ItemStatus::Skipped).await?;

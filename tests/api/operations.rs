@@ -17,6 +17,32 @@ fn operation_id(monitor: &Value) -> String {
     monitor["id"].as_str().expect("an operation id").to_string()
 }
 
+/// Creates a one-at-a-time operation over `ids` and returns its id once its first item
+/// is done (so what the test does next lands mid-run).
+async fn started_operation(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    folder: &str,
+    ids: &[String],
+) -> String {
+    let created = app
+        .create_operation(
+            token,
+            folder,
+            json!({"deploymentIds": ids, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let id = operation_id(&created);
+    loop {
+        let m = app.operation(token, folder, &id).json().await;
+        if m["counters"]["updated"].as_u64().unwrap() > 0 {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_bulk_call_with_prefer_respond_async_answers_202_with_a_monitor_that_finishes_with_the_usual_answer()
  {
@@ -489,23 +515,7 @@ async fn cancel_stops_a_running_operation_and_a_finished_one_cannot_be_canceled(
     let token = app.token("ci-bot", WRITE_SCOPES);
     let folder = &fleet.folder.key;
 
-    let created = app
-        .create_operation(
-            &token,
-            folder,
-            json!({"deploymentIds": ids, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
-    let id = operation_id(&created);
-    // Until it has started (so the cancel lands mid-run).
-    loop {
-        let m = app.operation(&token, folder, &id).json().await;
-        if m["counters"]["updated"].as_u64().unwrap() > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let id = started_operation(&app, &token, folder, &ids).await;
 
     let canceled = app.cancel_operation(&token, folder, &id).json().await;
 
@@ -795,22 +805,7 @@ async fn a_small_operation_is_not_kept_waiting_behind_a_large_one() {
     let large = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 4000).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder.key;
-    let big = app
-        .create_operation(
-            &token,
-            folder,
-            json!({"deploymentIds": large, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
-    let big = operation_id(&big);
-    loop {
-        let m = app.operation(&token, folder, &big).json().await;
-        if m["counters"]["updated"].as_u64().unwrap() > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let big = started_operation(&app, &token, folder, &large).await;
 
     let small = app
         .create_operation(&token, folder, json!({"deploymentIds": fleet.ids()}))
