@@ -27,6 +27,9 @@ fn main() -> ExitCode {
         // own, so a CI runner needs nothing but the binary and stdout holds only JSON.
         return actix_web::rt::System::new().block_on(cli::upgrade::main(args));
     }
+    if let Command::Operations(command) = command {
+        return actix_web::rt::System::new().block_on(cli::operations::main(command));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {

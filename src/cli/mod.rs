@@ -5,6 +5,9 @@
 mod client;
 mod debug;
 mod folder;
+mod follow;
+pub mod operations;
+mod remote;
 mod role;
 mod seed;
 mod token;
@@ -17,8 +20,9 @@ use sea_orm::DatabaseConnection;
 use uplift::{config::Settings, db, http};
 
 pub use self::{
-    client::ClientCommand, debug::DebugCommand, folder::FolderCommand, role::RoleCommand,
-    seed::SeedArgs, token::TokenArgs, upgrade::UpgradeArgs,
+    client::ClientCommand, debug::DebugCommand, folder::FolderCommand,
+    operations::OperationsCommand, role::RoleCommand, seed::SeedArgs, token::TokenArgs,
+    upgrade::UpgradeArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -54,9 +58,15 @@ pub enum Command {
     /// Register, list or delete client applications (client credentials).
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Upgrade deployments through a running server's bulk call (for CI). Exit code 0:
-    /// all upgraded; 2: some items failed; 1: any other error.
+    /// Upgrade deployments through a running server's bulk call, or with --async as a
+    /// durable operation (for CI). Exit code 0: all upgraded; 2: some items failed (or
+    /// the operation was canceled); 1: any other error.
     Upgrade(UpgradeArgs),
+    /// List, show (and follow), page the items of, or cancel a running server's
+    /// operations. Exit code 0, or 1 when a call failed; `show --wait` ends like
+    /// `upgrade --async --wait`.
+    #[command(subcommand)]
+    Operations(OperationsCommand),
     /// Create demo data (`--demo`) or a volume of deployments (`--deployments N`) and
     /// print its ids and tokens as JSON.
     Seed(SeedArgs),
@@ -79,9 +89,11 @@ enum DatabaseUse {
 impl Command {
     fn database_use(&self) -> DatabaseUse {
         match self {
-            Command::Token(_) | Command::Openapi | Command::Upgrade(_) | Command::Debug(_) => {
-                DatabaseUse::None
-            }
+            Command::Token(_)
+            | Command::Openapi
+            | Command::Upgrade(_)
+            | Command::Operations(_)
+            | Command::Debug(_) => DatabaseUse::None,
             Command::Folder(FolderCommand::List { .. })
             | Command::Client(ClientCommand::List { .. }) => DatabaseUse::Read,
             // The server migrates in `Application::build`.
@@ -107,7 +119,8 @@ async fn open(
     })
 }
 
-/// Runs a command; its exit code is 0 unless it is `upgrade`'s (errors are `Err`).
+/// Runs a command; its exit code is 0 unless it is `upgrade`'s or `operations`' (errors
+/// are `Err`).
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     let database = open(&settings, command.database_use()).await?;
     // `database_use` says which commands get one.
@@ -134,6 +147,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         ),
         // main runs it before loading any configuration; the settings are not used.
         Command::Upgrade(args) => return Ok(upgrade::main(args).await),
+        Command::Operations(command) => return Ok(operations::main(command).await),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -172,5 +186,77 @@ mod tests {
         assert!(parse(&["--client-secret", "s"]).is_err(), "no client id");
         assert!(parse(&["--token", "x", "--client-id", "c", "--client-secret", "s"]).is_err());
         assert!(parse(&["--token", "x", "--max-failures", "0"]).is_err());
+    }
+
+    #[test]
+    fn selector_flags_need_async_and_exclude_listed_ids() {
+        let args = parse(&["--token", "x", "--async", "--tag", "eu", "--tag", "prod"]).unwrap();
+        assert_eq!(args.tags, ["eu", "prod"]);
+        assert!(parse(&["--token", "x", "--async", "--all"]).is_ok());
+        assert!(
+            parse(&["--token", "x", "--tag", "eu"]).is_err(),
+            "no --async"
+        );
+        assert!(parse(&["--token", "x", "--async", "--all", "id-1"]).is_err());
+        assert!(parse(&["--token", "x", "--async", "--all", "--app", "a"]).is_err());
+        assert!(parse(&["--token", "x", "--async", "--include-subfolders", "id-1"]).is_err());
+        assert!(
+            parse(&["--token", "x", "--wait", "id-1"]).is_err(),
+            "no --async"
+        );
+        assert!(
+            parse(&[
+                "--token",
+                "x",
+                "--async",
+                "--wait",
+                "--max-failures",
+                "5%",
+                "a"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn operations_commands_take_the_connection_options_of_upgrade() {
+        let parsed = Cli::try_parse_from([
+            "uplift",
+            "operations",
+            "show",
+            "op-1",
+            "--wait",
+            "--base-url",
+            "http://h/x",
+            "--tenant",
+            "t",
+            "--folder",
+            "f",
+            "--token",
+            "x",
+        ])
+        .unwrap();
+        assert!(matches!(
+            parsed.command,
+            Some(Command::Operations(OperationsCommand::Show {
+                wait: true,
+                ..
+            }))
+        ));
+        assert!(
+            Cli::try_parse_from([
+                "uplift",
+                "operations",
+                "list",
+                "--base-url",
+                "http://h/x",
+                "--tenant",
+                "t",
+                "--folder",
+                "f"
+            ])
+            .is_err(),
+            "no credentials"
+        );
     }
 }

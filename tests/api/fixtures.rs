@@ -172,9 +172,20 @@ impl TestApp {
     /// `uplift upgrade` aimed at this app's tenant and `folder_key`, for the test to add
     /// credentials and ids.
     pub fn upgrade_command(&self, folder_key: &str) -> Command {
-        let mut command = self.uplift_command();
-        command.args([
-            "upgrade",
+        self.client_command(&["upgrade"], folder_key)
+    }
+
+    /// `uplift operations SUBCOMMAND…` aimed at this app's tenant and `folder_key`, for
+    /// the test to add credentials.
+    pub fn operations_command(&self, folder_key: &str, subcommand: &[&str]) -> Command {
+        let command = [&["operations"][..], subcommand].concat();
+        self.client_command(&command, folder_key)
+    }
+
+    /// `uplift COMMAND…` followed by the connection options of the client commands.
+    fn client_command(&self, command: &[&str], folder_key: &str) -> Command {
+        let mut uplift = self.uplift_command();
+        uplift.args(command).args([
             "--base-url",
             &self.base,
             "--tenant",
@@ -182,7 +193,26 @@ impl TestApp {
             "--folder",
             folder_key,
         ]);
-        command
+        uplift
+    }
+
+    /// Sets the tags of each deployment through the API (`PATCH` of the deployed app).
+    pub async fn tag(
+        &self,
+        token: &str,
+        folder_key: &str,
+        tagged: &[(&deployment::Model, &[&str])],
+    ) {
+        for (d, tags) in tagged {
+            self.edit_deployed(
+                token,
+                folder_key,
+                &d.id,
+                serde_json::json!({ "tags": tags }),
+            )
+            .ok()
+            .await;
+        }
     }
 }
 

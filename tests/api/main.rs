@@ -4,6 +4,7 @@
 mod auth;
 mod bulk_upgrade;
 mod catalog;
+mod cli_operations;
 mod client;
 mod concurrency;
 mod deployed_apps;

@@ -201,15 +201,16 @@ async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_no
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder;
     let [tagged, current, untagged] = fleet.each();
-    for (d, tags) in [
-        (tagged, json!(["eu", "prod"])),
-        (current, json!(["eu", "prod"])),
-        (untagged, json!(["eu"])),
-    ] {
-        app.edit_deployed(&token, &folder.key, &d.id, json!({"tags": tags}))
-            .ok()
-            .await;
-    }
+    app.tag(
+        &token,
+        &folder.key,
+        &[
+            (tagged, &["eu", "prod"]),
+            (current, &["eu", "prod"]),
+            (untagged, &["eu"]),
+        ],
+    )
+    .await;
     // Already on the latest version: not outdated.
     app.bulk_call(&token, &folder.key, std::slice::from_ref(&current.id))
         .ok()
