@@ -10,6 +10,7 @@ use crate::fixtures::Fleet;
 use crate::helpers::{
     ALL_SCOPES, CliOutput, TestApp, run_cli, seed_deployments, spawn_app, spawn_app_with,
 };
+use crate::operations::started_operation;
 
 fn json_of(output: &CliOutput) -> Value {
     serde_json::from_str(output.stdout.trim())
@@ -330,22 +331,7 @@ async fn a_long_operation(app: &TestApp) -> (String, String) {
     let ids = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 3000).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = fleet.folder.key.clone();
-    let created = app
-        .create_operation(
-            &token,
-            &folder,
-            json!({"deploymentIds": ids, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
-    let id = created["id"].as_str().unwrap().to_string();
-    loop {
-        let m = app.operation(&token, &folder, &id).json().await;
-        if m["counters"]["updated"].as_u64().unwrap() > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let id = started_operation(app, &token, &folder, &ids).await;
     (folder, id)
 }
 

@@ -19,7 +19,7 @@ fn operation_id(monitor: &Value) -> String {
 
 /// Creates a one-at-a-time operation over `ids` and returns its id once its first item
 /// is done (so what the test does next lands mid-run).
-async fn started_operation(
+pub async fn started_operation(
     app: &crate::helpers::TestApp,
     token: &str,
     folder: &str,
