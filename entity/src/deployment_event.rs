@@ -56,6 +56,13 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+/// The wire name.
+impl From<EventKind> for String {
+    fn from(kind: EventKind) -> Self {
+        kind.as_str().to_string()
+    }
+}
+
 impl PartialEq<&str> for EventKind {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod rainbond;
 pub mod server;
 pub mod uipath;
+mod wire;
 
 pub use problem::ApiError;
 pub use server::Application;

@@ -19,6 +19,7 @@ use super::{
     extract::JsonBody,
     idempotency,
     problem::{ApiError, PROBLEM_JSON},
+    wire::wire_struct,
 };
 use crate::{
     access::Permission,
@@ -123,72 +124,43 @@ impl AppPath {
     }
 }
 
-/// One app model as Rainbond's upgrade listing shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AppModel {
-    pub market_name: String,
-    /// The app's system name.
-    pub app_model_id: String,
-    /// The app's title.
-    pub app_model_name: String,
-    /// The oldest version the folder's deployments of this app are on.
-    pub current_version: String,
-    pub enterprise_id: String,
-    /// True exactly when `upgrade_versions` is not empty.
-    pub can_upgrade: bool,
-    /// Every published version newer than `current_version`, newest first.
-    pub upgrade_versions: Vec<String>,
-    pub source: String,
-}
-
-impl From<ModelView> for AppModel {
-    fn from(m: ModelView) -> Self {
-        AppModel {
-            market_name: m.market_name,
-            app_model_id: m.app_model_id,
-            app_model_name: m.app_model_name,
-            current_version: m.current_version,
-            enterprise_id: m.enterprise_id,
-            can_upgrade: m.can_upgrade,
-            upgrade_versions: m.upgrade_versions,
-            source: m.source,
-        }
+wire_struct! {
+    /// One app model as Rainbond's upgrade listing shows it.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct AppModel from ModelView {
+        pub market_name: String,
+        /// The app's system name.
+        pub app_model_id: String,
+        /// The app's title.
+        pub app_model_name: String,
+        /// The oldest version the folder's deployments of this app are on.
+        pub current_version: String,
+        pub enterprise_id: String,
+        /// True exactly when `upgrade_versions` is not empty.
+        pub can_upgrade: bool,
+        /// Every published version newer than `current_version`, newest first.
+        pub upgrade_versions: Vec<String>,
+        pub source: String,
     }
 }
 
-/// One item of a Rainbond upgrade request.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct UpgradeBase {
-    pub market_name: String,
-    pub app_model_id: String,
-    pub app_model_version: String,
-}
-
-impl From<UpgradeBase> for RequestedUpgrade {
-    fn from(u: UpgradeBase) -> Self {
-        RequestedUpgrade {
-            market_name: u.market_name,
-            app_model_id: u.app_model_id,
-            app_model_version: u.app_model_version,
-        }
+wire_struct! {
+    /// One item of a Rainbond upgrade request.
+    #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+    pub struct UpgradeBase into RequestedUpgrade {
+        pub market_name: String,
+        pub app_model_id: String,
+        pub app_model_version: String,
     }
 }
 
-/// Why a requested item cannot be done.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvalidItem {
-    pub app_model_id: String,
-    pub app_model_version: String,
-    pub reason: String,
-}
-
-impl From<rainbond::InvalidItem> for InvalidItem {
-    fn from(i: rainbond::InvalidItem) -> Self {
-        InvalidItem {
-            app_model_id: i.app_model_id,
-            app_model_version: i.app_model_version,
-            reason: i.reason,
-        }
+wire_struct! {
+    /// Why a requested item cannot be done.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct InvalidItem from rainbond::InvalidItem {
+        pub app_model_id: String,
+        pub app_model_version: String,
+        pub reason: String,
     }
 }
 

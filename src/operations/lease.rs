@@ -119,19 +119,7 @@ where
         .await?;
     // Items a lapsed holder had taken and not settled run again under this claim:
     // its statements can no longer match them.
-    operation_item::Entity::update_many()
-        .col_expr(
-            operation_item::Column::Status,
-            Expr::value(ItemStatus::Pending),
-        )
-        .col_expr(
-            operation_item::Column::LeaseGeneration,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(operation_item::Column::OperationId.eq(&found.id))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
-        .exec(&txn)
-        .await?;
+    return_to_pending(&txn, &found.id, None).await?;
     let next = operation_item::Entity::find()
         .select_only()
         .column(operation_item::Column::Seq)
@@ -180,6 +168,30 @@ where
         failed_before,
         took_over,
     }))
+}
+
+/// Puts the operation's `running` items (of `generation`, or of any) back to pending.
+async fn return_to_pending<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    generation: Option<i64>,
+) -> Result<(), DbErr> {
+    let mut update = operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Pending),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Running));
+    if let Some(generation) = generation {
+        update = update.filter(operation_item::Column::LeaseGeneration.eq(generation));
+    }
+    update.exec(txn).await?;
+    Ok(())
 }
 
 fn expiry(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
@@ -237,20 +249,7 @@ where
     let Some(operation) = still_held(&txn, operation_id, generation).await? else {
         return Ok(());
     };
-    operation_item::Entity::update_many()
-        .col_expr(
-            operation_item::Column::Status,
-            Expr::value(ItemStatus::Pending),
-        )
-        .col_expr(
-            operation_item::Column::LeaseGeneration,
-            Expr::value(Option::<i64>::None),
-        )
-        .filter(operation_item::Column::OperationId.eq(operation_id))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
-        .filter(operation_item::Column::LeaseGeneration.eq(generation))
-        .exec(&txn)
-        .await?;
+    return_to_pending(&txn, operation_id, Some(generation)).await?;
     let left = counters::of(&txn, operation_id).await?;
     if left.pending == 0 && left.running == 0 {
         finish(&txn, &operation, generation, None).await?;

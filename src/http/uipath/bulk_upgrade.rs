@@ -9,6 +9,7 @@ use crate::{
     access::Permission,
     app::AppState,
     app::OperationPolicy,
+    http::wire::{wire_enum, wire_struct},
     http::{
         ApiError,
         auth::UiPathCaller,
@@ -18,7 +19,7 @@ use crate::{
         registered,
     },
     metrics::BulkApi,
-    upgrade::{self, BulkUpgrade, Outcome, Target},
+    upgrade::{self, BulkUpgrade, FailureCode as DomainFailureCode, Outcome, Target},
 };
 
 /// The bulk call's body: under the operation body limit when the call is to answer
@@ -48,73 +49,45 @@ pub struct BulkUpgradeRequest {
     pub deployment_ids: Vec<String>,
 }
 
-/// A deployment now on the latest published version (possibly unchanged).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Updated {
-    /// The id as the client sent it.
-    pub id: String,
-    pub app_system_name: String,
-    pub version: i32,
-    pub previous_version: i32,
-}
-
-impl From<upgrade::Updated> for Updated {
-    fn from(u: upgrade::Updated) -> Self {
-        Updated {
-            id: u.id,
-            app_system_name: u.app_system_name,
-            version: u.version,
-            previous_version: u.previous_version,
-        }
+wire_struct! {
+    /// A deployment now on the latest published version (possibly unchanged).
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Updated from upgrade::Updated {
+        /// The id as the client sent it.
+        pub id: String,
+        pub app_system_name: String,
+        pub version: i32,
+        pub previous_version: i32,
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Failure {
-    pub id: String,
-    pub code: FailureCode,
-    pub message: String,
-}
-
-impl From<upgrade::Failure> for Failure {
-    fn from(f: upgrade::Failure) -> Self {
-        Failure {
-            id: f.id,
-            code: f.code.into(),
-            message: f.message,
-        }
+wire_struct! {
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct Failure from upgrade::Failure {
+        pub id: String,
+        pub code: FailureCode,
+        pub message: String,
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureCode {
-    /// Unknown, malformed, or in another folder or tenant: never says which.
-    NotFound,
-    /// The app has no published version to upgrade to.
-    NoPublishedVersion,
-    /// Another transaction held the deployment longer than the lock timeout.
-    Conflict,
-    /// Anything else; the cause is in the server log under the request id.
-    Internal,
-    /// Not started: the call's failure budget (`maxFailures`) was spent, or the
-    /// operation running it stopped.
-    Skipped,
-    /// Not started: the operation running it was canceled.
-    Canceled,
-}
-
-impl From<upgrade::FailureCode> for FailureCode {
-    fn from(code: upgrade::FailureCode) -> Self {
-        match code {
-            upgrade::FailureCode::NotFound => FailureCode::NotFound,
-            upgrade::FailureCode::NoPublishedVersion => FailureCode::NoPublishedVersion,
-            upgrade::FailureCode::Conflict => FailureCode::Conflict,
-            upgrade::FailureCode::Internal => FailureCode::Internal,
-            upgrade::FailureCode::Skipped => FailureCode::Skipped,
-            upgrade::FailureCode::Canceled => FailureCode::Canceled,
-        }
+wire_enum! {
+    #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum FailureCode mirrors DomainFailureCode {
+        /// Unknown, malformed, or in another folder or tenant: never says which.
+        NotFound,
+        /// The app has no published version to upgrade to.
+        NoPublishedVersion,
+        /// Another transaction held the deployment longer than the lock timeout.
+        Conflict,
+        /// Anything else; the cause is in the server log under the request id.
+        Internal,
+        /// Not started: the call's failure budget (`maxFailures`) was spent, or the
+        /// operation running it stopped.
+        Skipped,
+        /// Not started: the operation running it was canceled.
+        Canceled,
     }
 }
 

@@ -16,60 +16,38 @@ use crate::{
     http::extract::{FolderKeyHeader, OptionalJsonBody},
     http::problem::{ApiError, Problem},
     http::{auth::UiPathCaller, idempotency},
+    http::wire::wire_struct,
     service::history,
 };
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryEntry {
-    pub id: i64,
-    pub kind: String,
-    pub from_version: Option<i32>,
-    pub from_package_version: Option<String>,
-    pub to_version: i32,
-    pub to_package_version: Option<String>,
-    pub actor: String,
-    pub request_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// The operation (`/operations/{id}`) that made the change, when one did.
-    pub operation_id: Option<String>,
-}
-
-impl From<history::HistoryEntry> for HistoryEntry {
-    fn from(e: history::HistoryEntry) -> Self {
-        HistoryEntry {
-            id: e.id,
-            kind: e.kind.as_str().to_string(),
-            from_version: e.from_version,
-            from_package_version: e.from_package_version,
-            to_version: e.to_version,
-            to_package_version: e.to_package_version,
-            actor: e.actor,
-            request_id: e.request_id,
-            created_at: e.created_at,
-            operation_id: e.operation_id,
-        }
+wire_struct! {
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct HistoryEntry from history::HistoryEntry {
+        pub id: i64,
+        /// `deploy`, `upgrade`, `edit` or `rollback`.
+        pub kind: String,
+        pub from_version: Option<i32>,
+        pub from_package_version: Option<String>,
+        pub to_version: i32,
+        pub to_package_version: Option<String>,
+        pub actor: String,
+        pub request_id: Option<String>,
+        pub created_at: DateTime<Utc>,
+        /// The operation (`/operations/{id}`) that made the change, when one did.
+        pub operation_id: Option<String>,
     }
 }
 
-/// What a rollback did.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RolledBack {
-    pub id: String,
-    pub app_system_name: String,
-    pub version: i32,
-    pub previous_version: i32,
-}
-
-impl From<history::RolledBack> for RolledBack {
-    fn from(r: history::RolledBack) -> Self {
-        RolledBack {
-            id: r.id,
-            app_system_name: r.app_system_name,
-            version: r.version,
-            previous_version: r.previous_version,
-        }
+wire_struct! {
+    /// What a rollback did.
+    #[derive(Debug, Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RolledBack from history::RolledBack {
+        pub id: String,
+        pub app_system_name: String,
+        pub version: i32,
+        pub previous_version: i32,
     }
 }
 

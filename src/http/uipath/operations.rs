@@ -30,8 +30,9 @@ use crate::{
         problem::Problem,
         registered,
     },
+    http::wire::{wire_enum, wire_struct},
     operations::{
-        self, FailureBudget, ItemStatus, NewOperation, Operation, OperationStatus, Selection,
+        self, Counters, FailureBudget, ItemStatus, NewOperation, Operation, OperationStatus, Selection,
         Selector, Snapshot, UpgradeRequest,
     },
     service::listing::{DEFAULT_TOP, MAX_TOP},
@@ -70,40 +71,30 @@ pub struct CreateUpgradeOperation {
     pub dry_run: bool,
 }
 
-/// Selects deployments of the folder.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SelectorBody {
-    /// Any of these apps (default: every app).
-    #[serde(default)]
-    pub app_system_names: Vec<String>,
-    /// Every one of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Case-insensitive text in the title, routing name or app system name.
-    pub search_text: Option<String>,
-    /// Also the folders below this one (default false).
-    #[serde(default)]
-    pub include_subfolders: bool,
-    /// Only deployments behind the target version (default true).
-    #[serde(default = "default_true")]
-    pub only_outdated: bool,
+wire_struct! {
+    /// Selects deployments of the folder.
+    #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SelectorBody into Selector {
+        /// Any of these apps (default: every app).
+        #[serde(default)]
+        pub app_system_names: Vec<String>,
+        /// Every one of these tags.
+        #[serde(default)]
+        pub tags: Vec<String>,
+        /// Case-insensitive text in the title, routing name or app system name.
+        pub search_text: Option<String>,
+        /// Also the folders below this one (default false).
+        #[serde(default)]
+        pub include_subfolders: bool,
+        /// Only deployments behind the target version (default true).
+        #[serde(default = "default_true")]
+        pub only_outdated: bool,
+    }
 }
 
 fn default_true() -> bool {
     true
-}
-
-impl From<SelectorBody> for Selector {
-    fn from(s: SelectorBody) -> Self {
-        Selector {
-            app_system_names: s.app_system_names,
-            tags: s.tags,
-            search_text: s.search_text,
-            include_subfolders: s.include_subfolders,
-            only_outdated: s.only_outdated,
-        }
-    }
 }
 
 /// `"latest"`, or a published integer version of each app.
@@ -243,56 +234,36 @@ pub struct OperationMonitor {
     pub result: Option<BulkUpgradeResponse>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-pub enum OperationStatusName {
-    NotStarted,
-    Running,
-    /// Every item updated or unchanged.
-    Succeeded,
-    Failed,
-    Canceled,
-}
-
-impl From<OperationStatus> for OperationStatusName {
-    fn from(status: OperationStatus) -> Self {
-        match status {
-            OperationStatus::NotStarted => OperationStatusName::NotStarted,
-            OperationStatus::Running => OperationStatusName::Running,
-            OperationStatus::Succeeded => OperationStatusName::Succeeded,
-            OperationStatus::Failed => OperationStatusName::Failed,
-            OperationStatus::Canceled => OperationStatusName::Canceled,
-        }
+wire_enum! {
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+    pub enum OperationStatusName mirrors OperationStatus {
+        NotStarted,
+        Running,
+        /// Every item updated or unchanged.
+        Succeeded,
+        Failed,
+        Canceled,
     }
 }
 
-impl From<OperationStatusName> for OperationStatus {
-    fn from(status: OperationStatusName) -> Self {
-        match status {
-            OperationStatusName::NotStarted => OperationStatus::NotStarted,
-            OperationStatusName::Running => OperationStatus::Running,
-            OperationStatusName::Succeeded => OperationStatus::Succeeded,
-            OperationStatusName::Failed => OperationStatus::Failed,
-            OperationStatusName::Canceled => OperationStatus::Canceled,
-        }
+wire_struct! {
+    /// Items by state; the parts always add up to `total`, which never changes.
+    #[derive(Debug, Serialize, ToSchema)]
+    pub struct OperationCounters from Counters {
+        pub total: u64,
+        /// Not started.
+        pub pending: u64,
+        /// Taken by a worker and not finished.
+        pub running: u64,
+        /// Moved to a newer version.
+        pub updated: u64,
+        /// Already on the target version.
+        pub unchanged: u64,
+        pub failed: u64,
+        /// Not started because the operation stopped (failure budget, revoked permission).
+        pub skipped: u64,
+        pub canceled: u64,
     }
-}
-
-/// Items by state; the parts always add up to `total`, which never changes.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OperationCounters {
-    pub total: u64,
-    /// Not started.
-    pub pending: u64,
-    /// Taken by a worker and not finished.
-    pub running: u64,
-    /// Moved to a newer version.
-    pub updated: u64,
-    /// Already on the target version.
-    pub unchanged: u64,
-    pub failed: u64,
-    /// Not started because the operation stopped (failure budget, revoked permission).
-    pub skipped: u64,
-    pub canceled: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -333,43 +304,17 @@ pub struct OperationItemView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub enum ItemStatusName {
-    Pending,
-    Running,
-    Updated,
-    Unchanged,
-    Failed,
-    Skipped,
-    Canceled,
-}
-
-impl From<ItemStatus> for ItemStatusName {
-    fn from(status: ItemStatus) -> Self {
-        match status {
-            ItemStatus::Pending => ItemStatusName::Pending,
-            ItemStatus::Running => ItemStatusName::Running,
-            ItemStatus::Updated => ItemStatusName::Updated,
-            ItemStatus::Unchanged => ItemStatusName::Unchanged,
-            ItemStatus::Failed => ItemStatusName::Failed,
-            ItemStatus::Skipped => ItemStatusName::Skipped,
-            ItemStatus::Canceled => ItemStatusName::Canceled,
-        }
-    }
-}
-
-impl From<ItemStatusName> for ItemStatus {
-    fn from(status: ItemStatusName) -> Self {
-        match status {
-            ItemStatusName::Pending => ItemStatus::Pending,
-            ItemStatusName::Running => ItemStatus::Running,
-            ItemStatusName::Updated => ItemStatus::Updated,
-            ItemStatusName::Unchanged => ItemStatus::Unchanged,
-            ItemStatusName::Failed => ItemStatus::Failed,
-            ItemStatusName::Skipped => ItemStatus::Skipped,
-            ItemStatusName::Canceled => ItemStatus::Canceled,
-        }
+wire_enum! {
+    #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+    #[serde(rename_all = "camelCase")]
+    pub enum ItemStatusName mirrors ItemStatus {
+        Pending,
+        Running,
+        Updated,
+        Unchanged,
+        Failed,
+        Skipped,
+        Canceled,
     }
 }
 
@@ -407,16 +352,7 @@ pub async fn monitor(
         finished_at: operation.finished_at,
         created_by: operation.created_by,
         folder_key: folder_key.to_string(),
-        counters: OperationCounters {
-            total: counters.total,
-            pending: counters.pending,
-            running: counters.running,
-            updated: counters.updated,
-            unchanged: counters.unchanged,
-            failed: counters.failed,
-            skipped: counters.skipped,
-            canceled: counters.canceled,
-        },
+        counters: counters.into(),
         error,
         result,
         id: operation.id,
