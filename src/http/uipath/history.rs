@@ -15,8 +15,8 @@ use crate::{
     app::AppState,
     http::extract::{FolderKeyHeader, OptionalJsonBody},
     http::problem::{ApiError, Problem},
-    http::{auth::UiPathCaller, idempotency},
     http::wire::wire_struct,
+    http::{auth::UiPathCaller, idempotency},
     service::history,
 };
 

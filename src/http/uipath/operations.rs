@@ -21,6 +21,7 @@ use super::{
 use crate::{
     access::Permission,
     app::{AppState, OperationPolicy},
+    http::wire::{wire_enum, wire_struct},
     http::{
         ApiError,
         auth::{InFolder, UiPathCaller},
@@ -30,10 +31,9 @@ use crate::{
         problem::Problem,
         registered,
     },
-    http::wire::{wire_enum, wire_struct},
     operations::{
-        self, Counters, FailureBudget, ItemStatus, NewOperation, Operation, OperationStatus, Selection,
-        Selector, Snapshot, UpgradeRequest,
+        self, Counters, FailureBudget, ItemStatus, NewOperation, Operation, OperationStatus,
+        Selection, Selector, Snapshot, UpgradeRequest,
     },
     service::listing::{DEFAULT_TOP, MAX_TOP},
     upgrade::{Outcome, Target},
