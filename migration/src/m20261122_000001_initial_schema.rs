@@ -20,13 +20,12 @@ impl MigrationTrait for Migration {
                     .col(integer_null(Folders::ParentId))
                     .col(string(Folders::Region))
                     .col(timestamp_with_time_zone(Folders::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_folders_parent")
-                            .from(Folders::Table, Folders::ParentId)
-                            .to(Folders::Table, Folders::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_folders_parent",
+                        (Folders::Table, Folders::ParentId),
+                        (Folders::Table, Folders::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -48,13 +47,12 @@ impl MigrationTrait for Migration {
                     .col(string(RoleAssignments::Role))
                     .col(integer_null(RoleAssignments::FolderId))
                     .col(timestamp_with_time_zone(RoleAssignments::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_role_assignments_folder")
-                            .from(RoleAssignments::Table, RoleAssignments::FolderId)
-                            .to(Folders::Table, Folders::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_role_assignments_folder",
+                        (RoleAssignments::Table, RoleAssignments::FolderId),
+                        (Folders::Table, Folders::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -108,13 +106,12 @@ impl MigrationTrait for Migration {
                     .col(string(AppVersions::PublishedBy))
                     .col(timestamp_with_time_zone(AppVersions::PublishedAt))
                     .col(timestamp_with_time_zone_null(AppVersions::UnpublishedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_app_versions_app")
-                            .from(AppVersions::Table, AppVersions::AppId)
-                            .to(Apps::Table, Apps::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_app_versions_app",
+                        (AppVersions::Table, AppVersions::AppId),
+                        (Apps::Table, Apps::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -162,20 +159,18 @@ impl MigrationTrait for Migration {
                     .col(text(Deployments::MaintenanceExcludedUsers))
                     .col(timestamp_with_time_zone(Deployments::CreatedAt))
                     .col(timestamp_with_time_zone(Deployments::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_deployments_folder")
-                            .from(Deployments::Table, Deployments::FolderId)
-                            .to(Folders::Table, Folders::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_deployments_app")
-                            .from(Deployments::Table, Deployments::AppId)
-                            .to(Apps::Table, Apps::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_deployments_folder",
+                        (Deployments::Table, Deployments::FolderId),
+                        (Folders::Table, Folders::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
+                    .foreign_key(&mut foreign_key(
+                        "fk_deployments_app",
+                        (Deployments::Table, Deployments::AppId),
+                        (Apps::Table, Apps::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -212,13 +207,12 @@ impl MigrationTrait for Migration {
                             .col(DeploymentTags::DeploymentId)
                             .col(DeploymentTags::Tag),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_deployment_tags_deployment")
-                            .from(DeploymentTags::Table, DeploymentTags::DeploymentId)
-                            .to(Deployments::Table, Deployments::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_deployment_tags_deployment",
+                        (DeploymentTags::Table, DeploymentTags::DeploymentId),
+                        (Deployments::Table, Deployments::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -243,13 +237,12 @@ impl MigrationTrait for Migration {
                     .col(string(DeploymentEvents::Actor))
                     .col(string_null(DeploymentEvents::RequestId))
                     .col(timestamp_with_time_zone(DeploymentEvents::CreatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_deployment_events_deployment")
-                            .from(DeploymentEvents::Table, DeploymentEvents::DeploymentId)
-                            .to(Deployments::Table, Deployments::Id)
-                            .on_delete(ForeignKeyAction::Restrict),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_deployment_events_deployment",
+                        (DeploymentEvents::Table, DeploymentEvents::DeploymentId),
+                        (Deployments::Table, Deployments::Id),
+                        ForeignKeyAction::Restrict,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -278,6 +271,27 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+/// A foreign key `name` from `from` to `to` (shared with later migrations).
+pub(crate) fn foreign_key<A, B, C, D>(
+    name: &str,
+    from: (A, B),
+    to: (C, D),
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement
+where
+    A: IntoIden + 'static,
+    B: IntoIden + 'static,
+    C: IntoIden + 'static,
+    D: IntoIden + 'static,
+{
+    ForeignKey::create()
+        .name(name)
+        .from(from.0, from.1)
+        .to(to.0, to.1)
+        .on_delete(on_delete)
+        .to_owned()
 }
 
 /// Creates a plain index (shared with later migrations).

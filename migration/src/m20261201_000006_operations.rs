@@ -7,7 +7,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::m20261122_000001_initial_schema::index;
+use crate::m20261122_000001_initial_schema::{foreign_key, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -93,13 +93,12 @@ impl MigrationTrait for Migration {
                             .col(OperationItems::OperationId)
                             .col(OperationItems::Seq),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("fk_operation_items_operation")
-                            .from(OperationItems::Table, OperationItems::OperationId)
-                            .to(Operations::Table, Operations::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut foreign_key(
+                        "fk_operation_items_operation",
+                        (OperationItems::Table, OperationItems::OperationId),
+                        (Operations::Table, Operations::Id),
+                        ForeignKeyAction::Cascade,
+                    ))
                     .to_owned(),
             )
             .await?;
