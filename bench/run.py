@@ -12,6 +12,11 @@
    (top=100, searchText, orderBy) next to its SQL in pgbench.
 3. SQLite, 10,000 deployments: the bulk upgrade through HTTP next to a sqlite3 script
    of the statements the engine issues.
+4. Durable operations (`POST …/operations/upgrades`) over the same 10,000 (and, without
+   --quick, 100,000) deployments at the bulk call's concurrency (8), next to the
+   synchronous call in calls of 1,000 and the pgbench floor: items/s, time from the
+   202 to the first item settled, time spent between batches, peak memory of a
+   freshly started server.
 
 Prints a table (and writes it to target/bench/). No assertions on times: the figures
 are for reading, and --quick (smaller counts, for CI) only shows that it all runs.
@@ -37,6 +42,8 @@ BASE = "/local/apps_/default/api/v1/default"
 BULK = BASE + "/models/deployed/apps/updateToLatestAppVersionBulk"
 LIST = BASE + "/models/deployed/apps?top=100&searchText=bravo&orderBy=title%20asc"
 CONCURRENCY = 8  # UPLIFT_UPGRADE_CONCURRENCY's default: items of one call upgraded at once
+OPERATIONS = BASE + "/operations/upgrades"
+BATCH = 500  # UPLIFT_OPERATION_BATCH_ITEMS's default: items a worker takes per claim
 
 
 def log(message):
@@ -69,6 +76,53 @@ def bulk_call(server, seed, ids):
     moved = sum(1 for u in answer["updatedDeployments"] if u["version"] != u["previousVersion"])
     if moved != len(ids):
         raise RuntimeError(f"only {moved} of {len(ids)} deployments moved")
+
+
+def api(server, seed, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {seed['token']}", "X-UiPath-Internal-TenantId": seed["tenantId"],
+               "X-UiPath-FolderKey": seed["folderKey"]}
+    if data:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(server.base + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return response.status, json.loads(response.read())
+
+
+def operation_run(server, db, seed, ids, concurrency=CONCURRENCY):
+    """One operation over `ids` at `concurrency` on a freshly started server (so VmHWM
+    is this run's). Returns a dict of figures; raises unless every item was updated."""
+    server.stop()
+    server.start()
+    rest = server.memory_kib("VmRSS")
+    before = time.time()
+    status, monitor = api(server, seed, "POST", OPERATIONS, {"deploymentIds": ids, "maxConcurrency": concurrency})
+    accepted = time.time()
+    if status != 202:
+        raise RuntimeError(f"operation not accepted: {status} {monitor}")
+    op = monitor["id"]
+    while monitor["status"] not in ("Succeeded", "Failed", "Canceled"):
+        time.sleep(0.25)
+        _, monitor = api(server, seed, "GET", f"{BASE}/operations/{op}")
+    counters = monitor["counters"]
+    if monitor["status"] != "Succeeded" or counters["updated"] != len(ids):
+        raise RuntimeError(f"operation {op} ended {monitor['status']}: {counters}")
+    peak = server.memory_kib("VmHWM")
+    # Times from the database's clock (same machine): the end is the operation's
+    # finished_at, not the poll that saw it; batches are the claims of BATCH items in
+    # seq order, and the gaps between them the time spent releasing and claiming.
+    first, finished, span, gaps, batches = psql(db.url, f"""
+        WITH o AS (SELECT * FROM operations WHERE id = '{op}'),
+        b AS (SELECT (seq - 1) / {BATCH} AS n, min(finished_at) AS first, max(finished_at) AS last
+              FROM operation_items WHERE operation_id = '{op}' GROUP BY 1),
+        g AS (SELECT n, first, last, LEAD(first) OVER (ORDER BY n) - last AS gap FROM b)
+        SELECT extract(epoch FROM (SELECT min(first) FROM g)), extract(epoch FROM (SELECT finished_at FROM o)),
+               extract(epoch FROM (SELECT max(last) - min(first) FROM g)),
+               extract(epoch FROM COALESCE((SELECT sum(gap) FROM g), interval '0')), (SELECT count(*) FROM g)""")[0]
+    elapsed = float(finished) - before
+    return {"rate": len(ids) / elapsed, "first_ms": 1000 * (float(first) - accepted), "elapsed": elapsed,
+            "gaps": float(gaps), "span": float(span), "batches": int(batches), "rest_mib": rest / 1024,
+            "peak_mib": peak / 1024, "create_ms": 1000 * (accepted - before)}
 
 
 def bulk_in_calls(server, seed, ids, per_call):
@@ -319,12 +373,17 @@ def main():
             row(f"  CPU ms per item: {label}", bulk_cpu.per(small)[index],
                 naive_cpu.per(small)[index] if index else None, "", higher_is_better=False)
         row("PG pgbench naive shape, 1 client (tps, for reference)", naive_1, None, "")
+        db.reset()
+        small_op = operation_run(server, db, seed_info, ids)
+        log(f"  operation over {small}: {small_op['rate']:.0f} items/s, first item {small_op['first_ms']:.0f} ms "
+            f"after the 202, {small_op['gaps']:.2f} s of {small_op['elapsed']:.2f} s between {small_op['batches']} "
+            f"batches, peak {small_op['peak_mib']:.1f} MiB")
         small_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(seed_info))
         small_list_sql = pg_latency_p99(db, "list.sql", CONCURRENCY, seconds, seed_info)
         server.stop()
 
         # ---------------------------------------------------------------- 2. PostgreSQL, large
-        big, server, big_seed, _ = seeded_postgres(large)
+        big, server, big_seed, big_ids = seeded_postgres(large)
         big.reset()
         with CpuMeter(server) as single_cpu:
             single = wrk(server.base + BULK, "bulk_one.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
@@ -350,6 +409,18 @@ def main():
             row(f"PG list top=100 searchText orderBy at {size} (calls/s) vs the SQL in pgbench, {CONCURRENCY} clients",
                 rps, tps, ">= 0.5" if size == large else "")
             row(f"  p99 latency (ms) at {size}: uplift vs pgbench", p99, sql_p99, "", higher_is_better=False)
+        large_op = large_sync = large_naive = None
+        if not options.quick:
+            big.reset()
+            large_sync = bulk_in_calls(server, big_seed, big_ids, per_call)
+            big.reset()
+            large_op = operation_run(server, big, big_seed, big_ids)
+            big.reset()
+            large_naive, _ = big.pgbench("naive.sql", CONCURRENCY, big_seed, transactions=large // CONCURRENCY)
+            log(f"  {large} ids: sync {large_sync:.0f} items/s, operation {large_op['rate']:.0f} items/s "
+                f"(first item {large_op['first_ms']:.0f} ms after the 202, {large_op['gaps']:.2f} s of "
+                f"{large_op['elapsed']:.2f} s between {large_op['batches']} batches, peak "
+                f"{large_op['peak_mib']:.1f} MiB), pgbench naive {large_naive:.0f} tps")
         server.stop()
 
         # ---------------------------------------------------------------- 3. SQLite
@@ -373,6 +444,17 @@ def main():
         row(f"SQLite bulk upgrade, {small} ids in calls of {per_call} (items/s) vs sqlite3 script, same statements",
             uplift_lite, floor_lite, ">= 0.8")
 
+        for size, op, sync, naive_floor in [(small, small_op, uplift_bulk, naive),
+                                            (large, large_op, large_sync, large_naive)]:
+            if op is None:
+                continue
+            row(f"PG operation over {size} ids, maxConcurrency {CONCURRENCY} (items/s) vs the sync bulk call "
+                f"in calls of {per_call}, concurrency {CONCURRENCY}", op["rate"], sync, ">= 0.95")
+            row(f"  operation over {size} vs pgbench naive, {CONCURRENCY} clients", op["rate"], naive_floor, "")
+            row(f"  time from the 202 to the first item settled (ms), {size} items", op["first_ms"], None, "")
+            row(f"  time between batches of {BATCH} (release + claim), s", op["gaps"], None,
+                f"of {op['elapsed']:.1f} s, {op['batches']} batches")
+            row(f"  peak memory of a fresh server, {size}-item operation (MiB)", op["peak_mib"], None, "< 100")
         row("Memory at rest (MiB)", at_rest / 1024, None, "")
         if per_call < small:
             row(f"Peak memory, {per_call}-id call (MiB)", peak_small_call / 1024, None, "")

@@ -868,3 +868,121 @@ async fn operation_metrics_count_items_by_result_and_the_queue_by_status() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// One number from a query on the test's own database.
+async fn count_of(app: &crate::helpers::TestApp, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(app.db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .expect("a row");
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn an_operation_over_100_000_deployments_on_postgresql_finishes_with_exact_counters() {
+    if !crate::helpers::is_postgres() {
+        return; // 100,000 items through SQLite's one writer is a benchmark, not a test.
+    }
+    const N: i64 = 100_000;
+    let app = spawn_app().await;
+    let fleet = app
+        .fleet()
+        .administered_by("ci-bot")
+        .deployments(0)
+        .newer("1.1.0")
+        .await;
+    let (folder, app_id) = (&fleet.folder, fleet.published.app.id);
+    use sea_orm::ConnectionTrait;
+    // Deployments and their deploy events in one statement: seconds, not minutes.
+    app.db
+        .execute_unprepared(&format!(
+            "WITH d AS (
+               INSERT INTO deployments (id, tenant_id, folder_id, app_id, version, title, description,
+                   routing_name, maintenance_enabled, maintenance_url, maintenance_excluded_users,
+                   created_at, updated_at)
+               SELECT gen_random_uuid()::text, '{tenant}', {folder_id}, {app_id}, 1, 'Seeded ' || g, '',
+                   'seeded-' || g, false, NULL, '[]', now(), now()
+               FROM generate_series(1, {N}) g
+               RETURNING id)
+             INSERT INTO deployment_events (tenant_id, deployment_id, kind, from_version, to_version,
+                 actor, request_id, created_at)
+             SELECT '{tenant}', id, 'deploy', NULL, 1, 'seed', NULL, now() FROM d",
+            tenant = folder.tenant_id,
+            folder_id = folder.id,
+        ))
+        .await
+        .unwrap();
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let started = std::time::Instant::now();
+
+    let created = app
+        .create_operation(&token, &folder.key, json!({"selector": {}}))
+        .accepted()
+        .await;
+    assert_eq!(created["counters"]["total"], N);
+    let id = operation_id(&created);
+    // finished_operation gives up after 60 s; a slow CI machine gets longer here.
+    let deadline = started + std::time::Duration::from_secs(600);
+    let done = loop {
+        let monitor = app.operation(&token, &folder.key, &id).json().await;
+        assert_counters_add_up(&monitor);
+        assert_eq!(monitor["counters"]["total"], N, "total never changes");
+        if ["Succeeded", "Failed", "Canceled"].contains(&monitor["status"].as_str().unwrap()) {
+            break monitor;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not finished: {monitor}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    eprintln!("{N} items in {:.1} s", started.elapsed().as_secs_f64());
+
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let counters = &done["counters"];
+    assert_eq!(counters["total"], N);
+    assert_eq!(counters["updated"], N);
+    for part in [
+        "pending",
+        "running",
+        "unchanged",
+        "failed",
+        "skipped",
+        "canceled",
+    ] {
+        assert_eq!(counters[part], 0, "{part}: {done}");
+    }
+    // Each deployment upgraded exactly once, by this operation, onto version 2.
+    assert_eq!(
+        count_of(
+            &app,
+            "SELECT count(*) AS n FROM deployments WHERE version = 2"
+        )
+        .await,
+        N
+    );
+    assert_eq!(
+        count_of(
+            &app,
+            &format!(
+                "SELECT count(*) AS n FROM (SELECT deployment_id FROM deployment_events
+                 WHERE kind = 'upgrade' AND from_version = 1 AND to_version = 2 AND operation_id = '{id}'
+                 GROUP BY deployment_id HAVING count(*) = 1) once"
+            )
+        )
+        .await,
+        N
+    );
+    assert_eq!(
+        count_of(
+            &app,
+            "SELECT count(*) AS n FROM deployment_events WHERE kind = 'upgrade'"
+        )
+        .await,
+        N,
+        "no other upgrade event"
+    );
+}
