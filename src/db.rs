@@ -32,6 +32,10 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
             .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
     let lock_timeout = Duration::from_millis(settings.lock_timeout_ms);
+    // At least the operation lease, and well above any lock wait.
+    let idle_transaction_timeout = Duration::from_secs(settings.operation_lease_seconds)
+        .max(lock_timeout * 5)
+        .max(Duration::from_secs(3));
     let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(settings.db_max_connections)
@@ -54,7 +58,17 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
         .map_sqlx_postgres_opts(move |o| {
             // Bounded lock wait for every statement: a row held by another transaction
             // fails that item as a conflict instead of stalling the bulk call.
-            o.options([("lock_timeout", format!("{}ms", lock_timeout.as_millis()))])
+            // A transaction left idle that long (its process paused mid-transaction,
+            // SIGSTOP or a VM freeze) is ended by the server, so the rows it locked (an
+            // operation it was claiming) do not stay locked until it wakes; uplift's
+            // own transactions never wait idle for more than a moment.
+            o.options([
+                ("lock_timeout", format!("{}ms", lock_timeout.as_millis())),
+                (
+                    "idle_in_transaction_session_timeout",
+                    format!("{}s", idle_transaction_timeout.as_secs()),
+                ),
+            ])
         });
     let db = Database::connect(options)
         .await

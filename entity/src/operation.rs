@@ -36,6 +36,9 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     /// When a worker last released it (`None`: never run): the fair order of claims.
     pub last_served_at: Option<DateTimeUtc>,
+    /// The highest item `seq` claimed so far: the next claim looks beyond it first, so
+    /// it does not walk the settled items again.
+    pub claim_cursor: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

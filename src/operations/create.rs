@@ -84,6 +84,7 @@ where
         lease_generation: Set(0),
         lease_expires_at: Set(None),
         last_served_at: Set(None),
+        claim_cursor: Set(0),
     }
     .insert(&txn)
     .await?;

@@ -10,10 +10,12 @@
 //! lease (paused, partitioned, killed and restarted) matches no row and writes
 //! nothing.
 //!
-//! On PostgreSQL the claim locks the operation `FOR UPDATE SKIP LOCKED`; an item
-//! statement in flight holds `FOR KEY SHARE` on it, so a take-over waits until the old
-//! holder's statements in flight have committed (never between one's check and its
-//! write). On SQLite writes are serialised anyway.
+//! On PostgreSQL the claim locks the operation `FOR UPDATE SKIP LOCKED`, so two
+//! replicas never claim it at once; every other write of a holder locks the operation
+//! row too and checks the generation under that lock. The items are fenced by their
+//! own rows (`item.rs`): a take-over's update of an item in flight waits for that
+//! item's statement and then finds it settled. On SQLite writes are serialised
+//! anyway.
 
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionSession, TransactionTrait,
+    QuerySelect, TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 
@@ -102,10 +104,6 @@ where
         .col_expr(operation::Column::LeaseGeneration, Expr::value(generation))
         .col_expr(operation::Column::LeaseOwner, Expr::value(owner))
         .col_expr(
-            operation::Column::LeaseExpiresAt,
-            Expr::value(expiry(now, lease)),
-        )
-        .col_expr(
             operation::Column::Status,
             Expr::value(OperationStatus::Running),
         )
@@ -120,33 +118,26 @@ where
     // Items a lapsed holder had taken and not settled run again under this claim:
     // its statements can no longer match them.
     return_to_pending(&txn, &found.id, None).await?;
-    let next = operation_item::Entity::find()
-        .select_only()
-        .column(operation_item::Column::Seq)
-        .filter(operation_item::Column::OperationId.eq(&found.id))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
-        .order_by_asc(operation_item::Column::Seq)
-        .limit(batch as u64)
-        .into_query();
-    operation_item::Entity::update_many()
+    let mut items = take_batch(&txn, &found.id, generation, found.claim_cursor, batch).await?;
+    if items.is_empty() && found.claim_cursor > 0 {
+        // Past the cursor all is taken: what is left went back to pending behind it
+        // (a batch released on shutdown, or taken over).
+        items = take_batch(&txn, &found.id, generation, 0, batch).await?;
+    }
+    items.sort_unstable_by_key(|item| item.seq);
+    let cursor = items.last().map_or(found.claim_cursor, |last| {
+        std::cmp::max(last.seq, found.claim_cursor)
+    });
+    // The lease runs from the end of the claim, not its start: taking a large batch
+    // must not eat into it.
+    operation::Entity::update_many()
+        .col_expr(operation::Column::ClaimCursor, Expr::value(cursor))
         .col_expr(
-            operation_item::Column::Status,
-            Expr::value(ItemStatus::Running),
+            operation::Column::LeaseExpiresAt,
+            Expr::value(expiry(Utc::now(), lease)),
         )
-        .col_expr(
-            operation_item::Column::LeaseGeneration,
-            Expr::value(generation),
-        )
-        .filter(operation_item::Column::OperationId.eq(&found.id))
-        .filter(operation_item::Column::Seq.in_subquery(next))
+        .filter(operation::Column::Id.eq(&found.id))
         .exec(&txn)
-        .await?;
-    let items = operation_item::Entity::find()
-        .filter(operation_item::Column::OperationId.eq(&found.id))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
-        .filter(operation_item::Column::LeaseGeneration.eq(generation))
-        .order_by_asc(operation_item::Column::Seq)
-        .all(&txn)
         .await?;
     let mut operation = found;
     operation.lease_generation = generation;
@@ -168,6 +159,50 @@ where
         failed_before,
         took_over,
     }))
+}
+
+/// Marks the next `batch` pending items after `after` (in `seq` order) `running` under
+/// `generation`, and returns them.
+async fn take_batch<C: ConnectionTrait>(
+    txn: &C,
+    operation_id: &str,
+    generation: i64,
+    after: i32,
+    batch: usize,
+) -> Result<Vec<operation_item::Model>, DbErr> {
+    // The batch's last seq first, then one range update over the primary key: an
+    // `IN (subquery … LIMIT)` was planned as a scan of every item of the operation.
+    let seqs: Vec<i32> = operation_item::Entity::find()
+        .select_only()
+        .column(operation_item::Column::Seq)
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Seq.gt(after))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
+        .order_by_asc(operation_item::Column::Seq)
+        .limit(batch as u64)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let Some(last) = seqs.last().copied() else {
+        return Ok(Vec::new());
+    };
+    // The claim holds the operation, so the pending items in this range are exactly
+    // the ones just read.
+    operation_item::Entity::update_many()
+        .col_expr(
+            operation_item::Column::Status,
+            Expr::value(ItemStatus::Running),
+        )
+        .col_expr(
+            operation_item::Column::LeaseGeneration,
+            Expr::value(generation),
+        )
+        .filter(operation_item::Column::OperationId.eq(operation_id))
+        .filter(operation_item::Column::Seq.gt(after))
+        .filter(operation_item::Column::Seq.lte(last))
+        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
+        .exec_with_returning(txn)
+        .await
 }
 
 /// Puts the operation's `running` items (of `generation`, or of any) back to pending.
@@ -214,8 +249,11 @@ async fn still_held<C: ConnectionTrait>(
     operation_id: &str,
     generation: i64,
 ) -> Result<Option<operation::Model>, DbErr> {
+    // Locked: a claim (which also locks it) cannot slip in between this check and the
+    // caller's writes.
     operation::Entity::find()
         .filter(held(operation_id, generation))
+        .lock_exclusive()
         .one(txn)
         .await
 }

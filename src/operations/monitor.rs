@@ -188,8 +188,9 @@ where
         return Ok(None);
     };
     let txn = db::begin_write(db).await?;
-    // On PostgreSQL, `FOR UPDATE` waits for the item statements in flight (each holds
-    // `FOR KEY SHARE` on the operation) and keeps new ones from passing their fence.
+    // Locked like a claim locks it; the items are then settled in this transaction,
+    // and an item statement in flight holds its item row, so the cancel waits for it
+    // (items in flight finish) and no later one finds its item still running.
     let Some(operation) = operation::Entity::find_by_id(id.as_str().to_string())
         .filter(operation::Column::TenantId.eq(tenant_id))
         .filter(operation::Column::FolderId.eq(folder_id))
