@@ -45,6 +45,9 @@ pub async fn create<C>(db: &C, new: NewOperation<'_>) -> Result<operation::Model
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    if let Selection::Selector(selector) = &new.request.selection {
+        selector.check()?;
+    }
     if let Selection::Ids(ids) = &new.request.selection
         && ids.len() > new.max_items
     {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{error::Error, upgrade::Target};
+use crate::{domain::MAX_TAGS, error::Error, upgrade::Target};
 
 /// The deployments an operation acts on, fixed when it is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,39 @@ pub struct Selector {
 
 fn yes() -> bool {
     true
+}
+
+/// The most app names one selector may list (each is a bound parameter of the query).
+pub const MAX_SELECTOR_APPS: usize = 1000;
+/// The longest `searchText`.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+impl Selector {
+    /// Refuses a selector too large to be one query, naming the field.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.app_system_names.len() > MAX_SELECTOR_APPS {
+            return Err(Error::invalid(format!(
+                "selector.appSystemNames holds {} names; at most {MAX_SELECTOR_APPS} are accepted",
+                self.app_system_names.len()
+            )));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Error::invalid(format!(
+                "selector.tags holds {} tags; at most {MAX_TAGS} are accepted",
+                self.tags.len()
+            )));
+        }
+        if self
+            .search_text
+            .as_deref()
+            .is_some_and(|t| t.chars().count() > MAX_SEARCH_CHARS)
+        {
+            return Err(Error::invalid(format!(
+                "selector.searchText must be at most {MAX_SEARCH_CHARS} characters"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// When an operation stops starting items: after this many failures.
@@ -154,6 +187,32 @@ mod tests {
         assert_eq!(FailureBudget::Percent(5).limit(3), 1);
         assert_eq!(FailureBudget::Percent(100).limit(0), 1);
         assert_eq!(FailureBudget::Count(4).limit(2), 4);
+    }
+
+    #[test]
+    fn a_selector_too_large_for_one_query_is_refused_naming_the_field() {
+        let many = |n: usize| (0..n).map(|i| format!("x{i}")).collect::<Vec<_>>();
+        let apps = Selector {
+            app_system_names: many(MAX_SELECTOR_APPS + 1),
+            ..Selector::default()
+        };
+        assert!(
+            apps.check()
+                .unwrap_err()
+                .to_string()
+                .contains("appSystemNames")
+        );
+        let tags = Selector {
+            tags: many(MAX_TAGS + 1),
+            ..Selector::default()
+        };
+        assert!(tags.check().unwrap_err().to_string().contains("tags"));
+        let text = Selector {
+            search_text: Some("a".repeat(MAX_SEARCH_CHARS + 1)),
+            ..Selector::default()
+        };
+        assert!(text.check().unwrap_err().to_string().contains("searchText"));
+        assert!(Selector::default().check().is_ok());
     }
 
     #[test]

@@ -367,6 +367,12 @@ async fn bad_operation_requests_are_refused_naming_the_field_and_create_nothing(
             "maxConcurrency",
         ),
         (json!({"deploymentIds": [], "dryRun": "yes"}), "dryRun"),
+        // Each name and tag is a bound parameter: more than one query takes is a 400.
+        (
+            json!({"selector": {"appSystemNames": vec!["a"; 70_000]}}),
+            "appSystemNames",
+        ),
+        (json!({"selector": {"tags": vec!["t"; 60]}}), "tags"),
     ];
     for (body, named) in cases {
         let problem = app
