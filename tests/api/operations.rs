@@ -718,6 +718,9 @@ async fn the_list_filters_by_status_and_pages_newest_first() {
     app.operations(&token, folder, "top=5000")
         .problem(400)
         .await;
+    app.operations(&token, folder, "skip=18446744073709551615")
+        .problem(400)
+        .await;
 }
 
 #[tokio::test]

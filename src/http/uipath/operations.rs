@@ -590,7 +590,7 @@ pub struct OperationListParams {
     #[param(minimum = 0, maximum = 1000)]
     pub top: Option<u64>,
     /// Entries to skip.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 4294967295_u64)]
     pub skip: Option<u64>,
 }
 
@@ -604,7 +604,7 @@ pub struct OperationItemParams {
     #[param(minimum = 0, maximum = 1000)]
     pub top: Option<u64>,
     /// Items to skip.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 4294967295_u64)]
     pub skip: Option<u64>,
 }
 
@@ -615,7 +615,15 @@ fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiErr
             "top must be a whole number from 0 to {MAX_TOP}, not {top}"
         )));
     }
-    Ok((top, skip.unwrap_or(0)))
+    let skip = skip.unwrap_or(0);
+    // The same bound as the other lists' `skip` (the database takes no larger offset).
+    if skip > u64::from(u32::MAX) {
+        return Err(ApiError::bad_request(format!(
+            "skip must be a whole number from 0 to {}, not {skip}",
+            u32::MAX
+        )));
+    }
+    Ok((top, skip))
 }
 
 /// List the folder's operations
