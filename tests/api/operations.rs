@@ -419,68 +419,54 @@ async fn too_many_ids_for_one_operation_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_failure_budget_as_a_count_skips_the_items_not_started() {
+/// Two missing ids first, then `deployments` outdated ones, one at a time under
+/// `budget`: the finished monitor, and the first real deployment's version after it.
+async fn budget_run(deployments: usize, budget: Value) -> (Value, i32) {
     let app = spawn_app().await;
     let fleet = app
         .fleet()
         .administered_by("ci-bot")
-        .deployments(3)
+        .deployments(deployments)
         .newer("1.1.0")
         .await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let mut ids = vec!["missing-1".to_string(), "missing-2".to_string()];
     ids.extend(fleet.ids());
-
     let created = app
         .create_operation(
             &token,
             &fleet.folder.key,
-            json!({"deploymentIds": ids, "maxFailures": 2, "maxConcurrency": 1}),
+            json!({"deploymentIds": ids, "maxFailures": budget, "maxConcurrency": 1}),
         )
         .accepted()
         .await;
     let done = app
         .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
         .await;
+    (done, app.deployment(&fleet.ids()[0]).await.version)
+}
+
+#[tokio::test]
+async fn a_failure_budget_as_a_count_skips_the_items_not_started() {
+    let (done, version) = budget_run(3, json!(2)).await;
 
     assert_eq!(done["status"], "Failed");
     assert_eq!(done["error"]["code"], "failure_budget_exhausted");
     assert_eq!(done["counters"]["failed"], 2);
     assert_eq!(done["counters"]["skipped"], 3);
     assert_eq!(done["result"]["failures"][2]["code"], "skipped");
-    assert_eq!(app.deployment(&fleet.ids()[0]).await.version, 1);
+    assert_eq!(version, 1, "a skipped deployment is untouched");
 }
 
 #[tokio::test]
 async fn a_failure_budget_as_a_percentage_rounds_up() {
-    let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(8)
-        .newer("1.1.0")
-        .await;
-    let token = app.token("ci-bot", WRITE_SCOPES);
     // 10 items, 10%: one failure spends the budget.
-    let mut ids = vec!["missing-1".to_string(), "missing-2".to_string()];
-    ids.extend(fleet.ids());
-
-    let created = app
-        .create_operation(
-            &token,
-            &fleet.folder.key,
-            json!({"deploymentIds": ids, "maxFailures": "10%", "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
-    let done = app
-        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
-        .await;
+    let (done, version) = budget_run(8, json!("10%")).await;
 
     assert_eq!(done["error"]["code"], "failure_budget_exhausted", "{done}");
     assert_eq!(done["counters"]["failed"], 1);
     assert_eq!(done["counters"]["skipped"], 9);
+    assert_eq!(version, 1);
 }
 
 #[tokio::test]

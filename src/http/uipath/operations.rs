@@ -76,13 +76,17 @@ wire_struct! {
     #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
     #[serde(rename_all = "camelCase")]
     pub struct SelectorBody into Selector {
-        /// Any of these apps (default: every app).
+        /// Any of these apps (default: every app); at most 1,000.
         #[serde(default)]
+        #[schema(max_items = 1000)]
         pub app_system_names: Vec<String>,
-        /// Every one of these tags.
+        /// Every one of these tags; at most 50.
         #[serde(default)]
+        #[schema(max_items = 50)]
         pub tags: Vec<String>,
-        /// Case-insensitive text in the title, routing name or app system name.
+        /// Case-insensitive text in the title, routing name or app system name; at most
+        /// 200 characters.
+        #[schema(max_length = 200)]
         pub search_text: Option<String>,
         /// Also the folders below this one (default false).
         #[serde(default)]
