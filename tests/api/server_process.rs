@@ -403,3 +403,73 @@ async fn a_malformed_request_line_gets_a_400_and_no_error_log_line() {
         "a client's garbage logged as an error: {errors:#?}"
     );
 }
+
+/// SIGTERM to the replica running an operation: no new item starts, the lease is given
+/// back at once (not left to lapse), the process exits 0, and the next replica
+/// finishes the operation where this one stopped.
+#[tokio::test]
+async fn sigterm_stops_an_operations_items_releases_its_lease_at_once_and_exits_zero() {
+    use entity::{operation, operation_item};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+    // Only the child processes run workers here.
+    let app = crate::helpers::spawn_app_with(|s| s.operation_workers = 0).await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let ids =
+        crate::helpers::seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 3000)
+            .await;
+    let token = app.token("ci-bot", crate::helpers::ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    let env = [("UPLIFT_OPERATION_BATCH_ITEMS", "5000")];
+    let mut server = Server::start(&app, &env).await;
+    let created = app
+        .create_operation(
+            &token,
+            folder,
+            json!({"deploymentIds": ids, "maxConcurrency": 1}),
+        )
+        .accepted()
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.operation(&token, folder, &id).json().await["counters"]["updated"] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the child never started the operation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.terminate();
+    let (code, _) = server.exit(Duration::from_secs(30)).await;
+
+    assert_eq!(code, 0);
+    let held = operation::Entity::find_by_id(id.clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.lease_owner, None, "released, not left to lapse");
+    assert_eq!(held.lease_expires_at, None);
+    let left = |status: operation_item::ItemStatus| {
+        operation_item::Entity::find()
+            .filter(operation_item::Column::OperationId.eq(&id))
+            .filter(operation_item::Column::Status.eq(status))
+            .count(&app.db)
+    };
+    assert_eq!(left(operation_item::ItemStatus::Running).await.unwrap(), 0);
+    assert!(
+        left(operation_item::ItemStatus::Pending).await.unwrap() > 0,
+        "it stopped before the end"
+    );
+
+    let _next = Server::start(&app, &[]).await;
+    let done = app.finished_operation(&token, folder, &id).await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    assert_eq!(done["counters"]["updated"], 3000);
+    assert_eq!(
+        app.event_count().await,
+        2 * 3000 + 1,
+        "every deployment upgraded exactly once (plus the fleet's own deploy events)"
+    );
+}
