@@ -75,15 +75,7 @@ where
     let now = Utc::now();
     let txn = db::begin_write(db).await?;
     let Some(found) = operation::Entity::find()
-        .filter(
-            operation::Column::Status
-                .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
-        )
-        .filter(
-            Condition::any()
-                .add(operation::Column::LeaseExpiresAt.is_null())
-                .add(operation::Column::LeaseExpiresAt.lt(now)),
-        )
+        .filter(waiting_for_a_worker(now))
         // Never served first, then the one served longest ago.
         .order_by(
             Expr::col(operation::Column::LastServedAt).is_not_null(),
@@ -204,21 +196,26 @@ where
     })
 }
 
-/// Whether an unfinished operation other than `operation_id` has no live lease, that
-/// is waits for a worker.
+/// Unfinished operations with no live lease at `now`.
+fn waiting_for_a_worker(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(
+            operation::Column::Status
+                .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
+        )
+        .add(
+            Condition::any()
+                .add(operation::Column::LeaseExpiresAt.is_null())
+                .add(operation::Column::LeaseExpiresAt.lt(now)),
+        )
+}
+
+/// Whether an operation other than `operation_id` waits for a worker.
 async fn another_waits<C: ConnectionTrait>(txn: &C, operation_id: &str) -> Result<bool, DbErr> {
     let waiting = operation::Entity::find()
         .select_only()
         .column(operation::Column::Id)
-        .filter(
-            operation::Column::Status
-                .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
-        )
-        .filter(
-            Condition::any()
-                .add(operation::Column::LeaseExpiresAt.is_null())
-                .add(operation::Column::LeaseExpiresAt.lt(Utc::now())),
-        )
+        .filter(waiting_for_a_worker(Utc::now()))
         .filter(operation::Column::Id.ne(operation_id))
         .limit(1)
         .into_tuple::<String>()
