@@ -1,0 +1,263 @@
+"""The operator console in a real browser: Debian's Chromium, headless, driven by
+Playwright for Python, against a server seeded by `uplift seed --demo` (see
+scripts/console-browser-check.sh, which starts it and installs what this needs).
+
+Checked, in order, with the page's Content-Security-Policy in force:
+  1. sign-in with client credentials (the token endpoint);
+  2. the fleet view of the demo's Operations folder shows its out-of-date count;
+  3. a deployment titled `<img src=x onerror=alert(1)>` renders as those characters;
+  4. three deployments selected, Preview (a dry run) lists them, Upgrade starts an
+     operation whose progress reaches the end, and its final JSON downloads;
+  5. the deployment's history shows the upgrade with the operation id, and Roll back
+     records a rollback;
+  6. the operations list; sign-out forgets the token;
+  7. a viewer's token (AutomationUser) sees Upgrade disabled with the API's reason;
+  8. at 375 px the fleet view needs no sideways scrolling;
+  9. axe-core reports no serious or critical violation on any view;
+ 10. no dialog opened and no console error or page error happened; markup assigned
+     to innerHTML is refused (Trusted Types, from the CSP).
+Screenshots of every view go to --shots. Exit status 0 only when all of it held.
+"""
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    for name in ("--base", "--demo", "--admin", "--viewer", "--axe", "--shots"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--screenshot")
+    args = parser.parse_args()
+    started = time.monotonic()
+    demo = json.loads(Path(args.demo).read_text())
+    admin = json.loads(Path(args.admin).read_text())
+    viewer = json.loads(Path(args.viewer).read_text())
+    tenant = demo["tenantId"]
+    folder = demo["folders"]["operations"]["key"]
+    in_folder = [d for d in demo["deployments"] if d["folderKey"] == folder]
+    versions = {a["systemName"]: len(a["versions"]) for a in demo["apps"]}
+    expected_outdated = sum(1 for d in in_folder if d["version"] < versions[d["appSystemName"]])
+
+    # The hostile title, set through the API as any client could.
+    token = client_token(args.base, admin)
+    base_path = demo["baseUrl"].split("127.0.0.1", 1)[1].split("/", 1)[1]
+    hostile_id = in_folder[-1]["id"]
+    api(
+        args.base,
+        "PATCH",
+        f"/{base_path}/models/deployed/apps/{hostile_id}",
+        token,
+        tenant,
+        folder,
+        {"title": HOSTILE},
+    )
+
+    axe_source = Path(args.axe).read_text()
+    shots = Path(args.shots)
+    problems = []  # dialogs, console errors, page errors
+    audits = {}
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        # Nothing but this server: a request anywhere else fails the check.
+        outside = []
+        context.route(lambda url: not url.startswith(args.base), lambda route: (outside.append(route.request.url), route.abort()))
+        page = context.new_page()
+        page.on("dialog", lambda d: (problems.append(f"dialog: {d.type} {d.message}"), d.dismiss()))
+        # While the viewer is signed in, the console's permission probe (a dry run the
+        # API refuses with 403) is logged by the browser as a failed load: expected.
+        phase = {"viewer": False}
+
+        def on_console(message):
+            if message.type != "error":
+                return
+            if phase["viewer"] and message.text.startswith("Failed to load resource") and "403" in message.text:
+                return
+            problems.append(f"console error: {message.text}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.set_default_timeout(15000)
+
+        def audit(name):
+            """axe-core on the page as it is now; serious or critical violations fail."""
+            page.evaluate(axe_source)
+            result = page.evaluate(
+                "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
+                " return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,"
+                " help: v.help, targets: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
+            )
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+            bad = [v for v in result if v["impact"] in ("serious", "critical")]
+            audits[name] = (len(result), bad)
+            if bad:
+                problems.append(f"axe on {name}: " + json.dumps(bad))
+
+        # 1. Sign in with client credentials.
+        page.goto(f"{args.base}/console/")
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+        audit("sign-in")
+        sign_in(page, tenant, admin)
+
+        # 2. The fleet view and its out-of-date count.
+        outdated = page.locator("[data-count=outdated]")
+        expect(outdated).to_have_text(str(expected_outdated))
+        expect(page.locator("[data-count=total]")).to_have_text(str(len(in_folder)))
+        expect(page.locator("table.fleet tbody tr")).to_have_count(len(in_folder))
+        # 3. The hostile title is text: the link shows the characters, no <img> exists.
+        hostile_link = page.locator(f"table.fleet tr[data-id='{hostile_id}'] td a")
+        expect(hostile_link).to_have_text(HOSTILE)
+        if page.locator("main img").count() != 0:
+            problems.append("the hostile title became an element")
+        page.wait_for_selector("#versions-heading")
+        audit("fleet")
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=False)
+
+        # 4. Select three, preview, upgrade, follow to the end, download the answer.
+        rows = page.locator("table.fleet tbody tr")
+        chosen = [rows.nth(i).get_attribute("data-id") for i in range(3)]
+        for i in range(3):
+            rows.nth(i).locator("input[type=checkbox]").check()
+        expect(page.get_by_text("3 selected")).to_be_visible()
+        page.get_by_role("button", name="Preview").click()
+        preview = page.locator("table.preview tbody tr")
+        expect(preview).to_have_count(3)
+        expect(page.locator("table.preview")).to_contain_text("would be upgraded")
+        audit("preview")
+        page.get_by_role("button", name="Upgrade", exact=True).click()
+        page.wait_for_url("**/console/#/operation/**")
+        operation_id = page.url.split("#/operation/", 1)[1].split("?", 1)[0]
+        expect(page.locator("[data-status] strong")).to_have_text("Succeeded", timeout=60000)
+        bar = page.locator("progress")
+        expect(bar).to_have_attribute("value", "3")
+        expect(bar).to_have_attribute("max", "3")
+        expect(page.locator("[data-counter=updated]")).to_have_text("3")
+        audit("operation")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download JSON").click()
+        final = json.loads(Path(download.value.path()).read_text())
+        if final.get("id") != operation_id or final["counters"]["updated"] != 3 or final["status"] != "Succeeded":
+            problems.append(f"the downloaded JSON is not the finished operation: {final}")
+
+        # 5. History shows the upgrade with the operation id; roll it back.
+        page.goto(f"{args.base}/console/#/deployment/{chosen[0]}?folder={folder}")
+        upgrade_event = page.locator(f"li[data-kind=upgrade] a[data-operation-id='{operation_id}']")
+        expect(upgrade_event).to_be_visible()
+        audit("history")
+        page.get_by_role("button", name="Roll back to the previous version").click()
+        expect(page.locator("ol.timeline li").first).to_have_attribute("data-kind", "rollback")
+        expect(page.locator("#status")).to_contain_text("Rolled back")
+
+        # 6. The operations list, then sign out.
+        page.get_by_role("link", name="Operations").click()
+        expect(page.get_by_role("link", name=operation_id)).to_be_visible()
+        audit("operations")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+
+        # 7. A viewer sees Upgrade disabled, with the reason the API gave.
+        phase["viewer"] = True
+        sign_in(page, tenant, viewer)
+        page.get_by_role("link", name="Fleet").click()
+        # Three upgraded, one of them rolled back.
+        expect(page.locator("[data-count=outdated]")).to_have_text(str(expected_outdated - 3 + 1))
+        upgrade = page.get_by_role("button", name="Upgrade", exact=True)
+        expect(upgrade).to_be_disabled()
+        expect(page.get_by_role("button", name="Preview")).to_be_disabled()
+        expect(page.locator("p.reason")).to_contain_text("Apps.Edit")
+        audit("fleet-viewer")
+
+        # 8. At 375 px nothing needs sideways scrolling.
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.wait_for_timeout(200)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 375:
+            problems.append(f"at 375 px the fleet view is {width} px wide")
+        audit("fleet-375")
+
+        # 10. Markup is refused by the page's CSP (Trusted Types), not only avoided.
+        refused = page.evaluate(
+            "() => { try { document.createElement('div').innerHTML = '<b>x</b>'; return false; }"
+            " catch (e) { return e instanceof TypeError; } }"
+        )
+        if not refused:
+            problems.append("innerHTML accepted a string: Trusted Types are not enforced")
+        # axe itself can fail: an unlabelled field must be reported.
+        page.evaluate("() => document.querySelector('main').append(document.createElement('input'))")
+        page.evaluate(axe_source)
+        caught = page.evaluate("async () => (await axe.run(document)).violations.map(v => v.id)")
+        if "label" not in caught:
+            problems.append(f"axe did not report an unlabelled input: {caught}")
+        if outside:
+            problems.append(f"requests outside the server: {outside}")
+        browser.close()
+
+    # The Trusted Types refusal above logs its own console error; that one is expected.
+    problems = [p for p in problems if "TrustedHTML" not in p and "Trusted Type" not in p]
+    for name, (count, bad) in audits.items():
+        print(f"console-browser-check: axe on {name}: {count} violations, {len(bad)} serious or critical")
+    print(f"console-browser-check: out of date {expected_outdated}, upgraded 3 in operation {operation_id}, "
+          f"rolled back 1, {len(audits)} views audited, {time.monotonic() - started:.1f} s")
+    if problems:
+        for problem in problems:
+            print(f"console-browser-check: FAIL {problem}", file=sys.stderr)
+        print(f"0 passed, {len(problems)} failed")
+        sys.exit(1)
+    print("console-browser-check: ok")
+
+
+def sign_in(page, tenant, client):
+    form = page.locator("form", has=page.get_by_role("heading", name="Sign in with client credentials"))
+    form.get_by_label("Tenant").fill(tenant)
+    form.get_by_label("Client id").fill(client["client_id"])
+    form.get_by_label("Client secret").fill(client["client_secret"])
+    form.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_be_visible()
+    if client["client_secret"] in page.url:
+        raise SystemExit("the secret reached the URL")
+
+
+def client_token(base, client):
+    form = f"grant_type=client_credentials&client_id={client['client_id']}&client_secret={client['client_secret']}"
+    request = urllib.request.Request(
+        f"{base}/identity_/connect/token",
+        data=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["access_token"]
+
+
+def api(base, method, path, token, tenant, folder, body):
+    request = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-UiPath-Internal-TenantId": tenant,
+            "X-UiPath-FolderKey": folder,
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+if __name__ == "__main__":
+    main()
