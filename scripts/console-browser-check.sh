@@ -39,13 +39,13 @@ screenshot=${CONSOLE_SCREENSHOT:+$(realpath -m "$CONSOLE_SCREENSHOT")}
 serve_from_scratch "$uplift"
 "$uplift" seed --demo >demo.json 2>seed.log || { cat seed.log >&2; exit 1; }
 tenant=$(python3 -c 'import json,sys; print(json.load(open("demo.json"))["tenantId"])')
-operations=$(python3 -c 'import json,sys; print(json.load(open("demo.json"))["folders"]["operations"]["key"])')
+payroll=$(python3 -c 'import json,sys; print(json.load(open("demo.json"))["folders"]["payroll"]["key"])')
 "$uplift" client create --tenant "$tenant" --name console-admin --scope "Apps OR.Folders.Read" >admin.json 2>>seed.log
 "$uplift" client create --tenant "$tenant" --name console-viewer --scope "Apps OR.Folders.Read" >viewer.json 2>>seed.log
 admin_id=$(python3 -c 'import json; print(json.load(open("admin.json"))["client_id"])')
 viewer_id=$(python3 -c 'import json; print(json.load(open("viewer.json"))["client_id"])')
 "$uplift" role assign --tenant "$tenant" --subject "$admin_id" --role Administrator >/dev/null 2>>seed.log
-"$uplift" role assign --tenant "$tenant" --subject "$viewer_id" --role AutomationUser --folder "$operations" >/dev/null 2>>seed.log
+"$uplift" role assign --tenant "$tenant" --subject "$viewer_id" --role AutomationUser --folder "$payroll" >/dev/null 2>>seed.log
 
 timeout 300 "$venv/bin/python" "$repo/scripts/console/browser_check.py" \
   --base "http://127.0.0.1:$port" --demo demo.json --admin admin.json --viewer viewer.json \

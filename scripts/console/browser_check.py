@@ -12,8 +12,10 @@ Checked, in order, with the page's Content-Security-Policy in force:
      records a rollback; "all matching the filter" previews a subfolder's every
      match through a dry-run operation and changes nothing;
   6. the operations list; sign-out forgets the token;
-  7. the viewer signs in by keyboard alone (focus order, a visible focus ring) and
-     their token (AutomationUser) sees Upgrade disabled with the API's reason;
+  7. the viewer (a role in the subfolder only) sees that folder alone, signs in by
+     keyboard alone (focus order, a visible focus ring) and
+     their token (AutomationUser) sees Upgrade, Cancel and Roll back disabled with the
+     API's reason;
   8. at 375 px the fleet view needs no sideways scrolling;
   9. axe-core reports no serious or critical violation on any view;
  10. no dialog opened and no console error or page error happened; markup assigned
@@ -175,6 +177,7 @@ def main():
         page.get_by_label("All matching the filter").check()
         page.get_by_role("button", name="Preview").click()
         page.wait_for_url("**/console/#/operation/**")
+        preview_id = page.url.split("#/operation/", 1)[1].split("?", 1)[0]
         expect(page.locator("[data-status] strong")).to_have_text("Succeeded", timeout=60000)
         expect(page.locator("h1")).to_contain_text("Preview")
         expect(page.locator("table.preview tbody tr")).to_have_count(len(in_payroll))
@@ -195,13 +198,25 @@ def main():
         phase["viewer"] = True
         sign_in_by_keyboard(page, tenant, viewer, problems)
         page.get_by_role("link", name="Fleet").click()
-        # Three upgraded, one of them rolled back.
-        expect(page.locator("[data-count=outdated]")).to_have_text(str(expected_outdated - 3 + 1))
+        # The viewer's role is in Payroll only: the picker offers that folder alone (not
+        # the folders the administrator saw before in this tab), as a top folder.
+        expect(page.locator("h1")).to_have_text("Fleet: Payroll")
+        expect(page.locator("select[name=folder] option")).to_have_count(1)
+        expect(page.locator("[data-count=outdated]")).to_have_text(str(len(in_payroll)))
         upgrade = page.get_by_role("button", name="Upgrade", exact=True)
         expect(upgrade).to_be_disabled()
         expect(page.get_by_role("button", name="Preview")).to_be_disabled()
         expect(page.locator("p.reason")).to_contain_text("Apps.Edit")
         audit("fleet-viewer")
+        page.goto(f"{args.base}/console/#/operation/{preview_id}?folder={payroll}")
+        expect(page.locator("[data-status] strong")).to_have_text("Succeeded")
+        expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
+        expect(page.locator("p.reason")).to_contain_text("Apps.Edit")
+        page.goto(f"{args.base}/console/#/deployment/{in_payroll[0]['id']}?folder={payroll}")
+        expect(page.get_by_role("button", name="Roll back to the previous version")).to_be_disabled()
+        expect(page.locator("p.reason")).to_contain_text("Apps.Edit")
+        page.goto(f"{args.base}/console/#/fleet?folder={payroll}")
+        expect(upgrade).to_be_disabled()
 
         # 8. At 375 px nothing needs sideways scrolling.
         page.set_viewport_size({"width": 375, "height": 800})

@@ -9,6 +9,7 @@ import * as signin from "./signin.js";
 import * as fleet from "./fleet.js";
 import * as operation from "./operation.js";
 import * as history from "./history.js";
+import { forget as forgetFolders } from "./folders.js";
 
 const VIEWS = {
   fleet,
@@ -124,6 +125,11 @@ document.getElementById("sign-out").addEventListener("click", () => {
 
 let last = session();
 onChange((current) => {
+  // What one session read is not shown to the next: the folder list and the titles
+  // seen are per token.
+  forgetFolders();
+  fleet.known.clear();
+  shell.state.folder = "";
   const signedInNow = !last && current;
   last = current;
   if (signedInNow && !window.location.hash) shell.go("fleet");

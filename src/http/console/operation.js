@@ -5,7 +5,7 @@
 import { h, field, replace, time, uid, downloadJson } from "./dom.js";
 import { get, post, idempotencyKey } from "./api.js";
 import { visibleFolders, picker } from "./folders.js";
-import { known, previewTable } from "./fleet.js";
+import { known, previewTable, upgradePermission } from "./fleet.js";
 
 const TERMINAL = new Set(["Succeeded", "Failed", "Canceled"]);
 const COUNTERS = ["total", "pending", "running", "updated", "unchanged", "failed", "skipped", "canceled"];
@@ -20,7 +20,12 @@ export async function render(container, { args, params, isCurrent }, shell) {
   const folder = params.get("folder") || shell.state.folder;
   shell.state.folder = folder;
   const failedOnly = params.get("failed") === "1";
-  let monitor = await get(`/operations/${encodeURIComponent(id)}`, { folder });
+  // Canceling needs what upgrading needs (Apps.Edit in the folder): asked the same way.
+  const [first, permission] = await Promise.all([
+    get(`/operations/${encodeURIComponent(id)}`, { folder }),
+    upgradePermission(folder),
+  ]);
+  let monitor = first;
   if (!isCurrent()) return;
 
   const heading = h("h1", {}, `Operation ${monitor.id}`);
@@ -32,7 +37,8 @@ export async function render(container, { args, params, isCurrent }, shell) {
   const failures = h("section", { "aria-live": "polite" });
   const items = h("section");
   const outcome = h("section");
-  const cancelButton = h("button", { type: "button", class: "danger" }, "Cancel");
+  const cancelReason = h("p", { class: "reason", id: uid("cancel-reason"), hidden: permission.allowed }, permission.allowed ? "" : `Canceling is not allowed here: ${permission.reason}`);
+  const cancelButton = h("button", { type: "button", class: "danger", "aria-describedby": cancelReason.id }, "Cancel");
   const downloadButton = h("button", { type: "button" }, "Download JSON");
   const failedBox = h("input", { type: "checkbox", id: uid("failed-only"), checked: failedOnly });
   failedBox.addEventListener("change", () => shell.go("operation", [id], { folder, failed: failedBox.checked ? "1" : "" }));
@@ -46,7 +52,7 @@ export async function render(container, { args, params, isCurrent }, shell) {
       show();
     } catch (failure) {
       shell.error(failure, "Canceling");
-      cancelButton.disabled = TERMINAL.has(monitor.status);
+      cancelButton.disabled = TERMINAL.has(monitor.status) || !permission.allowed;
     }
   });
   downloadButton.addEventListener("click", () => downloadJson(`operation-${monitor.id}.json`, monitor));
@@ -68,7 +74,7 @@ export async function render(container, { args, params, isCurrent }, shell) {
     bar.value = done(c);
     replace(progressText, `Progress: ${done(c)} of ${c.total} items done`);
     replace(counters, COUNTERS.map((name) => h("div", {}, h("dt", {}, name), h("dd", { "data-counter": name }, String(c[name])))));
-    cancelButton.disabled = finished;
+    cancelButton.disabled = finished || !permission.allowed;
     downloadButton.disabled = !finished;
     if (finished && monitor.error) shell.error({ detail: `${monitor.error.code}: ${monitor.error.message}` }, "The operation");
     if (finished && monitor.result && dry) replace(outcome, previewTable(monitor.result, []));
@@ -155,6 +161,7 @@ export async function render(container, { args, params, isCurrent }, shell) {
     bar,
     counters,
     h("div", { class: "actions" }, cancelButton, downloadButton, h("a", { href: shell.link("fleet", [], { folder }) }, "Back to the fleet")),
+    cancelReason,
     outcome,
     failures,
     items,
