@@ -3,7 +3,8 @@ Playwright for Python, against a server seeded by `uplift seed --demo` (see
 scripts/console-browser-check.sh, which starts it and installs what this needs).
 
 Checked, in order, with the page's Content-Security-Policy in force:
-  1. sign-in with client credentials (the token endpoint);
+  1. a wrong secret is refused in words with the trace id; sign-in with client
+     credentials (the token endpoint);
   2. the fleet view of the demo's Operations folder shows its out-of-date count;
   3. a deployment titled `<img src=x onerror=alert(1)>` renders as those characters;
   4. three deployments selected, Preview (a dry run) lists them, Upgrade starts an
@@ -16,7 +17,8 @@ Checked, in order, with the page's Content-Security-Policy in force:
      keyboard alone (focus order, a visible focus ring) and
      their token (AutomationUser) sees Upgrade, Cancel and Roll back disabled with the
      API's reason;
-  8. at 375 px the fleet view needs no sideways scrolling;
+  8. at 375 px the fleet view needs no sideways scrolling; a pasted bearer token signs
+     in too, and neither token is kept in the address, storage or cookies;
   9. axe-core reports no serious or critical violation on any view;
  10. no dialog opened and no console error or page error happened; markup assigned
      to innerHTML is refused (Trusted Types, from the CSP).
@@ -25,6 +27,7 @@ Screenshots of every view go to --shots. Exit status 0 only when all of it held.
 
 import argparse
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -82,14 +85,15 @@ def main():
         context.route(lambda url: not url.startswith(args.base), lambda route: (outside.append(route.request.url), route.abort()))
         page = context.new_page()
         page.on("dialog", lambda d: (problems.append(f"dialog: {d.type} {d.message}"), d.dismiss()))
-        # While the viewer is signed in, the console's permission probe (a dry run the
-        # API refuses with 403) is logged by the browser as a failed load: expected.
-        phase = {"viewer": False}
+        # The browser logs an answer the check provokes as a failed load: the refused
+        # sign-in (401), and while the viewer is signed in the console's permission
+        # probe (a dry run the API refuses with 403). Those, and only those, are expected.
+        phase = {"allowed": None}
 
         def on_console(message):
             if message.type != "error":
                 return
-            if phase["viewer"] and message.text.startswith("Failed to load resource") and "403" in message.text:
+            if phase["allowed"] and message.text.startswith("Failed to load resource") and phase["allowed"] in message.text:
                 return
             problems.append(f"console error: {message.text}")
 
@@ -115,6 +119,15 @@ def main():
         page.goto(f"{args.base}/console/")
         expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
         audit("sign-in")
+        # A refused sign-in is said in words, with the trace id of the refusal.
+        phase["allowed"] = "status of 401"
+        sign_in(page, tenant, dict(admin, client_secret="wrong-secret"), expect_signed_in=False)
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("Signing in failed")
+        expect(alert).to_contain_text("HTTP 401")
+        expect(alert.locator("[data-trace-id]")).to_have_text(re.compile(r"^[0-9a-f-]{36}$"))
+        audit("sign-in-refused")
+        phase["allowed"] = None
         sign_in(page, tenant, admin)
 
         # 2. The fleet view and its out-of-date count.
@@ -195,7 +208,7 @@ def main():
         expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
 
         # 7. A viewer sees Upgrade disabled, with the reason the API gave.
-        phase["viewer"] = True
+        phase["allowed"] = "status of 403"
         sign_in_by_keyboard(page, tenant, viewer, problems)
         page.get_by_role("link", name="Fleet").click()
         # The viewer's role is in Payroll only: the picker offers that folder alone (not
@@ -225,6 +238,22 @@ def main():
         if width > 375:
             problems.append(f"at 375 px the fleet view is {width} px wide")
         audit("fleet-375")
+
+        # 9b. A pasted bearer token (its tenant from the token's claim), kept nowhere
+        # but in memory: not in the address, storage or cookies.
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.get_by_role("button", name="Sign out").click()
+        pasted = page.locator("form", has=page.get_by_role("heading", name="Sign in with a bearer token"))
+        pasted.get_by_label("Bearer token").fill(token)
+        pasted.get_by_role("button", name="Use this token").click()
+        expect(page.locator("#who-text")).to_contain_text(f"in tenant {tenant}")
+        page.get_by_role("link", name="Fleet").click()
+        expect(page.locator("[data-count=total]")).to_be_visible()
+        kept = page.evaluate("() => ({storage: localStorage.length + sessionStorage.length, cookie: document.cookie})")
+        if token in page.url or kept["storage"] or kept["cookie"]:
+            problems.append(f"the token or a cookie was kept outside memory: {page.url} {kept}")
+        for entry in context.cookies():
+            problems.append(f"a cookie was set: {entry['name']}")
 
         # 10. Markup is refused by the page's CSP (Trusted Types), not only avoided.
         refused = page.evaluate(
@@ -256,13 +285,14 @@ def main():
     print("console-browser-check: ok")
 
 
-def sign_in(page, tenant, client):
+def sign_in(page, tenant, client, expect_signed_in=True):
     form = page.locator("form", has=page.get_by_role("heading", name="Sign in with client credentials"))
     form.get_by_label("Tenant").fill(tenant)
     form.get_by_label("Client id").fill(client["client_id"])
     form.get_by_label("Client secret").fill(client["client_secret"])
     form.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#who")).to_be_visible()
+    if expect_signed_in:
+        expect(page.locator("#who")).to_be_visible()
     if client["client_secret"] in page.url:
         raise SystemExit("the secret reached the URL")
 
