@@ -36,8 +36,13 @@ rm -rf "$shots"
 mkdir -p "$shots"
 
 screenshot=${CONSOLE_SCREENSHOT:+$(realpath -m "$CONSOLE_SCREENSHOT")}
+# One signing secret for the server and the seeders, so the volume seed's token is good.
+export UPLIFT_JWT_SECRET="console-check-$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 serve_from_scratch "$uplift"
 "$uplift" seed --demo >demo.json 2>seed.log || { cat seed.log >&2; exit 1; }
+# A second tenant with one folder of many deployments: paging, and an operation long
+# enough to cancel.
+"$uplift" seed --deployments 3000 >volume.json 2>>seed.log || { cat seed.log >&2; exit 1; }
 tenant=$(python3 -c 'import json,sys; print(json.load(open("demo.json"))["tenantId"])')
 payroll=$(python3 -c 'import json,sys; print(json.load(open("demo.json"))["folders"]["payroll"]["key"])')
 "$uplift" client create --tenant "$tenant" --name console-admin --scope "Apps OR.Folders.Read" >admin.json 2>>seed.log
@@ -48,6 +53,6 @@ viewer_id=$(python3 -c 'import json; print(json.load(open("viewer.json"))["clien
 "$uplift" role assign --tenant "$tenant" --subject "$viewer_id" --role AutomationUser --folder "$payroll" >/dev/null 2>>seed.log
 
 timeout 300 "$venv/bin/python" "$repo/scripts/console/browser_check.py" \
-  --base "http://127.0.0.1:$port" --demo demo.json --admin admin.json --viewer viewer.json \
+  --base "http://127.0.0.1:$port" --demo demo.json --volume volume.json --admin admin.json --viewer viewer.json \
   --axe "$axe" --shots "$shots" ${screenshot:+--screenshot "$screenshot"} \
   || { echo "--- server log (last 30 lines) ---" >&2; tail -30 server.log >&2; exit 1; }
