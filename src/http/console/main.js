@@ -72,6 +72,7 @@ const shell = {
 };
 
 let renderToken = 0;
+let lastRoute = null;
 
 async function render() {
   const current = session();
@@ -79,6 +80,9 @@ async function render() {
   renderToken += 1;
   const mine = renderToken;
   shell.error(null);
+  // A message belongs to the view it was said in.
+  if (route !== lastRoute) shell.status("");
+  lastRoute = route;
   renderNav(current ? route : null);
   if (!current) {
     await signin.render(view, {}, shell);

@@ -206,7 +206,7 @@ export const list = {
         picker(folders, folder, (key) => shell.go("operations", [], { folder: key, status })),
         field("Status", statusControl).field,
       ),
-      h("p", {}, `${page.count} operations`),
+      h("p", {}, page.count === 1 ? "1 operation" : `${page.count} operations`),
       h(
         "div",
         { class: "table-wrap" },
