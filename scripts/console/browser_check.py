@@ -234,6 +234,14 @@ def main():
         page.goto(f"{args.base}/console/#/fleet?folder={payroll}")
         expect(upgrade).to_be_disabled()
 
+        # Sorting from a column header: the API's order, shown with aria-sort.
+        titles = page.locator("table.fleet tbody tr td:nth-child(2)").all_inner_texts()
+        page.get_by_role("button", name="Title: sort descending").click()
+        expect(page.locator("th[aria-sort=descending]")).to_contain_text("Title")
+        expect(page.locator("table.fleet tbody tr td:nth-child(2)").first).to_have_text(sorted(titles)[-1])
+        page.get_by_role("button", name="Title: sort ascending").click()
+        expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Title")
+
         # 8. At 375 px nothing needs sideways scrolling.
         page.set_viewport_size({"width": 375, "height": 800})
         page.wait_for_timeout(200)

@@ -13,11 +13,19 @@ import { versionChart } from "./chart.js";
 const BULK = "/models/deployed/apps/updateToLatestAppVersionBulk";
 const LIST = "/models/deployed/apps";
 const SORTS = [
-  ["title asc", "Title"],
-  ["appSystemName asc,title asc", "App"],
+  ["title asc", "Title, A to Z"],
+  ["title desc", "Title, Z to A"],
+  ["appSystemName asc,title asc", "App, A to Z"],
+  ["appSystemName desc,title asc", "App, Z to A"],
   ["version asc", "Version, oldest first"],
   ["version desc", "Version, newest first"],
 ];
+// Column headers that sort: [label, ascending, descending].
+const SORTABLE = {
+  Title: ["title asc", "title desc"],
+  App: ["appSystemName asc,title asc", "appSystemName desc,title asc"],
+  Version: ["version asc", "version desc"],
+};
 const PAGE_SIZES = [25, 50, 100];
 
 // Titles of deployments seen in this tab, for the other views (history, operation
@@ -247,7 +255,7 @@ export async function render(container, { params, isCurrent }, shell) {
           "tr",
           {},
           h("th", { scope: "col" }, pageBox),
-          ["Title", "App", "Version", "Latest published", "Tags", "Status"].map((c) => h("th", { scope: "col" }, c)),
+          ["Title", "App", "Version", "Latest published", "Tags", "Status"].map((c) => sortableHeader(c, filters, go)),
         ),
       ),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7 }, "No deployment matches."))),
@@ -290,6 +298,20 @@ export async function render(container, { params, isCurrent }, shell) {
   );
   refresh();
   versionChart(chartHolder, folder).catch((failure) => shell.error(failure, "The version chart"));
+}
+
+// A header cell; for a sortable column, a button that sorts by it (ascending first,
+// then the other way), with aria-sort saying how the table is sorted now.
+function sortableHeader(label, filters, go) {
+  const orders = SORTABLE[label];
+  if (!orders) return h("th", { scope: "col" }, label);
+  const [up, down] = orders;
+  const state = filters.sort === up ? "ascending" : filters.sort === down ? "descending" : "none";
+  const next = state === "ascending" ? down : up;
+  const button = h("button", { type: "button", class: "sort" }, label, state === "none" ? "" : state === "ascending" ? " ▲" : " ▼");
+  button.setAttribute("aria-label", `${label}: sort ${next === up ? "ascending" : "descending"}`);
+  button.addEventListener("click", () => go({ sort: next }));
+  return h("th", { scope: "col", "aria-sort": state }, button);
 }
 
 function hashParams(filters, folder) {
