@@ -58,7 +58,7 @@ macro_rules! embedded {
 const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file the page loads. `index.html` is served at `/console/` with the server's
-/// paths filled in.
+/// paths and the token's tenant claim filled in.
 const FILES: &[Embedded] = embedded! {
     "index.html" => "text/html; charset=utf-8",
     "console.css" => "text/css; charset=utf-8",
@@ -141,7 +141,11 @@ impl Console {
                 "{{UIPATH_BASE}}",
                 &escape_attribute(&settings.uipath_base_path()),
             )
-            .replace("{{TOKEN_PATH}}", &escape_attribute(TOKEN_PATH));
+            .replace("{{TOKEN_PATH}}", &escape_attribute(TOKEN_PATH))
+            .replace(
+                "{{TENANT_CLAIM}}",
+                &escape_attribute(&settings.jwt_tenant_claim),
+            );
         Console {
             index: Asset::new(index.content_type, web::Bytes::from(page)),
             files: FILES
@@ -237,6 +241,7 @@ mod tests {
     fn the_page_gets_the_configured_base_path_as_an_escaped_attribute() {
         let settings = Settings {
             organization: "acme".into(),
+            jwt_tenant_claim: "org\"<x>".into(),
             ..Settings::default()
         };
         let console = Console::new(&settings);
@@ -244,6 +249,10 @@ mod tests {
         assert!(
             page.contains("content=\"/acme/apps_/default/api/v1/default\""),
             "{page}"
+        );
+        assert!(
+            page.contains("content=\"org&quot;&lt;x&gt;\""),
+            "the tenant claim, escaped: {page}"
         );
         assert!(!page.contains("{{"), "every placeholder is filled");
         assert_eq!(escape_attribute("a\"<b>&"), "a&quot;&lt;b&gt;&amp;");

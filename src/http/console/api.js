@@ -12,6 +12,8 @@ function meta(name) {
 
 export const BASE = meta("uplift-base");
 export const TOKEN_PATH = meta("uplift-token-path");
+// The claim of uplift's tokens that names their tenant (UPLIFT_JWT_TENANT_CLAIM).
+export const TENANT_CLAIM = meta("uplift-tenant-claim") || "tenant_id";
 
 export class ApiFailure extends Error {
   constructor(status, detail, traceId, kind) {

@@ -4,7 +4,7 @@
 // `form-action 'none'`), so a secret cannot land in a URL or the history.
 
 import { h, field, replace } from "./dom.js";
-import { requestToken, get } from "./api.js";
+import { requestToken, get, TENANT_CLAIM } from "./api.js";
 import { signIn, signOut, claimsOf } from "./session.js";
 
 export async function render(container, _params, shell) {
@@ -43,7 +43,7 @@ export async function render(container, _params, shell) {
   const tenantB = field(
     "Tenant",
     h("input", { type: "text", name: "tenant" }),
-    "Leave empty to use the token's tenant_id claim.",
+    "Leave empty to use the tenant the token names.",
   );
   const token = field(
     "Bearer token",
@@ -89,7 +89,7 @@ export async function render(container, _params, shell) {
 async function start(token, tenant, shell) {
   if (!tenant) {
     const claims = claimsOf(token);
-    tenant = typeof claims.tenant_id === "string" ? claims.tenant_id : "";
+    tenant = typeof claims[TENANT_CLAIM] === "string" ? claims[TENANT_CLAIM] : "";
   }
   signIn(token, tenant);
   try {
