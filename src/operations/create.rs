@@ -142,15 +142,7 @@ async fn insert_listed<C: ConnectionTrait>(
     if items.is_empty() {
         return Ok(0);
     }
-    let listed = serde_json::Value::Array(
-        items
-            .iter()
-            .map(|item| {
-                serde_json::json!([item.raw, item.canonical.as_ref().map(|id| id.as_str())])
-            })
-            .collect(),
-    )
-    .to_string();
+    let listed = listed_json(&items);
     let backend = txn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => INSERT_LISTED_POSTGRES,
@@ -166,6 +158,32 @@ async fn insert_listed<C: ConnectionTrait>(
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
     Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
+}
+
+/// `[[raw, canonical or null], …]`, written straight into one string: a `Value` tree
+/// of 100,000 pairs would cost tens of MiB for a moment.
+fn listed_json(items: &[upgrade::Item]) -> String {
+    let mut json = String::with_capacity(items.len() * 84 + 2);
+    json.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push('[');
+        // Serialising a `str` cannot fail.
+        json.push_str(&serde_json::to_string(&item.raw).unwrap_or_default());
+        match &item.canonical {
+            Some(id) => {
+                json.push_str(",\"");
+                json.push_str(id.as_str());
+                json.push('"');
+            }
+            None => json.push_str(",null"),
+        }
+        json.push(']');
+    }
+    json.push(']');
+    json
 }
 
 const INSERT_LISTED_POSTGRES: &str = r#"
@@ -251,4 +269,27 @@ async fn insert_selected<C: ConnectionTrait>(
         .map_err(|e| Error::Internal(anyhow::anyhow!("building the selector: {e}")))?;
     let inserted = txn.execute(&insert).await?;
     Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_ids_are_written_as_json_pairs_of_the_raw_and_the_canonical_id() {
+        let ids = [
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string(),
+            "not \"a\" uuid\\".to_string(),
+        ];
+        let parsed: serde_json::Value =
+            serde_json::from_str(&listed_json(&upgrade::distinct(&ids))).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([
+                [ids[0], "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+                [ids[1], null]
+            ])
+        );
+        assert_eq!(listed_json(&[]), "[]");
+    }
 }

@@ -195,10 +195,11 @@ async fn run_claim(context: &Arc<Context>, claim: Claim, stop: &watch::Receiver<
             .unwrap_or(1)
             .max(1),
     };
-    // The items flow through a short queue: once a batch is queued the next one is
-    // taken (`lease::next_batch`) while the last items still run, so the workers do
-    // not idle between batches and the lease is not given back and claimed again.
-    let (queue, queued) = mpsc::channel(2 * concurrency);
+    // The items flow through a queue: once a batch is queued the next one is taken
+    // (`lease::next_batch`) while the queued items still run, so the workers do not
+    // idle between batches and the lease is not given back and claimed again. Half a
+    // batch queued outlasts taking the next one even at 100,000 items.
+    let (queue, queued) = mpsc::channel((context.policy.batch / 2).max(2 * concurrency));
     let items = stream::unfold(queued, |mut queued| async move {
         queued.recv().await.map(|item| (item, queued))
     });
