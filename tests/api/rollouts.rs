@@ -504,3 +504,82 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
     assert!(kinds.contains(&"failure_budget_exhausted".to_string()));
     assert_eq!(kinds.last().map(String::as_str), Some("rolled_back"));
 }
+
+#[tokio::test]
+async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window_opens() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    // A window opening at the next whole minute (UTC; the one after when fewer than
+    // five seconds are left, so the rollout is surely created before it opens), three
+    // minutes long, every day.
+    let now = chrono::Utc::now();
+    let seconds: i64 = now.format("%S").to_string().parse().unwrap();
+    let opens = now + chrono::Duration::seconds(if seconds >= 55 { 120 } else { 60 } - seconds);
+    let closes = opens + chrono::Duration::minutes(3);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "nightly",
+                "window": {
+                    "timeZone": "UTC",
+                    "weekly": [{
+                        "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                        "start": opens.format("%H:%M").to_string(),
+                        "end": closes.format("%H:%M").to_string(),
+                    }],
+                },
+                "waves": [{}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+
+    let waiting = app.rollout_in(&token, &rollout, "WaitingForWindow").await;
+    let stored = chrono::DateTime::parse_from_rfc3339(waiting["windowOpensAt"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(
+        stored.format("%H:%M").to_string(),
+        opens.format("%H:%M").to_string()
+    );
+    for d in &waiting["waves"][0]["deploymentIds"]
+        .as_array()
+        .unwrap()
+        .clone()
+    {
+        assert_eq!(
+            app.deployment(d.as_str().unwrap()).await.version,
+            1,
+            "nothing before the window"
+        );
+    }
+
+    // No call wakes it: the driver notices the stored opening by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let done = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "Succeeded" {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not started: {current:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["waves"][0]["startedAt"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!(
+        started >= stored,
+        "started {started}, before the window opened at {stored}"
+    );
+    assert!(timeline_kinds(&done).contains(&"window_opened".to_string()));
+}
