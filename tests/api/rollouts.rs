@@ -583,3 +583,58 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
     );
     assert!(timeline_kinds(&done).contains(&"window_opened".to_string()));
 }
+
+/// `uplift rollout ARGS… --base-url … --tenant … --token …` against this app.
+async fn rollout_cli(app: &TestApp, token: &str, args: &[&str]) -> crate::helpers::CliOutput {
+    let mut command = app.uplift_command();
+    command
+        .arg("rollout")
+        .args(args)
+        .args(["--base-url", &app.base, "--tenant", &app.tenant])
+        .env("UPLIFT_TOKEN", token);
+    crate::helpers::run_cli(command, None).await
+}
+
+#[tokio::test]
+async fn the_cli_creates_a_rollout_from_yaml_approves_its_gate_and_watches_it_to_the_end() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name: portal via cli\nwaves:\n  - name: canary\n    folders:\n      - key: {}\n  - name: rest\n    gate: manual\n",
+            folders[0].key
+        ),
+    )
+    .unwrap();
+
+    let created = rollout_cli(&app, &token, &["create", "--file", plan.to_str().unwrap()]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let rollout: Value = serde_json::from_str(&created.stdout).unwrap();
+    let rid = id(&rollout);
+    assert_eq!(wave_sizes(&rollout), vec![1, 2]);
+    app.rollout_in(&token, &rid, "AwaitingApproval").await;
+    let approved = rollout_cli(
+        &app,
+        &token,
+        &["approve", &rid, "--comment", "from the cli"],
+    )
+    .await;
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+
+    let watched = rollout_cli(&app, &token, &["status", &rid, "--watch", "--every", "1"]).await;
+
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    assert!(watched.stderr.contains("wave 1 rest"), "{}", watched.stderr);
+    let last: Value = serde_json::from_str(&watched.stdout).unwrap();
+    assert_eq!(last["status"], "Succeeded");
+    for d in deployments.iter().flatten() {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+    }
+    let refused = rollout_cli(&app, &token, &["pause", &rid]).await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("Running"), "{}", refused.stderr);
+}
