@@ -638,3 +638,93 @@ async fn the_cli_creates_a_rollout_from_yaml_approves_its_gate_and_watches_it_to
     assert_eq!(refused.code, 1);
     assert!(refused.stderr.contains("Running"), "{}", refused.stderr);
 }
+
+#[tokio::test]
+async fn a_paused_bake_resumes_with_its_original_deadline() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "paused bake",
+                "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    let baking = app.rollout_in(&token, &rollout, "Baking").await;
+    let deadline = baking["bakeUntil"].clone();
+
+    let paused = app
+        .rollout_action(&token, &rollout, "pause", "look first")
+        .json()
+        .await;
+    assert_eq!(paused["status"], "Paused");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(
+        app.rollout(&token, &rollout).json().await["status"],
+        "Paused",
+        "a paused bake does not move on when its deadline passes"
+    );
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
+    let resumed = app
+        .rollout_action(&token, &rollout, "resume", "fine")
+        .json()
+        .await;
+
+    assert_eq!(resumed["status"], "Baking");
+    assert_eq!(resumed["bakeUntil"], deadline, "the original deadline");
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 2);
+    let kinds = timeline_kinds(&app.rollout(&token, &rollout).json().await);
+    assert!(kinds.contains(&"paused".to_string()) && kinds.contains(&"resumed".to_string()));
+}
+
+#[tokio::test]
+async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
+    let app = spawn_app().await;
+    let (folders, _) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    // Sees everything, edits only the canary folder.
+    app.grant("canary-owner", Role::FolderAdministrator, Some(&folders[0]))
+        .await;
+    app.grant("canary-owner", Role::AutomationUser, Some(&folders[1]))
+        .await;
+    let token = app.token("lead", ALL_SCOPES);
+    let owner = app.token("canary-owner", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "gated",
+                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+
+    let problem = app
+        .rollout_action(&owner, &rollout, "approve", "")
+        .problem(403)
+        .await;
+
+    assert!(problem["detail"].as_str().unwrap().contains("Apps.Edit"));
+    assert_eq!(
+        app.rollout(&token, &rollout).json().await["status"],
+        "AwaitingApproval"
+    );
+    // A subject with no role in the rollout's folders does not see it at all.
+    let stranger = app.token("stranger", ALL_SCOPES);
+    app.rollout(&stranger, &rollout).problem(404).await;
+    assert_eq!(app.rollouts(&stranger, "").json().await["count"], 0);
+}
