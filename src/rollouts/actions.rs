@@ -287,7 +287,7 @@ pub fn folder_ids(current: &rollout::Model) -> Vec<i32> {
     serde_json::from_str(&current.folder_ids).unwrap_or_default()
 }
 
-async fn wave_folder_ids<C: ConnectionTrait>(
+pub(super) async fn wave_folder_ids<C: ConnectionTrait>(
     txn: &C,
     rollout_id: &str,
     wave: i32,

@@ -96,6 +96,36 @@ pub async fn start_or_wait<C: ConnectionTrait>(
         )
         .await;
     }
+    // The rollout acts with its creator's rights, checked in each of the wave's
+    // folders as the wave starts (the operation's workers re-check its listing folder
+    // before every batch).
+    let creator = crate::auth::Principal {
+        subject: current.created_by.clone(),
+        tenant_id: current.tenant_id.clone(),
+        scopes: Vec::new(),
+    };
+    let folders = super::actions::wave_folder_ids(txn, &current.id, idx).await?;
+    if !super::actions::may(txn, &creator, &folders, crate::access::Permission::AppsEdit).await? {
+        let reason = format!(
+            "the rollout's creator ({}) no longer holds Apps.Edit in every folder of wave {idx}",
+            current.created_by
+        );
+        deactivate(txn, &current.id).await?;
+        return timeline::transition(
+            txn,
+            current,
+            RolloutStatus::Failed,
+            finished(now, Some(&reason)),
+            Step {
+                kind: "permission_revoked",
+                detail: Some(reason.clone()),
+                wave: Some(idx),
+                ..step
+            },
+            now,
+        )
+        .await;
+    }
     let Some(planned) = wave(txn, &current.id, idx).await? else {
         return Err(Error::Internal(anyhow::anyhow!(
             "wave {idx} of rollout {} is missing",

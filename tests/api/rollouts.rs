@@ -728,3 +728,43 @@ async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
     app.rollout(&stranger, &rollout).problem(404).await;
     assert_eq!(app.rollouts(&stranger, "").json().await["count"], 0);
 }
+
+#[tokio::test]
+async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_instead_of_starting()
+{
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    app.grant("reviewer", Role::Administrator, None).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let reviewer = app.token("reviewer", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "revoked",
+                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    app.revoke("lead", Role::FolderAdministrator, Some(&folders[1]))
+        .await;
+
+    let failed = app
+        .rollout_action(&reviewer, &rollout, "approve", "")
+        .json()
+        .await;
+
+    assert_eq!(failed["status"], "Failed");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lead") && reason.contains("Apps.Edit"),
+        "{reason}"
+    );
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
+}
