@@ -18,6 +18,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod operations;
+pub mod rollouts;
 pub mod seed;
 pub mod service;
 pub mod telemetry;

@@ -12,3 +12,7 @@ pub mod idempotency_key;
 pub mod operation;
 pub mod operation_item;
 pub mod role_assignment;
+pub mod rollout;
+pub mod rollout_deployment;
+pub mod rollout_event;
+pub mod rollout_wave;

@@ -20,6 +20,7 @@ use crate::{
     db, idempotency,
     metrics::Metrics,
     operations::Workers,
+    rollouts::Driver,
     service, telemetry,
 };
 
@@ -27,6 +28,7 @@ pub struct Application {
     port: u16,
     server: Server,
     workers: Arc<Workers>,
+    driver: Arc<Driver>,
 }
 
 impl Application {
@@ -55,6 +57,12 @@ impl Application {
             state.operations(),
             state.metrics.clone(),
         ));
+        // The rollout driver looks as often as an idle operation worker.
+        let driver = Arc::new(Driver::start(
+            state.db.clone(),
+            workers.clone(),
+            state.operations().poll,
+        ));
         let collaborators = Collaborators::of(state, workers.clone());
         let mut server = HttpServer::new(move || {
             let settings = collaborators.state.settings.clone();
@@ -78,6 +86,7 @@ impl Application {
             port,
             server: server.run(),
             workers,
+            driver,
         })
     }
 
@@ -90,12 +99,15 @@ impl Application {
     /// their leases, so another replica carries on at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let workers = self.workers.clone();
+        let driver = self.driver.clone();
         let on_signal = tokio::spawn(async move {
             stop_signal().await;
+            driver.shutdown().await;
             workers.shutdown().await;
         });
         let served = self.server.await;
         // Stopped without a signal (the server failed): the workers stop too.
+        self.driver.shutdown().await;
         self.workers.shutdown().await;
         on_signal.abort();
         served

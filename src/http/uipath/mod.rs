@@ -8,6 +8,7 @@ mod history;
 mod odata;
 mod operations;
 mod params;
+mod rollouts;
 mod version_counts;
 
 use utoipa::IntoParams;
@@ -47,5 +48,15 @@ super::api_area! {
         operations::get_operation,
         operations::operation_items,
         operations::cancel_operation,
+        // The fixed `/rollouts` before the `{rollout_id}` routes.
+        rollouts::create_rollout,
+        rollouts::list_rollouts,
+        rollouts::get_rollout,
+        rollouts::pause_rollout,
+        rollouts::resume_rollout,
+        rollouts::approve_rollout,
+        rollouts::abort_rollout,
+        rollouts::retry_rollout,
+        rollouts::rollback_rollout,
     }
 }
