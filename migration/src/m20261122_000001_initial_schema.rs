@@ -299,14 +299,12 @@ where
     T: IntoIden + Clone + 'static,
     C: IntoIden + Clone + 'static,
 {
-    let mut stmt = Index::create();
-    stmt.name(name).table(table);
-    for col in cols {
-        stmt.col(col.clone());
-    }
-    manager.create_index(stmt.to_owned()).await
+    manager
+        .create_index(index_on(name, table, cols).to_owned())
+        .await
 }
 
+/// Creates a unique index.
 async fn unique<T, C>(
     manager: &SchemaManager<'_>,
     name: &str,
@@ -317,12 +315,23 @@ where
     T: IntoIden + Clone + 'static,
     C: IntoIden + Clone + 'static,
 {
+    manager
+        .create_index(index_on(name, table, cols).unique().to_owned())
+        .await
+}
+
+/// The index `name` on `cols` of `table`.
+fn index_on<T, C>(name: &str, table: T, cols: &[C]) -> IndexCreateStatement
+where
+    T: IntoIden + 'static,
+    C: IntoIden + Clone + 'static,
+{
     let mut stmt = Index::create();
-    stmt.name(name).table(table).unique();
+    stmt.name(name).table(table);
     for col in cols {
         stmt.col(col.clone());
     }
-    manager.create_index(stmt.to_owned()).await
+    stmt
 }
 
 /// Drops `table` (shared with later migrations).
