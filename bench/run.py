@@ -151,9 +151,9 @@ def paired_rounds(server, db, seed_info, ids, per_call, rounds):
 
 
 def median_pair(syncs, ops):
-    """The pair with the median ratio, and every pair's ratio."""
+    """The pair with the median ratio (the lower middle one of an even count), and every pair's ratio."""
     ratios = [op["rate"] / sync for sync, op in zip(syncs, ops)]
-    middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+    middle = sorted(range(len(ratios)), key=ratios.__getitem__)[(len(ratios) - 1) // 2]
     return syncs[middle], ops[middle], ratios
 
 
