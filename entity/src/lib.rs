@@ -12,3 +12,7 @@ pub mod idempotency_key;
 pub mod operation;
 pub mod operation_item;
 pub mod role_assignment;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

@@ -21,12 +21,14 @@ use crate::{
     metrics::Metrics,
     operations::Workers,
     service, telemetry,
+    webhooks::{Relay, WebhookPolicy},
 };
 
 pub struct Application {
     port: u16,
     server: Server,
     workers: Arc<Workers>,
+    relay: Arc<Relay>,
 }
 
 impl Application {
@@ -55,7 +57,13 @@ impl Application {
             state.operations(),
             state.metrics.clone(),
         ));
-        let collaborators = Collaborators::of(state, workers.clone());
+        let webhooks = WebhookPolicy::from_settings(&state.settings);
+        let relay = Arc::new(Relay::start(
+            state.db.clone(),
+            webhooks.clone(),
+            state.metrics.clone(),
+        ));
+        let collaborators = Collaborators::of(state, workers.clone(), relay.clone(), webhooks);
         let mut server = HttpServer::new(move || {
             let settings = collaborators.state.settings.clone();
             App::new()
@@ -78,6 +86,7 @@ impl Application {
             port,
             server: server.run(),
             workers,
+            relay,
         })
     }
 
@@ -89,14 +98,14 @@ impl Application {
     /// workers stop claiming at the signal, finish their items in flight and release
     /// their leases, so another replica carries on at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let workers = self.workers.clone();
+        let (workers, relay) = (self.workers.clone(), self.relay.clone());
         let on_signal = tokio::spawn(async move {
             stop_signal().await;
-            workers.shutdown().await;
+            tokio::join!(workers.shutdown(), relay.shutdown());
         });
         let served = self.server.await;
         // Stopped without a signal (the server failed): the workers stop too.
-        self.workers.shutdown().await;
+        tokio::join!(self.workers.shutdown(), self.relay.shutdown());
         on_signal.abort();
         served
     }
@@ -139,11 +148,20 @@ struct Collaborators {
     idempotency: web::Data<IdempotencyPolicy>,
     operations: web::Data<OperationPolicy>,
     workers: web::Data<Workers>,
+    relay: web::Data<Relay>,
+    webhooks: web::Data<WebhookPolicy>,
 }
 
 impl Collaborators {
-    fn of(state: AppState, workers: Arc<Workers>) -> Self {
+    fn of(
+        state: AppState,
+        workers: Arc<Workers>,
+        relay: Arc<Relay>,
+        webhooks: WebhookPolicy,
+    ) -> Self {
         Collaborators {
+            relay: web::Data::from(relay),
+            webhooks: web::Data::new(webhooks),
             operations: web::Data::new(state.operations()),
             workers: web::Data::from(workers),
             db: web::Data::new(state.db.clone()),
@@ -165,6 +183,8 @@ impl Collaborators {
             .app_data(self.idempotency.clone())
             .app_data(self.operations.clone())
             .app_data(self.workers.clone())
+            .app_data(self.relay.clone())
+            .app_data(self.webhooks.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(
                 web::JsonConfig::default()

@@ -257,6 +257,14 @@ recorded AS (
            moved.updated_at, $1
     FROM moved
 ),
+outboxed AS (
+    INSERT INTO webhook_events
+        (id, tenant_id, event_type, ordering_key, deployment_id, from_version, to_version,
+         actor, request_id, created_at, operation_id)
+    SELECT gen_random_uuid()::text, $5, 'deployment.upgraded', moved.id, moved.id,
+           moved.from_version, moved.to_version, $10, $11, moved.updated_at, $1
+    FROM moved
+),
 outcome AS (
     SELECT
         CASE

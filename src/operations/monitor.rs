@@ -241,6 +241,14 @@ where
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("the canceled operation vanished")))?;
     let snapshot = snapshot(&txn, canceled).await?;
+    super::completion::record(
+        &txn,
+        &snapshot.operation,
+        OperationStatus::Canceled,
+        None,
+        &snapshot.counters,
+    )
+    .await?;
     txn.commit().await?;
     Ok(Some(snapshot))
 }

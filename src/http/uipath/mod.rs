@@ -7,6 +7,7 @@ mod history;
 mod odata;
 mod operations;
 mod params;
+mod webhooks;
 
 use utoipa::IntoParams;
 
@@ -43,5 +44,15 @@ super::api_area! {
         operations::get_operation,
         operations::operation_items,
         operations::cancel_operation,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_webhook_secret,
+        webhooks::webhook_deliveries,
+        webhooks::replay_webhook_delivery,
+        webhooks::replay_webhook,
+        webhooks::test_webhook,
     }
 }
