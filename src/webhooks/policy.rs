@@ -48,9 +48,11 @@ impl WebhookPolicy {
         }
     }
 
-    /// The lease of a claimed delivery: longer than any send can take.
+    /// The lease of a claimed delivery: longer than any send can take (the timeout
+    /// bounds it) with room for recording it; a replica killed mid-send has its
+    /// deliveries sent again this long after it claimed them.
     pub fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout * 2 + Duration::from_secs(5)
     }
 
     /// How long to wait after attempt number `attempts` (1, 2, …) failed, or `None`

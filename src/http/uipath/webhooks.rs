@@ -15,7 +15,7 @@ use crate::{
     http::{
         ApiError,
         auth::UiPathCaller,
-        extract::{JsonBody, OptionalJsonBody, parse_query},
+        extract::{JsonBody, OptionalJsonBody, parse_json, parse_query},
         idempotency,
         problem::Problem,
         registered,
@@ -297,6 +297,14 @@ fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiErr
     Ok((top, skip))
 }
 
+/// The body's fields, read only once the caller may make the call (a caller without
+/// the permission learns nothing about what the body should hold).
+fn fields_of<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a parsed body as JSON: {e}")))?;
+    parse_json(&bytes)
+}
+
 fn guard(policy: &WebhookPolicy) -> Guard {
     Guard::new(
         std::sync::Arc::new(SystemLookup),
@@ -333,14 +341,14 @@ pub async fn create_webhook(
     req: HttpRequest,
     state: web::Data<AppState>,
     caller: UiPathCaller,
-    body: JsonBody<CreateWebhook>,
+    body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller
         .needs(Permission::WebhooksManage)?
         .in_tenant(&state.db)
         .await?;
     let policy = registered::<WebhookPolicy>(&req)?;
-    let body = body.0;
+    let body: CreateWebhook = fields_of(body.0)?;
     if let Some(answer) = idempotency::claim(&req).await? {
         return Ok(answer);
     }
@@ -440,14 +448,14 @@ pub async fn update_webhook(
     state: web::Data<AppState>,
     caller: UiPathCaller,
     path: web::Path<String>,
-    body: JsonBody<UpdateWebhook>,
+    body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     caller
         .needs(Permission::WebhooksManage)?
         .in_tenant(&state.db)
         .await?;
     let policy = registered::<WebhookPolicy>(&req)?;
-    let body = body.0;
+    let body: UpdateWebhook = fields_of(body.0)?;
     if let Some(answer) = idempotency::claim(&req).await? {
         return Ok(answer);
     }
