@@ -72,6 +72,26 @@ pub async fn log<C: ConnectionTrait>(
     Ok((count, logged))
 }
 
+/// One delivery as the log shows it.
+pub async fn logged<C: ConnectionTrait>(
+    db: &C,
+    delivery: webhook_delivery::Model,
+) -> Result<Logged, Error> {
+    let event = webhook_event::Entity::find_by_id(delivery.event_seq)
+        .one(db)
+        .await?;
+    let attempts = webhook_attempt::Entity::find()
+        .filter(webhook_attempt::Column::DeliveryId.eq(&delivery.id))
+        .order_by_asc(webhook_attempt::Column::Id)
+        .all(db)
+        .await?;
+    Ok(Logged {
+        delivery,
+        event,
+        attempts,
+    })
+}
+
 fn new_delivery(
     endpoint_id: &str,
     event: &webhook_event::Model,

@@ -82,3 +82,109 @@ pub fn outgoing(
     ]);
     Outgoing { headers, body }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn endpoint(format: &str, previous_until: Option<DateTime<Utc>>) -> webhook_endpoint::Model {
+        let now = Utc::now();
+        webhook_endpoint::Model {
+            id: "e".into(),
+            tenant_id: "t".into(),
+            url: "https://h.example/".into(),
+            description: String::new(),
+            event_types: "[]".into(),
+            folder_keys: "[]".into(),
+            format: format.into(),
+            enabled: true,
+            disabled_reason: None,
+            disabled_at: None,
+            secret: signing::new_secret(),
+            previous_secret: previous_until.map(|_| signing::new_secret()),
+            previous_secret_expires_at: previous_until,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn event() -> webhook_event::Model {
+        webhook_event::Model {
+            seq: 1,
+            id: "6f1c2b9e-0000-4000-8000-000000000001".into(),
+            tenant_id: "t".into(),
+            event_type: "deployment.upgraded".into(),
+            ordering_key: "d1".into(),
+            deployment_id: Some("d1".into()),
+            folder_id: None,
+            from_version: Some(1),
+            to_version: Some(2),
+            actor: "a".into(),
+            request_id: None,
+            operation_id: None,
+            data: None,
+            created_at: Utc::now(),
+            dispatched: true,
+        }
+    }
+
+    fn header<'a>(out: &'a Outgoing, name: &str) -> Option<&'a str> {
+        out.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_previous_secret_signs_only_until_it_expires() {
+        let now = Utc::now();
+        assert_eq!(signing_secrets(&endpoint("standard", None), now).len(), 1);
+        let overlapping = endpoint("standard", Some(now + Duration::hours(1)));
+        assert_eq!(signing_secrets(&overlapping, now).len(), 2);
+        let expired = endpoint("standard", Some(now - Duration::seconds(1)));
+        assert_eq!(
+            signing_secrets(&expired, now),
+            vec![expired.secret.as_str()]
+        );
+    }
+
+    #[test]
+    fn the_standard_body_wraps_data_and_cloudevents_puts_the_attributes_in_headers() {
+        let data = serde_json::json!({"deploymentId": "d1"});
+        let now = Utc::now();
+        let standard = outgoing(
+            &endpoint("standard", None),
+            &event(),
+            &data,
+            "/uplift/o",
+            now,
+        );
+        let body: Value = serde_json::from_slice(&standard.body).unwrap();
+        assert_eq!(body["type"], "deployment.upgraded");
+        assert_eq!(body["data"], data);
+        assert_eq!(
+            header(&standard, "webhook-id"),
+            Some("evt_6f1c2b9e000040008000000000000001")
+        );
+        assert_eq!(header(&standard, "ce-type"), None);
+        let ce = outgoing(
+            &endpoint("cloudevents", None),
+            &event(),
+            &data,
+            "/uplift/o",
+            now,
+        );
+        let body: Value = serde_json::from_slice(&ce.body).unwrap();
+        assert_eq!(body, data);
+        assert_eq!(header(&ce, "ce-specversion"), Some("1.0"));
+        assert_eq!(header(&ce, "ce-id"), header(&ce, "webhook-id"));
+        assert_eq!(header(&ce, "ce-source"), Some("/uplift/o/t"));
+        assert_eq!(
+            header(&ce, "webhook-timestamp"),
+            Some(now.timestamp().to_string().as_str())
+        );
+    }
+}

@@ -18,7 +18,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
-    EntityTrait, QueryFilter, Statement, TransactionSession, TransactionTrait, Value,
+    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionSession, TransactionTrait, Value,
     sea_query::Expr,
 };
 
@@ -347,14 +347,16 @@ pub async fn gauges<C: ConnectionTrait>(db: &C) -> Result<(i64, i64), DbErr> {
 /// Deletes events past the retention (their deliveries and attempts go with them).
 pub async fn purge<C: ConnectionTrait>(db: &C, retention: Duration) -> Result<u64, DbErr> {
     let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+    // A bounded pass: the sweep comes back for the rest.
     let old: Vec<i64> = webhook_event::Entity::find()
+        .select_only()
+        .column(webhook_event::Column::Seq)
         .filter(webhook_event::Column::CreatedAt.lt(before))
         .filter(webhook_event::Column::Dispatched.eq(true))
+        .limit(5000)
+        .into_tuple()
         .all(db)
-        .await?
-        .into_iter()
-        .map(|e| e.seq)
-        .collect();
+        .await?;
     if old.is_empty() {
         return Ok(0);
     }

@@ -900,3 +900,47 @@ impl TestApp {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_every_attempt_for_the_configured_period_is_disabled_as_failing() {
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    receiver.answer_always(500);
+    receiver.serve(socket);
+    let app = spawn_app_with(|s| {
+        fast_webhooks(s);
+        s.webhook_disable_after_seconds = 1;
+    })
+    .await;
+    let (admin, endpoint) = app
+        .admin_with_webhook(&format!("http://127.0.0.1:{port}/in"), json!({}))
+        .await;
+    let id = id_of(&endpoint);
+    app.webhooks_call(Method::POST, &format!("/{id}/test"), &admin)
+        .expect(202)
+        .await;
+    let mut e = Value::Null;
+    for _ in 0..100 {
+        e = app
+            .webhooks_call(Method::GET, &format!("/{id}"), &admin)
+            .json()
+            .await;
+        if e["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(e["enabled"], false, "{e}");
+    assert_eq!(e["disabledReason"], "failing");
+    // Disabled after its second failure (a second after the first), not given up on:
+    // the delivery waits, and goes out once the endpoint is enabled and answers.
+    let pending = app.deliveries(&admin, &id, "status=pending").await;
+    assert_eq!(pending["count"], 1, "{pending}");
+    assert!(receiver.attempts() >= 2);
+    receiver.answer_always(204);
+    app.webhooks_call(Method::PATCH, &format!("/{id}"), &admin)
+        .body(json!({"enabled": true}))
+        .ok()
+        .await;
+    receiver.until("the delivery", |got| !got.is_empty()).await;
+}

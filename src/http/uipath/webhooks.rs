@@ -628,12 +628,7 @@ pub async fn replay_webhook_delivery(
             ))
         })?;
     registered::<Relay>(&req)?.wake();
-    let logged = deliveries::log(&state.db, &found.id, None, 1, 0).await?.1;
-    let view = logged
-        .into_iter()
-        .find(|l| l.delivery.id == queued.id)
-        .map(DeliveryView::from)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the queued delivery vanished")))?;
+    let view = DeliveryView::from(deliveries::logged(&state.db, queued).await?);
     Ok(HttpResponse::Accepted().json(view))
 }
 
@@ -722,11 +717,6 @@ pub async fn test_webhook(
     )
     .await?;
     registered::<Relay>(&req)?.wake();
-    let logged = deliveries::log(&state.db, &found.id, None, 1, 0).await?.1;
-    let view = logged
-        .into_iter()
-        .find(|l| l.delivery.id == queued.id)
-        .map(DeliveryView::from)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the queued delivery vanished")))?;
+    let view = DeliveryView::from(deliveries::logged(&state.db, queued).await?);
     Ok(HttpResponse::Accepted().json(view))
 }
