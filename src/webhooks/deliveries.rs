@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::fanout::Filter;
+use super::fanout::{self, Filter};
 use crate::{db, error::Error, outbox::EventType};
 
 /// One delivery with its event and its attempts, oldest attempt first.
@@ -172,17 +172,15 @@ where
             .limit(1000)
             .all(&txn)
             .await?;
+        let mut page = page;
         let Some(last) = page.last() else { break };
         after = last.seq;
+        // Events fanned out while the tenant had no endpoint were not completed then.
+        fanout::complete_missing(&txn, &mut page).await?;
         let wanted: Vec<webhook_delivery::ActiveModel> = page
             .iter()
             .filter(|event| {
-                let folder = event
-                    .data
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-                    .and_then(|d| d["folderKey"].as_str().map(str::to_string));
-                filter.wants(&event.event_type, folder.as_deref())
+                filter.wants(&event.event_type, fanout::folder_key_of(event).as_deref())
             })
             .map(|event| new_delivery(&endpoint.id, event, true, now))
             .collect();

@@ -39,7 +39,6 @@ where
     if events.is_empty() {
         return Ok(0);
     }
-    let lookups = Lookups::load(&txn, &events).await?;
     let tenants: HashSet<&str> = events.iter().map(|e| e.tenant_id.as_str()).collect();
     let endpoints = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::TenantId.is_in(tenants))
@@ -53,10 +52,23 @@ where
             (e, filter)
         })
         .collect();
+    // Only events some endpoint may want are completed here (a tenant without
+    // endpoints costs the marking alone); a replay completes the others when it needs
+    // them (`complete_missing`).
+    let mut wanted: Vec<webhook_event::Model> = events
+        .iter()
+        .filter(|e| {
+            filters
+                .iter()
+                .any(|(endpoint, _)| endpoint.tenant_id == e.tenant_id)
+        })
+        .cloned()
+        .collect();
+    complete_missing(&txn, &mut wanted).await?;
     let now = Utc::now();
     let mut deliveries = Vec::new();
-    for event in &events {
-        let (data, folder_key) = lookups.complete(event);
+    for event in &wanted {
+        let folder_key = folder_key_of(event);
         for (endpoint, filter) in &filters {
             if endpoint.tenant_id == event.tenant_id
                 && filter.wants(&event.event_type, folder_key.as_deref())
@@ -77,14 +89,6 @@ where
                 });
             }
         }
-        let data = data.to_string();
-        if event.data.as_deref() != Some(data.as_str()) {
-            webhook_event::Entity::update_many()
-                .col_expr(webhook_event::Column::Data, Expr::value(data))
-                .filter(webhook_event::Column::Seq.eq(event.seq))
-                .exec(&txn)
-                .await?;
-        }
     }
     for chunk in deliveries.chunks(500) {
         webhook_delivery::Entity::insert_many(chunk.to_vec())
@@ -98,6 +102,52 @@ where
         .await?;
     txn.commit().await?;
     Ok(events.len())
+}
+
+/// Completes the `data` of the events that lack it (folder key, app, package
+/// versions, the common fields) and stores it, so every delivery of an event, replays
+/// included, sends the same body. A completed `data` always has `tenantId`; what a
+/// writer stores never does.
+pub async fn complete_missing<C: ConnectionTrait>(
+    txn: &C,
+    events: &mut [webhook_event::Model],
+) -> Result<(), DbErr> {
+    let missing: Vec<webhook_event::Model> =
+        events.iter().filter(|e| !is_complete(e)).cloned().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let lookups = Lookups::load(txn, &missing).await?;
+    for event in events.iter_mut().filter(|e| !is_complete(e)) {
+        let data = lookups.complete(event).to_string();
+        webhook_event::Entity::update_many()
+            .col_expr(webhook_event::Column::Data, Expr::value(data.clone()))
+            .filter(webhook_event::Column::Seq.eq(event.seq))
+            .exec(txn)
+            .await?;
+        event.data = Some(data);
+    }
+    Ok(())
+}
+
+fn data_of(event: &webhook_event::Model) -> Option<Map<String, Value>> {
+    event
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok())
+}
+
+fn is_complete(event: &webhook_event::Model) -> bool {
+    data_of(event).is_some_and(|d| d.contains_key("tenantId"))
+}
+
+/// The folder key of a completed event (`None`: a tenant-wide event).
+pub fn folder_key_of(event: &webhook_event::Model) -> Option<String> {
+    data_of(event).and_then(|d| {
+        d.get("folderKey")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
 }
 
 /// An endpoint's `eventTypes` and `folderKeys` (each empty: all).
@@ -202,13 +252,9 @@ impl Lookups {
         })
     }
 
-    /// The event's full `data`, and its folder's key when it has a folder.
-    fn complete(&self, event: &webhook_event::Model) -> (Value, Option<String>) {
-        let mut data: Map<String, Value> = event
-            .data
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok())
-            .unwrap_or_default();
+    /// The event's full `data`.
+    fn complete(&self, event: &webhook_event::Model) -> Value {
+        let mut data: Map<String, Value> = data_of(event).unwrap_or_default();
         data.insert("tenantId".into(), json!(event.tenant_id));
         data.insert("actor".into(), json!(event.actor));
         data.insert("requestId".into(), json!(event.request_id));
@@ -235,11 +281,11 @@ impl Lookups {
                 data.insert("toPackageVersion".into(), json!(package(event.to_version)));
             }
         }
-        let folder_key = folder_id.and_then(|id| self.folders.get(&id).map(|f| f.key.clone()));
-        if folder_id.is_some() {
+        if let Some(id) = folder_id {
+            let folder_key = self.folders.get(&id).map(|f| f.key.clone());
             data.insert("folderKey".into(), json!(folder_key));
         }
-        (Value::Object(data), folder_key)
+        Value::Object(data)
     }
 }
 

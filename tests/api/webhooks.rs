@@ -723,6 +723,38 @@ async fn replaying_a_delivery_or_everything_since_a_time_resends_with_the_same_w
     replay_ids.sort();
     assert_eq!(live_ids, replay_ids);
 
+    // The deploys were fanned out before any endpoint wanted them: a replay completes
+    // their payload as a live delivery would have had it.
+    let deploys = app
+        .create_webhook(
+            &admin,
+            json!({"url": format!("http://127.0.0.1:{port}/in"), "eventTypes": ["deployment.deployed"]}),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let queued = app
+        .webhooks_call(
+            Method::POST,
+            &format!("/{}/replay", id_of(&deploys)),
+            &admin,
+        )
+        .query(&format!("since={since}"))
+        .accepted()
+        .await;
+    assert_eq!(queued["count"], 2);
+    let got = receiver.until("the deploys", |got| got.len() >= 7).await;
+    for r in &got[5..] {
+        let body = r.json();
+        assert_eq!(body["type"], "deployment.deployed");
+        assert_eq!(body["data"]["folderKey"], fleet.folder.key.as_str());
+        assert_eq!(body["data"]["appSystemName"], fleet.system_name.as_str());
+        assert_eq!(body["data"]["toPackageVersion"], "1.0.0");
+        assert_eq!(body["data"]["tenantId"], app.tenant.as_str());
+    }
+
     for bad in ["", "since=yesterday", "since=2026-13-01T00:00:00Z"] {
         let problem = app
             .webhooks_call(Method::POST, &format!("/{id}/replay"), &admin)
