@@ -188,103 +188,155 @@ impl Settled {
     }
 }
 
-/// Records an attempt and its consequence, fenced by the claim (`owner` and
-/// `sending`): the delivery's next state, and the endpoint's (410 disables it; a run
-/// of failures longer than `disable_after` disables it; a success ends the run).
+/// What sending one claimed delivery gave: the status of a 2xx, or the status (if
+/// any), `Retry-After` (if any) and the failure.
+pub type SendResult = Result<u16, (Option<u16>, Option<String>, Failure)>;
+
+/// One claimed delivery, sent.
+pub struct Sent {
+    pub claimed: Claimed,
+    pub took: Duration,
+    pub result: SendResult,
+}
+
+/// Records a batch of attempts and their consequences in one transaction (one commit
+/// for the batch, not one per delivery), each fenced by its claim (`owner` and
+/// `sending`): the delivery's next state, and each endpoint's (410 disables it; a run
+/// of failures longer than `disable_after` disables it; a success ends the run). A
+/// failure to record leaves the batch `sending`: once the lease lapses it is sent
+/// again (at least once).
 pub async fn settle<C>(
     db: &C,
     owner: &str,
-    claimed: &Claimed,
+    sent: &[Sent],
     policy: &WebhookPolicy,
-    took: Duration,
-    result: &Result<u16, (Option<u16>, Option<String>, Failure)>,
-) -> Result<Settled, DbErr>
+) -> Result<Vec<Settled>, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     let now = Utc::now();
-    let delivery = &claimed.delivery;
-    let attempts = delivery.attempts + 1;
     let txn = db::begin_write(db).await?;
-    let (status_code, error) = match result {
-        Ok(code) => (Some(*code), None),
-        Err((code, _, failure)) => (*code, Some(failure)),
-    };
-    let (next, gone) = match result {
-        Ok(_) => (None, false),
-        Err((Some(410), _, _)) => (None, true),
-        Err((code, retry_after, _)) => (
-            policy.next_delay(attempts as usize, *code, retry_after.as_deref()),
-            false,
-        ),
-    };
-    let outcome = match (result, next) {
-        (Ok(_), _) => Settled::Delivered,
-        (Err(_), Some(_)) => Settled::Retrying,
-        (Err(_), None) => Settled::Failed,
-    };
-    let status = match outcome {
-        Settled::Delivered => DeliveryStatus::Succeeded,
-        Settled::Retrying => DeliveryStatus::Pending,
-        _ => DeliveryStatus::Failed,
-    };
-    let next_at = next.map_or(now, |wait| expiry(now, wait));
-    let updated = webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(status))
-        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
-        .col_expr(
-            webhook_delivery::Column::NextAttemptAt,
-            Expr::value(next_at),
-        )
-        .col_expr(
-            webhook_delivery::Column::LeaseOwner,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            webhook_delivery::Column::LeaseExpiresAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            webhook_delivery::Column::DeliveredAt,
-            Expr::value((outcome == Settled::Delivered).then_some(now)),
-        )
-        .filter(webhook_delivery::Column::Id.eq(&delivery.id))
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
-        .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected == 0 {
-        return Ok(Settled::Fenced);
+    let mut outcomes = Vec::with_capacity(sent.len());
+    let mut attempts_made = Vec::with_capacity(sent.len());
+    // Per endpoint: (any delivered, any failed, any 410).
+    let mut effects: Vec<(String, bool, bool, bool)> = Vec::new();
+    for Sent {
+        claimed,
+        took,
+        result,
+    } in sent
+    {
+        let delivery = &claimed.delivery;
+        let attempts = delivery.attempts + 1;
+        let (status_code, error) = match result {
+            Ok(code) => (Some(*code), None),
+            Err((code, _, failure)) => (*code, Some(failure)),
+        };
+        let (next, gone) = match result {
+            Ok(_) => (None, false),
+            Err((Some(410), _, _)) => (None, true),
+            Err((code, retry_after, _)) => (
+                policy.next_delay(attempts as usize, *code, retry_after.as_deref()),
+                false,
+            ),
+        };
+        let outcome = match (result, next) {
+            (Ok(_), _) => Settled::Delivered,
+            (Err(_), Some(_)) => Settled::Retrying,
+            (Err(_), None) => Settled::Failed,
+        };
+        let status = match outcome {
+            Settled::Delivered => DeliveryStatus::Succeeded,
+            Settled::Retrying => DeliveryStatus::Pending,
+            _ => DeliveryStatus::Failed,
+        };
+        let next_at = next.map_or(now, |wait| expiry(now, wait));
+        let updated = webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+            .col_expr(
+                webhook_delivery::Column::NextAttemptAt,
+                Expr::value(next_at),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                webhook_delivery::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                webhook_delivery::Column::DeliveredAt,
+                Expr::value((outcome == Settled::Delivered).then_some(now)),
+            )
+            .filter(webhook_delivery::Column::Id.eq(&delivery.id))
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
+            .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            outcomes.push(Settled::Fenced);
+            continue;
+        }
+        outcomes.push(outcome);
+        attempts_made.push(webhook_attempt::ActiveModel {
+            delivery_id: Set(delivery.id.clone()),
+            attempted_at: Set(now - chrono::Duration::from_std(*took).unwrap_or_default()),
+            status_code: Set(status_code.map(i32::from)),
+            error: Set(error.map(|failure| match (failure, status_code) {
+                (_, Some(code)) => format!("status {code}"),
+                (failure, None) => failure.recorded(),
+            })),
+            duration_ms: Set(took.as_millis() as i64),
+            ..Default::default()
+        });
+        let endpoint = &claimed.endpoint.id;
+        let entry = match effects.iter_mut().find(|(id, ..)| id == endpoint) {
+            Some(entry) => entry,
+            None => {
+                effects.push((endpoint.clone(), false, false, false));
+                effects.last_mut().expect("just pushed")
+            }
+        };
+        entry.1 |= outcome == Settled::Delivered;
+        entry.2 |= outcome != Settled::Delivered;
+        entry.3 |= gone;
     }
-    webhook_attempt::ActiveModel {
-        delivery_id: Set(delivery.id.clone()),
-        attempted_at: Set(now - chrono::Duration::from_std(took).unwrap_or_default()),
-        status_code: Set(status_code.map(i32::from)),
-        error: Set(error.map(|failure| match (failure, status_code) {
-            (_, Some(code)) => format!("status {code}"),
-            (failure, None) => failure.recorded(),
-        })),
-        duration_ms: Set(took.as_millis() as i64),
-        ..Default::default()
+    for chunk in attempts_made.chunks(500) {
+        webhook_attempt::Entity::insert_many(chunk.to_vec())
+            .exec(&txn)
+            .await?;
     }
-    .insert(&txn)
-    .await?;
-    let endpoint = webhook_endpoint::Entity::find_by_id(claimed.endpoint.id.clone())
-        .one(&txn)
-        .await?;
-    if let Some(endpoint) = endpoint {
-        endpoint_after(
-            &txn,
-            endpoint,
-            outcome == Settled::Delivered,
-            gone,
-            policy,
-            now,
-        )
-        .await?;
+    // Only endpoints whose state may change are read: one that delivered and was not
+    // failing has nothing to record.
+    let relevant: Vec<String> = effects
+        .iter()
+        .filter(|(id, delivered, failed, _)| {
+            *failed
+                || (*delivered
+                    && sent.iter().any(|s| {
+                        &s.claimed.endpoint.id == id && s.claimed.endpoint.failing_since.is_some()
+                    }))
+        })
+        .map(|(id, ..)| id.clone())
+        .collect();
+    if !relevant.is_empty() {
+        let endpoints = webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::Id.is_in(relevant))
+            .all(&txn)
+            .await?;
+        for endpoint in endpoints {
+            let Some((_, delivered, _, gone)) =
+                effects.iter().find(|(id, ..)| *id == endpoint.id).cloned()
+            else {
+                continue;
+            };
+            endpoint_after(&txn, endpoint, delivered, gone, policy, now).await?;
+        }
     }
     txn.commit().await?;
-    Ok(outcome)
+    Ok(outcomes)
 }
 
 async fn endpoint_after<C: ConnectionTrait>(

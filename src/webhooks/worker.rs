@@ -18,7 +18,7 @@ use super::{
     guard::{Guard, Lookup, SystemLookup},
     message,
     policy::WebhookPolicy,
-    relay::{self, Claimed, Settled},
+    relay::{self, Claimed, Sent, Settled},
     transport::{self, Failure, HttpTransport, Transport},
 };
 use crate::metrics::Metrics;
@@ -105,16 +105,32 @@ async fn relay_loop(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
             Ok(n) => busy |= n > 0,
             Err(e) => tracing::warn!(error = %e, "could not fan out webhook events"),
         }
-        let limit = context.policy.concurrency * 4;
+        // One round of sends per claim: every claimed delivery is sent within about
+        // one timeout, well inside its lease (twice the timeout), so no other replica
+        // takes one over while it waits its turn here.
+        let limit = context.policy.concurrency;
+        let round = std::time::Instant::now();
         match relay::claim(&context.db, &context.owner, &context.policy, limit).await {
             Ok(claimed) if !claimed.is_empty() => {
                 busy = true;
-                stream::iter(claimed)
-                    .for_each_concurrent(context.policy.concurrency, |claimed| {
+                let (n, claim_ms) = (claimed.len(), round.elapsed().as_millis());
+                let sent: Vec<Sent> = stream::iter(claimed)
+                    .map(|claimed| {
                         let context = context.clone();
                         async move { send(&context, claimed).await }
                     })
+                    .buffer_unordered(context.policy.concurrency)
+                    .collect()
                     .await;
+                let send_ms = round.elapsed().as_millis() - claim_ms;
+                record(&context, &sent).await;
+                tracing::debug!(
+                    claimed = n,
+                    claim_ms,
+                    send_ms,
+                    settle_ms = round.elapsed().as_millis() - claim_ms - send_ms,
+                    "relay round"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries"),
@@ -131,7 +147,7 @@ async fn relay_loop(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
 }
 
 #[tracing::instrument(skip_all, fields(delivery = %claimed.delivery.id, endpoint = %claimed.endpoint.id))]
-async fn send(context: &Context, claimed: Claimed) {
+async fn send(context: &Context, claimed: Claimed) -> Sent {
     if claimed.taken_over {
         context.metrics.webhook_redelivery();
         tracing::info!("sending again a delivery whose sender's lease lapsed");
@@ -153,14 +169,11 @@ async fn send(context: &Context, claimed: Claimed) {
         Ok(url) => url,
         Err(e) => {
             let failure = Failure::Other(format!("the stored URL: {e}"));
-            record(
-                context,
-                &claimed,
-                Duration::ZERO,
-                Err((None, None, failure)),
-            )
-            .await;
-            return;
+            return Sent {
+                claimed,
+                took: Duration::ZERO,
+                result: Err((None, None, failure)),
+            };
         }
     };
     let (took, result) =
@@ -174,55 +187,44 @@ async fn send(context: &Context, claimed: Claimed) {
         )),
         Err(failure) => Err((None, None, failure)),
     };
-    record(context, &claimed, took, result).await;
+    Sent {
+        claimed,
+        took,
+        result,
+    }
 }
 
-async fn record(
-    context: &Context,
-    claimed: &Claimed,
-    took: Duration,
-    result: Result<u16, (Option<u16>, Option<String>, Failure)>,
-) {
-    let blocked = matches!(
-        &result,
-        Err((_, _, Failure::Refused(super::guard::Refusal::Blocked(_))))
-    );
-    match relay::settle(
-        &context.db,
-        &context.owner,
-        claimed,
-        &context.policy,
-        took,
-        &result,
-    )
-    .await
-    {
-        Ok(Settled::Fenced) => {
-            tracing::info!(
-                "the delivery's lease was taken over; its attempt was not recorded here"
-            );
-        }
+async fn record(context: &Context, sent: &[Sent]) {
+    match relay::settle(&context.db, &context.owner, sent, &context.policy).await {
         Ok(settled) => {
-            let lag = (settled == Settled::Delivered)
-                .then(|| (Utc::now() - claimed.event.created_at).to_std().ok())
-                .flatten();
-            let label = if blocked {
-                "blocked_address"
-            } else {
-                settled.as_str()
-            };
-            context
-                .metrics
-                .webhook_attempt(&claimed.endpoint.id, label, lag);
-            if settled == Settled::Failed {
-                tracing::warn!(
-                    attempts = claimed.delivery.attempts + 1,
-                    "webhook delivery given up"
+            for (sent, settled) in sent.iter().zip(settled) {
+                let claimed = &sent.claimed;
+                if settled == Settled::Fenced {
+                    tracing::info!(delivery = %claimed.delivery.id, "the delivery's lease was taken over; its attempt was not recorded here");
+                    continue;
+                }
+                let blocked = matches!(
+                    &sent.result,
+                    Err((_, _, Failure::Refused(super::guard::Refusal::Blocked(_))))
                 );
+                let lag = (settled == Settled::Delivered)
+                    .then(|| (Utc::now() - claimed.event.created_at).to_std().ok())
+                    .flatten();
+                let label = if blocked {
+                    "blocked_address"
+                } else {
+                    settled.as_str()
+                };
+                context
+                    .metrics
+                    .webhook_attempt(&claimed.endpoint.id, label, lag);
+                if settled == Settled::Failed {
+                    tracing::warn!(delivery = %claimed.delivery.id, attempts = claimed.delivery.attempts + 1, "webhook delivery given up");
+                }
             }
         }
-        // Left `sending`: once its lease lapses it is claimed and sent again.
-        Err(e) => tracing::warn!(error = %e, "could not record a webhook attempt"),
+        // Left `sending`: once their lease lapses they are claimed and sent again.
+        Err(e) => tracing::warn!(error = %e, "could not record webhook attempts"),
     }
 }
 
