@@ -462,6 +462,30 @@ mod tests {
     }
 
     #[test]
+    fn webhook_lists_come_from_comma_separated_variables_and_a_bad_range_stops_the_load() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "UPLIFT_WEBHOOK_ALLOW_NETWORKS",
+                "127.0.0.1/32, 10.20.0.0/16",
+            );
+            jail.set_env("UPLIFT_WEBHOOK_RETRY_SCHEDULE_SECONDS", "0,1,2");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(
+                settings.webhook_allow_networks,
+                vec!["127.0.0.1/32".to_string(), "10.20.0.0/16".to_string()]
+            );
+            assert_eq!(settings.webhook_retry_schedule_seconds, vec![0, 1, 2]);
+            jail.set_env("UPLIFT_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/40");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("webhook_allow_networks"), "{err}");
+            jail.set_env("UPLIFT_WEBHOOK_ALLOW_NETWORKS", "");
+            jail.set_env("UPLIFT_WEBHOOK_RETRY_SCHEDULE_SECONDS", "0,soon");
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_toml_file_is_read_and_the_environment_wins_over_it() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
