@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reliability"))
-from common import ScratchDatabase, Server, call, psql, seed_deployments, setup_tenant  # noqa: E402
+from common import ScratchDatabase, Server, call, log_tail, psql, seed_deployments, setup_tenant  # noqa: E402
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # noqa: E402
 
 binary = sys.argv[1]
@@ -163,7 +163,18 @@ def main():
             with receiver.lock:
                 return {r[0] for r in receiver.received}
 
-        wait_for(f"{expected} events", lambda: len(unique_ids()) >= expected)
+        def state():
+            rows = psql(db.url, "SELECT status, count(*) FROM webhook_deliveries GROUP BY status")
+            undispatched = psql(db.url, "SELECT count(*) FROM webhook_events WHERE NOT dispatched")[0][0]
+            return f"received {len(unique_ids())}; deliveries {dict(rows)}; undispatched events {undispatched}"
+
+        try:
+            wait_for(f"{expected} events", lambda: len(unique_ids()) >= expected,
+                     timeout=max(180, count / 20))
+        except SystemExit as e:
+            for server in (a, b):
+                print(f"--- {server.log_path} ---\n" + log_tail(server.log_path, 15), file=sys.stderr)
+            raise SystemExit(f"{e}: {state()}")
         elapsed = time.monotonic() - started
         with receiver.lock:
             received = list(receiver.received)

@@ -25,36 +25,69 @@ use sea_orm::{
 use super::{policy::WebhookPolicy, transport::Failure};
 use crate::db;
 
-/// Up to `$2` due deliveries at `$1` (with their owner, set only when a sender's
-/// lease lapsed: a settled attempt clears it).
+/// The oldest due deliveries a claim looks at (locked, on PostgreSQL, `SKIP LOCKED`,
+/// while it decides). Bounding the window keeps a claim's cost flat however long the
+/// queue grows (the ordering checks run for these rows only); the price is that a
+/// window full of deliveries held back by their ordering key (one deployment with more
+/// than this many events queued behind a failing one) delays the others until that
+/// one is delivered or given up.
+const WINDOW: usize = 256;
+
+/// Up to `$2` deliveries of the window that no earlier event of their ordering key
+/// holds back (still open for the same endpoint, or not yet fanned out), with their
+/// owner (set only when a sender's lease lapsed: a settled attempt clears it).
+/// `{state}` picks the window: due pending deliveries, or lapsed sending ones.
 const DUE: &str = r#"
-    SELECT d.id, d.lease_owner AS previous_owner
-    FROM webhook_deliveries d
-    JOIN webhook_endpoints e ON e.id = d.endpoint_id
-    WHERE ((d.status = 'pending' AND d.next_attempt_at <= $1)
-           OR (d.status = 'sending' AND d.lease_expires_at < $1))
-      AND e.enabled
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_deliveries p
-          WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
-            AND p.event_seq < d.event_seq AND p.status IN ('pending', 'sending'))
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_events ev
-          WHERE NOT ev.dispatched AND ev.ordering_key = d.ordering_key
-            AND ev.seq < d.event_seq)
-    ORDER BY d.next_attempt_at
-    LIMIT $2
+SELECT d.id, d.previous_owner
+FROM (
+    SELECT c.id, c.endpoint_id, c.ordering_key, c.event_seq, c.next_attempt_at,
+           c.lease_owner AS previous_owner
+    FROM webhook_deliveries c
+    WHERE {state}
+    ORDER BY {order}
+    LIMIT {window}
+    {lock}
+) d
+JOIN webhook_endpoints e ON e.id = d.endpoint_id
+WHERE e.enabled
+  AND NOT EXISTS (
+      SELECT 1 FROM webhook_deliveries p
+      WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
+        AND p.event_seq < d.event_seq AND p.status IN ('pending', 'sending'))
+  AND NOT EXISTS (
+      SELECT 1 FROM webhook_events ev
+      WHERE NOT ev.dispatched AND ev.ordering_key = d.ordering_key
+        AND ev.seq < d.event_seq)
+ORDER BY d.next_attempt_at
+LIMIT $2
 "#;
 
-/// PostgreSQL: the due deliveries locked (skipping those another replica is
-/// claiming) and marked `sending` for owner `$3` until `$4`, in one statement.
-fn claim_statement() -> String {
-    format!(
-        "UPDATE webhook_deliveries SET status = 'sending', lease_owner = $3, lease_expires_at = $4 \
-         FROM ({DUE} FOR UPDATE OF d SKIP LOCKED) AS due \
-         WHERE webhook_deliveries.id = due.id \
-         RETURNING webhook_deliveries.id, due.previous_owner"
-    )
+/// Which deliveries a window holds: each is read in the order of its index.
+#[derive(Clone, Copy)]
+enum Window {
+    Pending,
+    Lapsed,
+}
+
+fn due(window: Window, backend: DbBackend) -> String {
+    let (state, order) = match window {
+        Window::Pending => (
+            "c.status = 'pending' AND c.next_attempt_at <= $1",
+            "c.next_attempt_at",
+        ),
+        Window::Lapsed => (
+            "c.status = 'sending' AND c.lease_expires_at < $1",
+            "c.lease_expires_at",
+        ),
+    };
+    let lock = match backend {
+        DbBackend::Postgres => "FOR UPDATE OF c SKIP LOCKED",
+        _ => "",
+    };
+    DUE.replace("{state}", state)
+        .replace("{order}", order)
+        .replace("{window}", &WINDOW.to_string())
+        .replace("{lock}", lock)
 }
 
 /// One claimed delivery, with what sending it needs.
@@ -79,40 +112,33 @@ where
     let backend = db.get_database_backend();
     let until = expiry(now, policy.lease());
     let txn = db::begin_write(db).await?;
-    let rows = match backend {
-        DbBackend::Postgres => {
-            let values: Vec<Value> = vec![
-                now.into(),
-                (limit as i64).into(),
-                owner.into(),
-                until.into(),
-            ];
-            txn.query_all_raw(Statement::from_sql_and_values(
+    let mut ids: Vec<String> = Vec::with_capacity(limit);
+    let mut taken = Vec::new();
+    // Lapsed leases first (a dead replica's deliveries), then the due ones.
+    for window in [Window::Lapsed, Window::Pending] {
+        if ids.len() >= limit {
+            break;
+        }
+        let values: Vec<Value> = vec![now.into(), ((limit - ids.len()) as i64).into()];
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
                 backend,
-                claim_statement(),
+                due(window, backend),
                 values,
             ))
-            .await?
+            .await?;
+        for row in rows {
+            let id: String = row.try_get("", "id")?;
+            let previous: Option<String> = row.try_get("", "previous_owner")?;
+            if previous.is_some() {
+                taken.push(id.clone());
+            }
+            ids.push(id);
         }
-        // One writer: the due rows read in this write transaction stay due until it
-        // marks them.
-        _ => {
-            let values: Vec<Value> = vec![now.into(), (limit as i64).into()];
-            txn.query_all_raw(Statement::from_sql_and_values(backend, DUE, values))
-                .await?
-        }
-    };
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut taken = Vec::new();
-    for row in rows {
-        let id: String = row.try_get("", "id")?;
-        let previous: Option<String> = row.try_get("", "previous_owner")?;
-        if previous.is_some() {
-            taken.push(id.clone());
-        }
-        ids.push(id);
     }
-    if backend != DbBackend::Postgres && !ids.is_empty() {
+    // The rows read are locked (PostgreSQL) or this is the one writer (SQLite): they
+    // are still due when marked.
+    if !ids.is_empty() {
         webhook_delivery::Entity::update_many()
             .col_expr(
                 webhook_delivery::Column::Status,
