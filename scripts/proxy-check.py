@@ -7,7 +7,8 @@ pointed at the local replicas), checked end to end.
 
 Checks: both replicas answer through the one port; the client's X-Request-Id goes
 through nginx and comes back; a body over uplift's limit gets uplift's 413
-problem+json, not nginx's page; after SIGTERM to one replica, every call is served by
+problem+json, not nginx's page; the operator console's page and files come through
+with their headers; after SIGTERM to one replica, every call is served by
 the other; the history in the database is consistent. Installs Debian's nginx when
 missing."""
 import json
@@ -151,6 +152,21 @@ def main():
         content_type = response_headers.get("Content-Type", "")
         check(status == 413 and content_type.startswith("application/problem+json"),
               f"a 2 MiB body gets uplift's 413 problem+json, not nginx's page ({status}, {content_type})")
+
+        # The operator console through nginx: its page, a module, its security headers,
+        # and the folder list it starts with.
+        status, response_headers, page = get(base + "/console/")
+        check(status == 200 and response_headers.get("Content-Type", "").startswith("text/html")
+              and "frame-ancestors 'none'" in response_headers.get("Content-Security-Policy", "")
+              and b'src="main.js"' in page,
+              f"GET /console/ through nginx serves the page with its CSP ({status})")
+        status, response_headers, _ = get(base + "/console/main.js")
+        check(status == 200 and response_headers.get("Content-Type", "").startswith("text/javascript")
+              and response_headers.get("X-Content-Type-Options") == "nosniff",
+              f"GET /console/main.js through nginx is JavaScript, nosniff ({status})")
+        status, _, body = get(base + BASE_PATH + "/folders", {k: v for k, v in headers.items() if k != "Content-Type"})
+        check(status == 200 and any(f["key"] == folder for f in json.loads(body)["value"]),
+              f"the console's folder list through nginx names the folder ({status})")
 
         replicas[0].stop()
         check(replicas[0].process.returncode == 0, f"SIGTERM: replica 1 exits 0 ({replicas[0].process.returncode})")

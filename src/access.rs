@@ -5,8 +5,8 @@ use std::fmt;
 
 use entity::{folder, role_assignment};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    RelationDef,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -232,6 +232,55 @@ async fn authorize_catalog_read<C: ConnectionTrait>(
             "you need the AppVersions.View permission or a role in this tenant".into(),
         ))
     }
+}
+
+/// The folders of the caller's tenant where the caller holds `permission` (directly,
+/// on an ancestor, or tenant-wide), in id order: what a folder picker may offer. Two
+/// queries whatever the number of folders: the tenant's folders and the caller's
+/// grants; inheritance is worked out in memory.
+#[tracing::instrument(skip_all, level = "debug", fields(permission = %permission))]
+pub async fn folders_with<C: ConnectionTrait>(
+    db: &C,
+    principal: &Principal,
+    permission: Permission,
+) -> Result<Vec<folder::Model>, Error> {
+    let grants = role_assignment::Entity::find()
+        .filter(role_assignment::Column::TenantId.eq(&principal.tenant_id))
+        .filter(role_assignment::Column::Subject.eq(&principal.subject))
+        .all(db)
+        .await?;
+    let granting: Vec<&role_assignment::Model> = grants
+        .iter()
+        .filter(|g| self::grants(g, permission))
+        .collect();
+    if granting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let folders = folder::Entity::find()
+        .filter(folder::Column::TenantId.eq(&principal.tenant_id))
+        .order_by_asc(folder::Column::Id)
+        .all(db)
+        .await?;
+    if granting.iter().any(|g| g.folder_id.is_none()) {
+        return Ok(folders);
+    }
+    let granted: std::collections::HashSet<i32> =
+        granting.iter().filter_map(|g| g.folder_id).collect();
+    let parent: std::collections::HashMap<i32, Option<i32>> =
+        folders.iter().map(|f| (f.id, f.parent_id)).collect();
+    let holds_in = |id: i32| {
+        let mut current = Some(id);
+        // Bounded like `ancestry`: a cycle cannot loop forever.
+        for _ in 0..MAX_FOLDER_DEPTH {
+            let Some(at) = current else { break };
+            if granted.contains(&at) {
+                return true;
+            }
+            current = parent.get(&at).copied().flatten();
+        }
+        false
+    };
+    Ok(folders.into_iter().filter(|f| holds_in(f.id)).collect())
 }
 
 /// A tenant named in the path (`{cloudTenantId}`) must be the caller's own.

@@ -150,6 +150,11 @@ impl Needs<'_> {
         Ok(self.acting_in(folder))
     }
 
+    /// The folders of the caller's tenant where the caller holds the permission.
+    pub async fn folders<C: ConnectionTrait>(self, db: &C) -> Result<Vec<folder::Model>, ApiError> {
+        Ok(access::folders_with(db, &self.caller.principal, self.permission).await?)
+    }
+
     /// The caller's tenant, if the caller holds the (tenant-level) permission.
     pub async fn in_tenant<C: ConnectionTrait>(self, db: &C) -> Result<(), ApiError> {
         Ok(access::authorize_tenant(db, &self.caller.principal, self.permission).await?)

@@ -1,9 +1,10 @@
 //! Everything actix: the server, extractors, middleware, errors as problem+json, and
 //! one module per API area (UiPath, Rainbond, identity, operations) owning its wire
-//! types and routes. Below it the domain (`service`, `access`, `upgrade`) knows
+//! types and routes, and the operator console's page and files (`console`). Below it the domain (`service`, `access`, `upgrade`) knows
 //! nothing of HTTP.
 
 pub mod auth;
+pub mod console;
 pub mod extract;
 pub mod idempotency;
 pub mod identity;
@@ -133,6 +134,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &Settings) {
     cfg.configure(ops::OpsApi::register)
         .service(openapi::swagger_ui(settings))
         .service(web::redirect("/docs", "/docs/"))
+        .configure(|cfg| console::register(cfg, settings))
         .service(
             web::scope(rainbond::BASE)
                 // Innermost: actix's bare 405 becomes problem+json, which
@@ -198,8 +200,18 @@ pub fn problem_for_bare_errors<B: MessageBody + 'static>(
         ),
     };
     let mut response = Problem::new(status, slug, detail).into_response(status);
-    // Keep headers the original response set for a reason (Allow, WWW-Authenticate).
-    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+    // Keep headers the original response set for a reason (Allow, WWW-Authenticate),
+    // and the console's security headers, which hold for its errors too.
+    for name in [
+        header::ALLOW,
+        header::WWW_AUTHENTICATE,
+        header::RETRY_AFTER,
+        header::CONTENT_SECURITY_POLICY,
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::X_FRAME_OPTIONS,
+        header::REFERRER_POLICY,
+        header::CACHE_CONTROL,
+    ] {
         if let Some(value) = old.headers().get(&name) {
             response.headers_mut().insert(name, value.clone());
         }

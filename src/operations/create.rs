@@ -10,8 +10,8 @@ use entity::{
     operation_item::{self, ItemStatus},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
-    QueryTrait, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait, Set, Statement, TransactionSession, TransactionTrait, Value,
     sea_query::{Expr, ExprTrait, Query},
 };
 
@@ -22,10 +22,6 @@ use crate::{
     service::{Actor, folders, listing},
     upgrade::{self, Target},
 };
-
-/// Items inserted per statement when the ids are listed (well under both backends'
-/// bound-parameter limits at six columns per row).
-const INSERT_CHUNK: usize = 1000;
 
 pub struct NewOperation<'a> {
     pub tenant_id: &'a str,
@@ -133,6 +129,9 @@ where
     Ok(created)
 }
 
+/// One item per distinct listed id, numbered in the order given, by one statement: the
+/// ids travel as one JSON array (`[[raw, canonical or null], …]`) that the database
+/// unpacks, rather than as seven bound values per row.
 async fn insert_listed<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
@@ -140,27 +139,64 @@ async fn insert_listed<C: ConnectionTrait>(
     ids: &[String],
 ) -> Result<usize, Error> {
     let items = upgrade::distinct(ids);
-    let total = items.len();
-    let mut seq = 0i32;
-    for chunk in items.chunks(INSERT_CHUNK) {
-        let rows = chunk.iter().map(|item| {
-            seq += 1;
-            operation_item::ActiveModel {
-                operation_id: Set(operation_id.to_string()),
-                seq: Set(seq),
-                raw_id: Set(item.raw.clone()),
-                deployment_id: Set(item.canonical.as_ref().map(|id| id.as_str().to_string())),
-                folder_id: Set(folder_id),
-                status: Set(ItemStatus::Pending),
-                ..Default::default()
-            }
-        });
-        operation_item::Entity::insert_many(rows.collect::<Vec<_>>())
-            .exec_without_returning(txn)
-            .await?;
+    if items.is_empty() {
+        return Ok(0);
     }
-    Ok(total)
+    let listed = listed_json(&items);
+    let backend = txn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => INSERT_LISTED_POSTGRES,
+        _ => INSERT_LISTED_SQLITE,
+    };
+    let values: Vec<Value> = vec![
+        operation_id.into(),
+        folder_id.into(),
+        ItemStatus::Pending.as_str().into(),
+        listed.into(),
+    ];
+    let inserted = txn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
 }
+
+/// `[[raw, canonical or null], …]`, written straight into one string: a `Value` tree
+/// of 100,000 pairs would cost tens of MiB for a moment.
+fn listed_json(items: &[upgrade::Item]) -> String {
+    let mut json = String::with_capacity(items.len() * 84 + 2);
+    json.push('[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push('[');
+        // Serialising a `str` cannot fail.
+        json.push_str(&serde_json::to_string(&item.raw).unwrap_or_default());
+        match &item.canonical {
+            Some(id) => {
+                json.push_str(",\"");
+                json.push_str(id.as_str());
+                json.push('"');
+            }
+            None => json.push_str(",null"),
+        }
+        json.push(']');
+    }
+    json.push(']');
+    json
+}
+
+const INSERT_LISTED_POSTGRES: &str = r#"
+INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
+SELECT $1, t.n::integer, t.item->>0, t.item->>1, $2, $3
+FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS t(item, n)
+"#;
+
+const INSERT_LISTED_SQLITE: &str = r#"
+INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
+SELECT ?, t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), ?, ?
+FROM json_each(?) AS t
+"#;
 
 /// One item per matching deployment, numbered in id order, by one statement.
 async fn insert_selected<C: ConnectionTrait>(
@@ -233,4 +269,27 @@ async fn insert_selected<C: ConnectionTrait>(
         .map_err(|e| Error::Internal(anyhow::anyhow!("building the selector: {e}")))?;
     let inserted = txn.execute(&insert).await?;
     Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listed_ids_are_written_as_json_pairs_of_the_raw_and_the_canonical_id() {
+        let ids = [
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string(),
+            "not \"a\" uuid\\".to_string(),
+        ];
+        let parsed: serde_json::Value =
+            serde_json::from_str(&listed_json(&upgrade::distinct(&ids))).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!([
+                [ids[0], "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
+                [ids[1], null]
+            ])
+        );
+        assert_eq!(listed_json(&[]), "[]");
+    }
 }

@@ -58,9 +58,6 @@ async fn run_statement<C: ConnectionTrait>(
     actor: &Actor,
 ) -> Result<ItemRun, DbErr> {
     let values: Vec<Value> = vec![
-        operation.id.clone().into(),
-        generation.into(),
-        item.seq.into(),
         item.deployment_id.clone().into(),
         operation.tenant_id.clone().into(),
         item.folder_id.into(),
@@ -69,6 +66,9 @@ async fn run_statement<C: ConnectionTrait>(
         EventKind::Upgrade.as_str().into(),
         actor.subject.clone().into(),
         actor.request_id.clone().into(),
+        operation.id.clone().into(),
+        generation.into(),
+        item.seq.into(),
         operation.dry_run.into(),
     ];
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, OPERATION_ITEM, values);
@@ -205,47 +205,50 @@ pub async fn record_failure<C: ConnectionTrait>(
     Ok(recorded.rows_affected == 1)
 }
 
-/// The item's whole transaction on PostgreSQL, `$1`…`$12`: operation id, lease
-/// generation, item seq, deployment id (NULL: not a UUID), tenant, the item's folder
-/// id, target version (NULL: the latest), the change's time, event kind, actor,
-/// request id, dry run. Answers the item's new status, or no status when the claim
+/// The item's whole transaction on PostgreSQL, `$1`…`$12`: as the bulk call's
+/// statement, deployment id (NULL: not a UUID), tenant, the item's folder id, target
+/// version (NULL: the latest), the change's time, event kind, actor, request id; then
+/// operation id, lease generation, item seq, dry run. Answers the item's new status, or no status when the claim
 /// no longer holds the item.
 ///
-/// The fence is the item row: `item` locks it and requires it to be `running` under
-/// this generation. A take-over puts the old holder's running items back to pending
-/// and a cancel settles them, both by updating those rows; whichever comes second
-/// waits for the row and re-checks, so an item is applied and recorded once. (The
-/// operation's own row is not locked here: eight sessions sharing a lock on one row
-/// cost PostgreSQL a multixact per lock and halved the throughput.)
-pub const OPERATION_ITEM: &str = r#"
-WITH item AS (
-    SELECT i.operation_id, i.seq
-    FROM operation_items i
-    WHERE i.operation_id = $1 AND i.seq = $3 AND i.status = 'running'
-      AND i.lease_generation = $2
-    FOR UPDATE OF i
-),
-cur AS (
-    SELECT d.id, d.version, d.app_id, a.system_name
-    FROM deployments d
-    JOIN apps a ON a.id = d.app_id
-    WHERE d.id = $4 AND d.tenant_id = $5 AND d.folder_id = $6
-      AND EXISTS (SELECT 1 FROM item)
-    FOR UPDATE OF d
-),
-target AS (
-    SELECT v.version, v.published_at
-    FROM app_versions v
-    JOIN cur ON v.app_id = cur.app_id
-    WHERE v.published AND ($7::integer IS NULL OR v.version = $7::integer)
-    ORDER BY v.version DESC
-    LIMIT 1
-    FOR SHARE OF v
+/// The fence is the item row: `settled` updates it only while it is `running` under
+/// this generation, and the deployment moves only when `settled` returned that row
+/// (`moved` reads it), so the fence, the upgrade and the outcome are one write each.
+/// A take-over puts the old holder's running items back to pending and a cancel
+/// settles them, both by updating those rows; whichever comes second waits for the
+/// row and re-checks, so an item is applied and recorded once. (The operation's own
+/// row is not locked here: eight sessions sharing a lock on one row cost PostgreSQL a
+/// multixact per lock and halved the throughput. Locking the item row before
+/// updating it cost a second heap write per item.)
+pub const OPERATION_ITEM: &str = concat!(
+    "WITH",
+    upgrade::locked_deployment_and_target_sql!(),
+    r#",
+settled AS (
+    UPDATE operation_items i
+    SET status = CASE
+            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'failed'
+            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'failed'
+            WHEN (SELECT version FROM target) > (SELECT version FROM cur) THEN 'updated'
+            ELSE 'unchanged'
+        END,
+        failure_code = CASE
+            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'not_found'
+            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'no_published_version'
+        END,
+        app_system_name = (SELECT system_name FROM cur),
+        from_version = (SELECT version FROM cur),
+        to_version = GREATEST((SELECT version FROM target), (SELECT version FROM cur)),
+        lease_generation = NULL,
+        finished_at = $5
+    WHERE i.operation_id = $9 AND i.seq = $11 AND i.status = 'running'
+      AND i.lease_generation = $10
+    RETURNING i.status
 ),
 moved AS (
     UPDATE deployments d
-    SET version = target.version, updated_at = GREATEST($8, target.published_at)
-    FROM cur, target
+    SET version = target.version, updated_at = GREATEST($5, target.published_at)
+    FROM cur, target, settled
     WHERE d.id = cur.id AND target.version > cur.version AND NOT $12::boolean
     RETURNING d.id, cur.version AS from_version, target.version AS to_version, d.updated_at
 ),
@@ -253,46 +256,21 @@ recorded AS (
     INSERT INTO deployment_events
         (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id,
          created_at, operation_id)
-    SELECT $5, moved.id, $9, moved.from_version, moved.to_version, $10, $11,
-           moved.updated_at, $1
+    SELECT $2, moved.id, $6, moved.from_version, moved.to_version, $7, $8,
+           moved.updated_at, $9
     FROM moved
 ),
 outboxed AS (
     INSERT INTO webhook_events
         (id, tenant_id, event_type, ordering_key, deployment_id, from_version, to_version,
          actor, request_id, created_at, operation_id)
-    SELECT gen_random_uuid()::text, $5, 'deployment.upgraded', moved.id, moved.id,
-           moved.from_version, moved.to_version, $10, $11, moved.updated_at, $1
+    SELECT gen_random_uuid()::text, $2, 'deployment.upgraded', moved.id, moved.id,
+           moved.from_version, moved.to_version, $7, $8, moved.updated_at, $9
     FROM moved
-),
-outcome AS (
-    SELECT
-        CASE
-            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'failed'
-            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'failed'
-            WHEN (SELECT version FROM target) > (SELECT version FROM cur) THEN 'updated'
-            ELSE 'unchanged'
-        END AS status,
-        CASE
-            WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'not_found'
-            WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'no_published_version'
-        END AS failure_code
-),
-settled AS (
-    UPDATE operation_items i
-    SET status = outcome.status,
-        failure_code = outcome.failure_code,
-        app_system_name = (SELECT system_name FROM cur),
-        from_version = (SELECT version FROM cur),
-        to_version = GREATEST((SELECT version FROM target), (SELECT version FROM cur)),
-        lease_generation = NULL,
-        finished_at = $8
-    FROM item, outcome
-    WHERE i.operation_id = item.operation_id AND i.seq = item.seq
-    RETURNING i.status
 )
 SELECT (SELECT status FROM settled) AS status
-"#;
+"#
+);
 
 #[cfg(test)]
 mod tests {

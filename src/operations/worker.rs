@@ -16,17 +16,20 @@ use std::{
     time::Duration,
 };
 
-use entity::{folder, operation_item::ItemStatus};
+use entity::{
+    folder,
+    operation_item::{self, ItemStatus},
+};
 use futures_util::{StreamExt, stream};
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait};
 use tokio::{
-    sync::{Mutex, Notify, watch},
+    sync::{Mutex, Notify, mpsc, watch},
     task::JoinHandle,
 };
 
 use super::{
     item::{self, ItemRun},
-    lease::{self, Claim, StopReason},
+    lease::{self, Claim, NextBatch, StopReason},
     retention,
 };
 use crate::{
@@ -141,7 +144,7 @@ async fn work(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
     skip_all,
     fields(operation = %claim.operation.id, generation = claim.generation, items = claim.items.len())
 )]
-async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>) {
+async fn run_claim(context: &Arc<Context>, claim: Claim, stop: &watch::Receiver<bool>) {
     let db = &context.db;
     let operation = &claim.operation;
     let generation = claim.generation;
@@ -153,11 +156,7 @@ async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>
         Ok(true) => {}
         Ok(false) => {
             tracing::info!("the creator's Apps.Edit was revoked; stopping the operation");
-            if let Err(e) =
-                lease::stop(db, &operation.id, generation, StopReason::PermissionRevoked).await
-            {
-                tracing::warn!(error = %e, "could not stop the operation");
-            }
+            stop_operation(db, &operation.id, generation, StopReason::PermissionRevoked).await;
             return;
         }
         Err(e) => {
@@ -176,10 +175,19 @@ async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>
         context.policy.lease,
         lost.clone(),
     ));
-    let budget = operation
-        .max_failures
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let failed = AtomicUsize::new(claim.failed_before);
+    let hold = Arc::new(Hold {
+        context: context.clone(),
+        operation: operation.clone(),
+        generation,
+        budget: operation
+            .max_failures
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        failed: AtomicUsize::new(claim.failed_before),
+        lost: lost.clone(),
+        revoked: AtomicBool::new(false),
+        stop: stop.clone(),
+        actor,
+    });
     let concurrency = match db.get_database_backend() {
         // One writer: items would only queue on SQLite's lock.
         DbBackend::Sqlite => 1,
@@ -187,50 +195,21 @@ async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>
             .unwrap_or(1)
             .max(1),
     };
-    stream::iter(claim.items.iter())
-        .for_each_concurrent(concurrency, |item| {
-            let (lost, failed, actor) = (&lost, &failed, &actor);
-            async move {
-                // Checked as each item starts: items in flight always finish.
-                if lost.load(Ordering::SeqCst)
-                    || *stop.borrow()
-                    || budget.is_some_and(|b| failed.load(Ordering::SeqCst) >= b)
-                {
-                    return;
-                }
-                if concurrency == 1 && db.get_database_backend() == DbBackend::Sqlite {
-                    // SQLite has one writer: an API call's write goes before the next item.
-                    db::yield_to_waiting_writers(Duration::from_millis(25)).await;
-                }
-                match item::run(db, operation, generation, item, actor).await {
-                    Ok(ItemRun::Settled(status)) => {
-                        context.metrics.operation_item(status.as_str());
-                        if status == ItemStatus::Failed {
-                            failed.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    Ok(ItemRun::Fenced) => lost.store(true, Ordering::SeqCst),
-                    Err(e) => {
-                        let code = if db::is_lock_conflict(&e) {
-                            FailureCode::Conflict
-                        } else {
-                            FailureCode::Internal
-                        };
-                        tracing::warn!(seq = item.seq, error = %e, code = code.as_str(), "an operation item failed and was rolled back");
-                        match item::record_failure(db, &operation.id, generation, item.seq, code).await {
-                            Ok(true) => {
-                                context.metrics.operation_item(ItemStatus::Failed.as_str());
-                                failed.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(false) => lost.store(true, Ordering::SeqCst),
-                            // Left running: the release below makes it pending again.
-                            Err(e) => tracing::warn!(error = %e, "could not record the item's failure"),
-                        }
-                    }
-                }
-            }
-        })
-        .await;
+    // The items flow through a queue: once a batch is queued the next one is taken
+    // (`lease::next_batch`) while the queued items still run, so the workers do not
+    // idle between batches and the lease is not given back and claimed again. Half a
+    // batch queued outlasts taking the next one even at 100,000 items.
+    let (queue, queued) = mpsc::channel((context.policy.batch / 2).max(2 * concurrency));
+    let items = stream::unfold(queued, |mut queued| async move {
+        queued.recv().await.map(|item| (item, queued))
+    });
+    // Each item's future owns its share of the hold: borrowing it trips rustc's
+    // check that the worker's task is `Send`.
+    let run = items.for_each_concurrent(concurrency, |item| {
+        let hold = hold.clone();
+        async move { hold.run_item(item, concurrency).await }
+    });
+    futures_util::join!(hold.feed(claim.items, queue), run);
     heartbeat.abort();
     if lost.load(Ordering::SeqCst) {
         tracing::info!(
@@ -238,20 +217,156 @@ async fn run_claim(context: &Context, claim: Claim, stop: &watch::Receiver<bool>
         );
         return;
     }
-    if budget.is_some_and(|b| failed.load(Ordering::SeqCst) >= b) {
-        if let Err(e) = lease::stop(
+    if hold.revoked.load(Ordering::SeqCst) {
+        tracing::info!("the creator's Apps.Edit was revoked; stopping the operation");
+        stop_operation(db, &operation.id, generation, StopReason::PermissionRevoked).await;
+        return;
+    }
+    if hold.spent() {
+        stop_operation(
             db,
             &operation.id,
             generation,
             StopReason::FailureBudgetExhausted,
         )
-        .await
-        {
-            tracing::warn!(error = %e, "could not stop the operation");
-        }
+        .await;
         return;
     }
     release(db, &operation.id, generation).await;
+}
+
+/// One worker's hold on an operation, shared by the batch feed and the items.
+struct Hold {
+    context: Arc<Context>,
+    operation: entity::operation::Model,
+    generation: i64,
+    budget: Option<usize>,
+    /// Failed items of the operation so far (counted at the claim, then here).
+    failed: AtomicUsize,
+    /// The lease was taken over or the operation canceled.
+    lost: Arc<AtomicBool>,
+    /// The creator's `Apps.Edit` was found revoked before a batch.
+    revoked: AtomicBool,
+    stop: watch::Receiver<bool>,
+    actor: Actor,
+}
+
+impl Hold {
+    fn spent(&self) -> bool {
+        self.budget
+            .is_some_and(|b| self.failed.load(Ordering::SeqCst) >= b)
+    }
+
+    /// Whether no further item may start.
+    fn halted(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+            || self.revoked.load(Ordering::SeqCst)
+            || *self.stop.borrow()
+            || self.spent()
+    }
+
+    /// Queues the claimed batch, then each next one while the hold lasts: the
+    /// creator's permission is checked before every batch; another operation waiting
+    /// for a worker ends the hold (fairness), as does an empty batch.
+    async fn feed(
+        &self,
+        first: Vec<operation_item::Model>,
+        queue: mpsc::Sender<operation_item::Model>,
+    ) {
+        let db = &self.context.db;
+        let mut batch = first;
+        loop {
+            for item in batch {
+                if self.halted() || queue.send(item).await.is_err() {
+                    return;
+                }
+            }
+            if self.halted() {
+                return;
+            }
+            match creator_may_edit(db, &self.operation).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.revoked.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "could not check the creator's permission");
+                    return;
+                }
+            }
+            let next = lease::next_batch(
+                db,
+                &self.operation.id,
+                self.generation,
+                self.context.policy.lease,
+                self.context.policy.batch,
+            )
+            .await;
+            batch = match next {
+                Ok(NextBatch::Items(items)) => items,
+                Ok(NextBatch::Lost) => {
+                    self.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Ok(NextBatch::Yield | NextBatch::Empty) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the next batch; releasing the operation");
+                    return;
+                }
+            };
+        }
+    }
+
+    async fn run_item(&self, item: operation_item::Model, concurrency: usize) {
+        let (context, db) = (&self.context, &self.context.db);
+        let (operation, generation, actor) = (&self.operation, self.generation, &self.actor);
+        // Checked as each item starts: items in flight always finish.
+        if self.halted() {
+            return;
+        }
+        if concurrency == 1 && db.get_database_backend() == DbBackend::Sqlite {
+            // SQLite has one writer: an API call's write goes before the next item.
+            db::yield_to_waiting_writers(Duration::from_millis(25)).await;
+        }
+        match item::run(db, operation, generation, &item, actor).await {
+            Ok(ItemRun::Settled(status)) => {
+                context.metrics.operation_item(status.as_str());
+                if status == ItemStatus::Failed {
+                    self.failed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Ok(ItemRun::Fenced) => self.lost.store(true, Ordering::SeqCst),
+            Err(e) => {
+                let code = if db::is_lock_conflict(&e) {
+                    FailureCode::Conflict
+                } else {
+                    FailureCode::Internal
+                };
+                tracing::warn!(seq = item.seq, error = %e, code = code.as_str(), "an operation item failed and was rolled back");
+                match item::record_failure(db, &operation.id, generation, item.seq, code).await {
+                    Ok(true) => {
+                        context.metrics.operation_item(ItemStatus::Failed.as_str());
+                        self.failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(false) => self.lost.store(true, Ordering::SeqCst),
+                    // Left running: the release makes it pending again.
+                    Err(e) => tracing::warn!(error = %e, "could not record the item's failure"),
+                }
+            }
+        }
+    }
+}
+
+async fn stop_operation(
+    db: &DatabaseConnection,
+    operation_id: &str,
+    generation: i64,
+    reason: StopReason,
+) {
+    if let Err(e) = lease::stop(db, operation_id, generation, reason).await {
+        tracing::warn!(error = %e, "could not stop the operation");
+    }
 }
 
 async fn release(db: &DatabaseConnection, operation_id: &str, generation: i64) {

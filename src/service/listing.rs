@@ -13,6 +13,8 @@ use sea_orm::{
 
 pub const MAX_TOP: u64 = 1000;
 pub const DEFAULT_TOP: u64 = 100;
+/// The most app names one list may filter by (as many as an operation's selector).
+pub const MAX_APP_NAMES: usize = 1000;
 
 /// A deployment as the list shows it (the wire form is `http`'s `DeployedApp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,24 @@ pub struct ListedDeployment {
     pub package_version: String,
     pub routing_name: String,
     pub tags: Vec<String>,
+    /// The latest published version of the app, when one is published.
+    pub latest: Option<LatestVersion>,
+}
+
+impl ListedDeployment {
+    /// Behind the latest published version of its app.
+    pub fn is_outdated(&self) -> bool {
+        self.latest
+            .as_ref()
+            .is_some_and(|l| l.version > self.version)
+    }
+}
+
+/// An app's latest published version: the highest published integer version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestVersion {
+    pub version: i32,
+    pub package_version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +85,11 @@ pub struct ListQuery {
     pub search_text: Option<String>,
     /// A deployment matches when it carries every one of these tags.
     pub tags: Vec<String>,
+    /// A deployment matches when it runs any of these apps (empty: every app).
+    pub app_system_names: Vec<String>,
+    /// `Some(true)`: only deployments behind their app's latest published version;
+    /// `Some(false)`: only those on it (or whose app has none published).
+    pub outdated: Option<bool>,
 }
 
 impl Default for ListQuery {
@@ -75,6 +100,8 @@ impl Default for ListQuery {
             order_by: Vec::new(),
             search_text: None,
             tags: Vec::new(),
+            app_system_names: Vec::new(),
+            outdated: None,
         }
     }
 }
@@ -137,6 +164,20 @@ pub async fn list<C: ConnectionTrait>(
         .filter(deployment::Column::FolderId.eq(folder_id));
     select = select
         .filter(search_and_tags(db, tenant, query.search_text.as_deref(), &query.tags).await?);
+    if !query.app_system_names.is_empty() {
+        let apps = app::Entity::find()
+            .select_only()
+            .column(app::Column::Id)
+            .filter(app::Column::TenantId.eq(tenant))
+            .filter(app::Column::SystemName.is_in(query.app_system_names.iter().cloned()))
+            .into_query();
+        select = select.filter(deployment::Column::AppId.in_subquery(apps));
+    }
+    match query.outdated {
+        Some(true) => select = select.filter(Expr::cust(OUTDATED)),
+        Some(false) => select = select.filter(Expr::cust(OUTDATED).not()),
+        None => {}
+    }
     let total = select.clone().count(db).await?;
 
     for (field, order) in &query.order_by {
@@ -168,6 +209,8 @@ pub async fn list<C: ConnectionTrait>(
     let mut tags = tags_of(db, &ids).await?;
     let versions: Vec<(i32, i32)> = rows.iter().map(|(d, _)| (d.app_id, d.version)).collect();
     let package_versions = package_versions_of(db, &versions).await?;
+    let app_ids: Vec<i32> = rows.iter().map(|(d, _)| d.app_id).collect();
+    let latest = latest_of(db, &app_ids).await?;
     Ok((
         total,
         rows.into_iter()
@@ -177,11 +220,13 @@ pub async fn list<C: ConnectionTrait>(
                     .get(&(d.app_id, d.version))
                     .cloned()
                     .unwrap_or_default();
+                let latest = latest.get(&d.app_id).cloned();
                 listed(
                     d,
                     a.map(|a| a.system_name).unwrap_or_default(),
                     package_version,
                     tags,
+                    latest,
                 )
             })
             .collect(),
@@ -193,6 +238,7 @@ pub fn listed(
     app_system_name: String,
     package_version: String,
     tags: Vec<String>,
+    latest: Option<LatestVersion>,
 ) -> ListedDeployment {
     ListedDeployment {
         id: d.id,
@@ -203,7 +249,119 @@ pub fn listed(
         package_version,
         routing_name: d.routing_name,
         tags,
+        latest,
     }
+}
+
+/// "Behind the latest published version of its app", as SQL over `deployments`: the
+/// same test as the operations' `onlyOutdated` selector. `NOT` of it also holds for a
+/// deployment whose app has no published version (the comparison with NULL is false,
+/// and the `COALESCE` keeps it so under `NOT`).
+const OUTDATED: &str = "COALESCE(deployments.version < (SELECT MAX(v.version) FROM app_versions v \
+     WHERE v.app_id = deployments.app_id AND v.published), FALSE)";
+
+/// The latest published version of each of these apps (apps with none are left out):
+/// two queries for any number of apps, never one per deployment.
+pub async fn latest_of<C: ConnectionTrait>(
+    db: &C,
+    app_ids: &[i32],
+) -> Result<HashMap<i32, LatestVersion>, Error> {
+    let app_ids: std::collections::BTreeSet<i32> = app_ids.iter().copied().collect();
+    if app_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let highest: Vec<(i32, Option<i32>)> = app_version::Entity::find()
+        .select_only()
+        .column(app_version::Column::AppId)
+        .column_as(app_version::Column::Version.max(), "latest")
+        .filter(app_version::Column::AppId.is_in(app_ids))
+        .filter(app_version::Column::Published.eq(true))
+        .group_by(app_version::Column::AppId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let pairs: Vec<(i32, i32)> = highest
+        .into_iter()
+        .filter_map(|(app, version)| version.map(|v| (app, v)))
+        .collect();
+    let labels = package_versions_of(db, &pairs).await?;
+    Ok(pairs
+        .into_iter()
+        .map(|(app, version)| {
+            let package_version = labels.get(&(app, version)).cloned().unwrap_or_default();
+            (
+                app,
+                LatestVersion {
+                    version,
+                    package_version,
+                },
+            )
+        })
+        .collect())
+}
+
+/// How many of a folder's deployments run each version of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppVersionCounts {
+    pub app_system_name: String,
+    pub latest: Option<LatestVersion>,
+    /// `(integer version, package version, deployments)`, oldest version first.
+    pub versions: Vec<(i32, String, u64)>,
+}
+
+/// Per app in the folder, its deployments counted by version: one grouped query
+/// over the folder's deployments, then the few apps' names and versions.
+#[tracing::instrument(skip_all, fields(tenant, folder = folder_id))]
+pub async fn version_counts<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    folder_id: i32,
+) -> Result<Vec<AppVersionCounts>, Error> {
+    let groups: Vec<(i32, i32, i64)> = deployment::Entity::find()
+        .select_only()
+        .column(deployment::Column::AppId)
+        .column(deployment::Column::Version)
+        .column_as(deployment::Column::Id.count(), "deployments")
+        .filter(deployment::Column::TenantId.eq(tenant))
+        .filter(deployment::Column::FolderId.eq(folder_id))
+        .group_by(deployment::Column::AppId)
+        .group_by(deployment::Column::Version)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let app_ids: Vec<i32> = groups.iter().map(|g| g.0).collect();
+    let names: HashMap<i32, String> = app::Entity::find()
+        .filter(app::Column::Id.is_in(app_ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.system_name))
+        .collect();
+    let pairs: Vec<(i32, i32)> = groups.iter().map(|g| (g.0, g.1)).collect();
+    let labels = package_versions_of(db, &pairs).await?;
+    let mut latest = latest_of(db, &app_ids).await?;
+    let mut by_app: std::collections::BTreeMap<String, AppVersionCounts> = Default::default();
+    for (app_id, version, count) in groups {
+        let name = names.get(&app_id).cloned().unwrap_or_default();
+        let entry = by_app
+            .entry(name.clone())
+            .or_insert_with(|| AppVersionCounts {
+                app_system_name: name,
+                latest: latest.remove(&app_id),
+                versions: Vec::new(),
+            });
+        let label = labels.get(&(app_id, version)).cloned().unwrap_or_default();
+        entry
+            .versions
+            .push((version, label, u64::try_from(count).unwrap_or_default()));
+    }
+    Ok(by_app
+        .into_values()
+        .map(|mut a| {
+            a.versions.sort_by_key(|v| v.0);
+            a
+        })
+        .collect())
 }
 
 /// The package version of each `(app id, integer version)`.

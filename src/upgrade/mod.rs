@@ -13,5 +13,6 @@ pub use engine::{BulkUpgrade, Item, Target, distinct, upgrade};
 pub(crate) use item::preview;
 pub use item::{ItemError, ItemResult, Moved};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};
+pub(crate) use postgres::locked_deployment_and_target_sql;
 pub use postgres::{UPGRADE_ITEM as POSTGRES_UPGRADE_ITEM_SQL, with_params};
 pub(crate) use sqlite::apply as apply_in_write_transaction;

@@ -66,11 +66,15 @@ impl UpgradeItem for PostgresStatement {
     }
 }
 
-/// The statement, with `$1`…`$8` bound to: deployment id, tenant, folder id, target
-/// version (NULL: the latest), the change's time, the event kind, actor, request id.
-/// Printed by `uplift debug sql upgrade-item`, which the benchmark feeds to pgbench.
-pub const UPGRADE_ITEM: &str = r#"
-WITH cur AS (
+/// The first two parts of every per-item upgrade statement on PostgreSQL (the bulk
+/// call's here, an operation item's in `operations/item.rs`): `cur`, the deployment
+/// locked `FOR UPDATE` with tenant and folder re-checked on the locked row, and
+/// `target`, its target version read `FOR SHARE` (an unpublish of it waits). `$1`…`$4`:
+/// deployment id, tenant, folder id, target version (NULL: the latest).
+macro_rules! locked_deployment_and_target_sql {
+    () => {
+        r#"
+cur AS (
     SELECT d.id, d.version, d.app_id, a.system_name
     FROM deployments d
     JOIN apps a ON a.id = d.app_id
@@ -85,7 +89,18 @@ target AS (
     ORDER BY v.version DESC
     LIMIT 1
     FOR SHARE OF v
-),
+)"#
+    };
+}
+pub(crate) use locked_deployment_and_target_sql;
+
+/// The statement, with `$1`…`$8` bound to: deployment id, tenant, folder id, target
+/// version (NULL: the latest), the change's time, the event kind, actor, request id.
+/// Printed by `uplift debug sql upgrade-item`, which the benchmark feeds to pgbench.
+pub const UPGRADE_ITEM: &str = concat!(
+    "WITH",
+    locked_deployment_and_target_sql!(),
+    r#",
 moved AS (
     UPDATE deployments d
     SET version = target.version, updated_at = GREATEST($5, target.published_at)
@@ -111,7 +126,8 @@ outboxed AS (
 SELECT cur.system_name, cur.version AS current_version,
        (SELECT version FROM target) AS target_version
 FROM cur
-"#;
+"#
+);
 
 /// `sql` with each `$N` placeholder named in `params` replaced by its SQL text (for
 /// tools such as pgbench that take literal SQL). Unnamed placeholders stay.

@@ -232,6 +232,21 @@ impl TestApp {
             .query(query)
     }
 
+    /// `GET /folders{query}`: the folders the token may look into (no folder header).
+    pub fn folders(&self, token: &str, query: &str) -> Call<'_> {
+        self.call(Method::GET, "/folders", token, None).query(query)
+    }
+
+    /// `GET /models/deployed/apps/versionCounts` in `folder`.
+    pub fn version_counts(&self, token: &str, folder: &str) -> Call<'_> {
+        self.call(
+            Method::GET,
+            "/models/deployed/apps/versionCounts",
+            token,
+            Some(folder),
+        )
+    }
+
     /// `PATCH /models/deployed/apps/{id}` with `body`.
     pub fn edit_deployed(&self, token: &str, folder: &str, id: &str, body: Value) -> Call<'_> {
         self.call(

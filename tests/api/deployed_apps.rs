@@ -46,7 +46,10 @@ async fn deploying_creates_a_deployment_with_its_tags_and_a_deploy_event() {
             "deployVersion",
             "semVersion",
             "routingName",
-            "tags"
+            "tags",
+            "latestVersion",
+            "latestSemVersion",
+            "isOutdated"
         ])
     );
     let events = app.events(&id).await;

@@ -111,11 +111,25 @@ pub struct DeployedApp {
     pub sem_version: String,
     pub routing_name: String,
     pub tags: Vec<String>,
+    /// The latest published integer version of the app (null when none is published).
+    pub latest_version: Option<i32>,
+    /// The package version of `latestVersion`.
+    pub latest_sem_version: Option<String>,
+    /// True when `latestVersion` is newer than `version`: the bulk call would upgrade it.
+    pub is_outdated: bool,
 }
 
 impl From<ListedDeployment> for DeployedApp {
     fn from(d: ListedDeployment) -> Self {
+        let is_outdated = d.is_outdated();
+        let (latest_version, latest_sem_version) = match d.latest {
+            Some(l) => (Some(l.version), Some(l.package_version)),
+            None => (None, None),
+        };
         DeployedApp {
+            latest_version,
+            latest_sem_version,
+            is_outdated,
             id: d.id,
             system_name: d.app_system_name.clone(),
             app_system_name: d.app_system_name,
@@ -132,7 +146,9 @@ impl From<ListedDeployment> for DeployedApp {
 
 /// Get deployed apps
 ///
-/// The folder's deployments, a page at a time, in a stable order.
+/// The folder's deployments, a page at a time, in a stable order, each with its app's
+/// latest published version and whether it is behind it; filtered by search text,
+/// tags, apps and `outdated`.
 #[utoipa::path(
     get,
     path = "/models/deployed/apps",
@@ -251,6 +267,9 @@ pub async fn edit_deployed_app(
             .await?
             .remove(&(deployment.app_id, deployment.version))
             .unwrap_or_default();
+    let latest = listing::latest_of(&state.db, &[deployment.app_id])
+        .await?
+        .remove(&deployment.app_id);
     let maintenance = MaintenanceMode {
         is_maintenance_mode_enabled: deployment.maintenance_enabled,
         maintenance_mode_url: deployment.maintenance_url.clone(),
@@ -258,7 +277,7 @@ pub async fn edit_deployed_app(
             .unwrap_or_default(),
     };
     Ok(HttpResponse::Ok().json(DeployedAppDetails {
-        app: listing::listed(deployment, system_name, package_version, tags).into(),
+        app: listing::listed(deployment, system_name, package_version, tags, latest).into(),
         maintenance_mode_data: maintenance,
     }))
 }

@@ -3,10 +3,12 @@
 mod bulk_upgrade;
 mod catalog;
 mod deployed_apps;
+mod folders;
 mod history;
 mod odata;
 mod operations;
 mod params;
+mod version_counts;
 mod webhooks;
 
 use utoipa::IntoParams;
@@ -26,8 +28,9 @@ pub struct FolderHeader {
 super::api_area! {
     /// The UiPath routes, with paths relative to the UiPath base path.
     UiPathApi {
-        // The name check's fixed path first, before the `{deployed_app_id}` routes.
+        // The fixed paths (name check, version counts) first, before the `{deployed_app_id}` routes.
         deployed_apps::check_unique_name,
+        version_counts::deployed_version_counts,
         bulk_upgrade::update_to_latest_app_version_bulk,
         deployed_apps::list_deployed_apps,
         history::deployment_history,
@@ -38,6 +41,7 @@ super::api_area! {
         catalog::published_apps,
         catalog::published_versions,
         catalog::unpublish_version,
+        folders::list_folders,
         // The fixed `/operations/upgrades` before the `{operation_id}` routes.
         operations::create_upgrade_operation,
         operations::list_operations,

@@ -61,5 +61,8 @@ pub(super) fn origin(req: &HttpRequest) -> (String, String) {
 
 /// The UiPath base path (`/{org}/apps_/default/api/v1/default`) a request path starts with.
 fn base_of(path: &str) -> &str {
-    path.find("/models/").map(|i| &path[..i]).unwrap_or(path)
+    path.find("/models/")
+        .or_else(|| path.strip_suffix("/folders").map(str::len))
+        .map(|i| &path[..i])
+        .unwrap_or(path)
 }

@@ -62,6 +62,40 @@ paged_params! {
         /// Comma-separated; a deployment must carry all of them.
         #[serde(default)]
         pub tags: Option<String>,
+        /// Comma-separated app system names; a deployment must run one of them.
+        #[serde(rename = "appSystemNames", default)]
+        #[param(rename = "appSystemNames")]
+        pub app_system_names: Option<String>,
+        /// `true`: only deployments behind their app's latest published version
+        /// (`isOutdated`); `false`: only those that are not. Default: both.
+        #[serde(default, deserialize_with = "outdated")]
+        #[param(value_type = Option<bool>)]
+        pub outdated: Option<bool>,
+    }
+}
+
+/// The most app names one list call may filter by (each is a bound parameter).
+pub const MAX_LIST_APPS: usize = listing::MAX_APP_NAMES;
+
+fn comma_separated(raw: Option<String>) -> Vec<String> {
+    raw.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn outdated<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    let raw = String::deserialize(d)?;
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(Some(true)),
+        "false" | "0" => Ok(Some(false)),
+        _ => Err(D::Error::custom(format!(
+            "outdated must be true or false, not {raw:?}"
+        ))),
     }
 }
 
@@ -79,16 +113,18 @@ impl ListParams {
                 .transpose()?
                 .unwrap_or_default(),
             search_text: params.search_text,
-            tags: params
-                .tags
-                .map(|t| {
-                    t.split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            tags: comma_separated(params.tags),
+            app_system_names: {
+                let names = comma_separated(params.app_system_names);
+                if names.len() > MAX_LIST_APPS {
+                    return Err(ApiError::bad_request(format!(
+                        "appSystemNames holds {} names; at most {MAX_LIST_APPS} are accepted",
+                        names.len()
+                    )));
+                }
+                names
+            },
+            outdated: params.outdated,
         })
     }
 }
