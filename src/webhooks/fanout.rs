@@ -28,6 +28,19 @@ pub async fn fan_out<C>(db: &C, batch: u64) -> Result<usize, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
 {
+    // Looked at without the write lock first: an idle relay must not take SQLite's
+    // one writer (or a PostgreSQL transaction) every poll.
+    let waiting = webhook_event::Entity::find()
+        .select_only()
+        .column(webhook_event::Column::Seq)
+        .filter(webhook_event::Column::Dispatched.eq(false))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    if waiting.is_none() {
+        return Ok(0);
+    }
     let txn = db::begin_write(db).await?;
     let events = webhook_event::Entity::find()
         .filter(webhook_event::Column::Dispatched.eq(false))

@@ -17,7 +17,7 @@ use entity::{
     webhook_endpoint, webhook_event,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr,
     EntityTrait, QueryFilter, QuerySelect, Statement, TransactionSession, TransactionTrait, Value,
     sea_query::Expr,
 };
@@ -111,6 +111,30 @@ where
     let now = Utc::now();
     let backend = db.get_database_backend();
     let until = expiry(now, policy.lease());
+    // Looked at without the write lock first (see `fanout::fan_out`).
+    let due_now = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
+                        .add(webhook_delivery::Column::NextAttemptAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
+                        .add(webhook_delivery::Column::LeaseExpiresAt.lt(now)),
+                ),
+        )
+        .limit(1)
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    if due_now.is_none() {
+        return Ok(Vec::new());
+    }
     let txn = db::begin_write(db).await?;
     let mut ids: Vec<String> = Vec::with_capacity(limit);
     let mut taken = Vec::new();
