@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod operations;
 pub mod outbox;
+pub mod rollouts;
 pub mod seed;
 pub mod service;
 pub mod telemetry;

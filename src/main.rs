@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     if let Command::Operations(command) = command {
         return actix_web::rt::System::new().block_on(cli::operations::main(command));
     }
+    if let Command::Rollout(command) = command {
+        return actix_web::rt::System::new().block_on(cli::rollout::main(command));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => {

@@ -39,6 +39,12 @@ pub struct Model {
     /// The highest item `seq` claimed so far: the next claim looks beyond it first, so
     /// it does not walk the settled items again.
     pub claim_cursor: i32,
+    /// The rollout whose wave this operation runs, if any.
+    pub rollout_id: Option<String>,
+    pub rollout_wave: Option<i32>,
+    /// No new batch of items is taken from this instant on (a maintenance window's
+    /// close, or a pause); `None`: no limit.
+    pub run_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod follow;
 pub mod operations;
 mod remote;
 mod role;
+pub mod rollout;
 mod seed;
 mod token;
 pub mod upgrade;
@@ -21,8 +22,8 @@ use uplift::{config::Settings, db, http};
 
 pub use self::{
     client::ClientCommand, debug::DebugCommand, folder::FolderCommand,
-    operations::OperationsCommand, role::RoleCommand, seed::SeedArgs, token::TokenArgs,
-    upgrade::UpgradeArgs,
+    operations::OperationsCommand, role::RoleCommand, rollout::RolloutCommand, seed::SeedArgs,
+    token::TokenArgs, upgrade::UpgradeArgs,
 };
 
 #[derive(Debug, Parser)]
@@ -67,6 +68,12 @@ pub enum Command {
     /// `upgrade --async --wait`.
     #[command(subcommand)]
     Operations(OperationsCommand),
+    /// Create, watch, approve, pause, resume, abort, retry or roll back a running
+    /// server's progressive rollouts (tenant scope). Exit code 0, or 1 when a call
+    /// failed; `status --watch` ends 0 when the rollout succeeded, 2 when it ended
+    /// otherwise.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Create demo data (`--demo`) or a volume of deployments (`--deployments N`) and
     /// print its ids and tokens as JSON.
     Seed(SeedArgs),
@@ -93,6 +100,7 @@ impl Command {
             | Command::Openapi
             | Command::Upgrade(_)
             | Command::Operations(_)
+            | Command::Rollout(_)
             | Command::Debug(_) => DatabaseUse::None,
             Command::Folder(FolderCommand::List { .. })
             | Command::Client(ClientCommand::List { .. }) => DatabaseUse::Read,
@@ -148,6 +156,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         // main runs it before loading any configuration; the settings are not used.
         Command::Upgrade(args) => return Ok(upgrade::main(args).await),
         Command::Operations(command) => return Ok(operations::main(command).await),
+        Command::Rollout(command) => return Ok(rollout::main(command).await),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -190,11 +190,17 @@ impl Session {
     /// A request to `url` with the token, tenant and folder.
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
         let token = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.client
+        let request = self
+            .client
             .request(method, url)
             .bearer_auth(token)
-            .header(TENANT_HEADER, &self.tenant)
-            .header(FOLDER_KEY_HEADER, &self.folder)
+            .header(TENANT_HEADER, &self.tenant);
+        // No folder for tenant-scope calls (rollouts).
+        if self.folder.is_empty() {
+            request
+        } else {
+            request.header(FOLDER_KEY_HEADER, &self.folder)
+        }
     }
 
     /// Sends `request` (built for `url`) and reads the whole answer; the error is for a

@@ -44,6 +44,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         (name = "Identity", description = "Tokens for registered client applications, and the signing key"),
         (name = "Operations", description = "Health and readiness"),
         (name = "Webhooks", description = "Signed events (Standard Webhooks) to endpoints a tenant registers; see docs/webhooks.md"),
+        (name = "Rollouts", description = "Progressive rollouts: waves, bake time, failure budgets, approvals, maintenance windows, rollback"),
     ),
 )]
 struct RootApi;

@@ -20,6 +20,7 @@ use crate::{
     db, idempotency,
     metrics::Metrics,
     operations::Workers,
+    rollouts::Driver,
     service, telemetry,
     webhooks::{Relay, WebhookPolicy},
 };
@@ -29,6 +30,7 @@ pub struct Application {
     server: Server,
     workers: Arc<Workers>,
     relay: Arc<Relay>,
+    driver: Arc<Driver>,
 }
 
 impl Application {
@@ -63,6 +65,12 @@ impl Application {
             webhooks.clone(),
             state.metrics.clone(),
         ));
+        // The rollout driver looks as often as an idle operation worker.
+        let driver = Arc::new(Driver::start(
+            state.db.clone(),
+            workers.clone(),
+            state.operations().poll,
+        ));
         let collaborators = Collaborators::of(state, workers.clone(), relay.clone(), webhooks);
         let mut server = HttpServer::new(move || {
             let settings = collaborators.state.settings.clone();
@@ -87,6 +95,7 @@ impl Application {
             server: server.run(),
             workers,
             relay,
+            driver,
         })
     }
 
@@ -99,12 +108,15 @@ impl Application {
     /// their leases, so another replica carries on at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (workers, relay) = (self.workers.clone(), self.relay.clone());
+        let driver = self.driver.clone();
         let on_signal = tokio::spawn(async move {
             stop_signal().await;
+            driver.shutdown().await;
             tokio::join!(workers.shutdown(), relay.shutdown());
         });
         let served = self.server.await;
         // Stopped without a signal (the server failed): the workers stop too.
+        self.driver.shutdown().await;
         tokio::join!(self.workers.shutdown(), self.relay.shutdown());
         on_signal.abort();
         served

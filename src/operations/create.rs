@@ -84,6 +84,9 @@ where
         lease_expires_at: Set(None),
         last_served_at: Set(None),
         claim_cursor: Set(0),
+        rollout_id: Set(None),
+        rollout_wave: Set(None),
+        run_until: Set(None),
     }
     .insert(&txn)
     .await?;

@@ -149,7 +149,8 @@ pub enum NextBatch {
     /// Another operation waits for a worker: give this one back so that the next
     /// claim serves the one waiting longest.
     Yield,
-    /// No pending item is left (or a cancel was asked for): release, which finishes.
+    /// No pending item is left, a cancel was asked for, or `run_until` passed:
+    /// release (which finishes the operation when nothing is left to run).
     Empty,
     /// The generation no longer holds the operation: write nothing more.
     Lost,
@@ -173,7 +174,7 @@ where
     let Some(operation) = still_held(&txn, operation_id, generation).await? else {
         return Ok(NextBatch::Lost);
     };
-    if operation.cancel_requested {
+    if operation.cancel_requested || operation.run_until.is_some_and(|until| until <= Utc::now()) {
         return Ok(NextBatch::Empty);
     }
     if another_waits(&txn, operation_id).await? {
@@ -208,6 +209,16 @@ fn waiting_for_a_worker(now: DateTime<Utc>) -> Condition {
                 .add(operation::Column::LeaseExpiresAt.is_null())
                 .add(operation::Column::LeaseExpiresAt.lt(now)),
         )
+        .add(may_run(now))
+}
+
+/// No limit on taking items, or one not reached yet (`run_until`: a rollout's
+/// maintenance window closes, or it was paused). Checked before a batch is taken,
+/// never per item: the items of a batch already taken finish.
+fn may_run(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(operation::Column::RunUntil.is_null())
+        .add(operation::Column::RunUntil.gt(now))
 }
 
 /// Whether an operation other than `operation_id` waits for a worker.

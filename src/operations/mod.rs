@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! create.rs    the operation and its fixed set of items, in one transaction
+//! fixed.rs     an operation over listed deployments of several folders (rollout waves)
 //! lease.rs     claims, leases and their fencing generation, release, stop, finish
 //! item.rs      one item: its upgrade and its recorded outcome in one transaction
 //! worker.rs    the workers and the sweep each replica runs
@@ -20,6 +21,7 @@
 mod completion;
 mod counters;
 mod create;
+mod fixed;
 mod item;
 mod lease;
 mod monitor;
@@ -33,8 +35,11 @@ pub use entity::{
     operation::{Model as Operation, OperationKind, OperationStatus},
     operation_item::{ItemStatus, Model as OperationItem},
 };
+pub use fixed::{FixedOperation, create_fixed, set_run_until};
 pub use item::OPERATION_ITEM as POSTGRES_OPERATION_ITEM_SQL;
-pub use monitor::{Snapshot, cancel, find, items, list, load, outcome, outcomes, snapshot};
+pub use monitor::{
+    Snapshot, cancel, cancel_within, find, items, list, load, outcome, outcomes, snapshot,
+};
 pub use request::{FailureBudget, Selection, Selector, UpgradeRequest, concurrency};
 pub use retention::purge;
 pub use worker::Workers;

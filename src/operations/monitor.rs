@@ -207,7 +207,39 @@ where
             operation.status.as_str()
         )));
     }
-    lease::settle_rest(&txn, &operation.id, ItemStatus::Canceled).await?;
+    settle_as_canceled(&txn, &operation).await?;
+    let canceled = operation::Entity::find_by_id(operation.id.clone())
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the canceled operation vanished")))?;
+    let snapshot = snapshot(&txn, canceled).await?;
+    txn.commit().await?;
+    Ok(Some(snapshot))
+}
+
+/// Cancels the operation `id` inside the caller's transaction (a rollout's abort,
+/// retry or rollback): `false` when it had already finished.
+pub async fn cancel_within<C: ConnectionTrait>(txn: &C, id: &str) -> Result<bool, Error> {
+    let Some(operation) = operation::Entity::find_by_id(id.to_string())
+        .lock_exclusive()
+        .one(txn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    if operation.status.is_terminal() {
+        return Ok(false);
+    }
+    settle_as_canceled(txn, &operation).await?;
+    Ok(true)
+}
+
+/// The rest of the items `canceled`, a new generation, the operation `Canceled`.
+async fn settle_as_canceled<C: ConnectionTrait>(
+    txn: &C,
+    operation: &operation::Model,
+) -> Result<(), Error> {
+    lease::settle_rest(txn, &operation.id, ItemStatus::Canceled).await?;
     let now = Utc::now();
     operation::Entity::update_many()
         .col_expr(operation::Column::CancelRequested, Expr::value(true))
@@ -234,21 +266,11 @@ where
         )
         .col_expr(operation::Column::FinishedAt, Expr::value(now))
         .filter(operation::Column::Id.eq(&operation.id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    let canceled = operation::Entity::find_by_id(operation.id.clone())
-        .one(&txn)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the canceled operation vanished")))?;
-    let snapshot = snapshot(&txn, canceled).await?;
-    super::completion::record(
-        &txn,
-        &snapshot.operation,
-        OperationStatus::Canceled,
-        None,
-        &snapshot.counters,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(Some(snapshot))
+    // Its `operation.completed` webhook event, in the same transaction (a rollout's
+    // abort cancels through here too).
+    let counts = super::counters::of(txn, &operation.id).await?;
+    super::completion::record(txn, operation, OperationStatus::Canceled, None, &counts).await?;
+    Ok(())
 }

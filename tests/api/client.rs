@@ -351,6 +351,49 @@ impl TestApp {
         )
     }
 
+    /// `POST /rollouts` with `body` (tenant scope: no folder header).
+    pub fn create_rollout(&self, token: &str, body: Value) -> Call<'_> {
+        self.call(Method::POST, "/rollouts", token, None).body(body)
+    }
+
+    /// `GET /rollouts/{id}`.
+    pub fn rollout(&self, token: &str, id: &str) -> Call<'_> {
+        self.call(Method::GET, &format!("/rollouts/{id}"), token, None)
+    }
+
+    /// `GET /rollouts{query}`.
+    pub fn rollouts(&self, token: &str, query: &str) -> Call<'_> {
+        self.call(Method::GET, "/rollouts", token, None)
+            .query(query)
+    }
+
+    /// `POST /rollouts/{id}/{action}` with `{"comment": …}`.
+    pub fn rollout_action(&self, token: &str, id: &str, action: &str, comment: &str) -> Call<'_> {
+        self.call(
+            Method::POST,
+            &format!("/rollouts/{id}/{action}"),
+            token,
+            None,
+        )
+        .body(json!({ "comment": comment }))
+    }
+
+    /// Polls the rollout until its status is `status` (at most 60 s); the rollout.
+    pub async fn rollout_in(&self, token: &str, id: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let rollout = self.rollout(token, id).json().await;
+            if rollout["status"] == status {
+                return rollout;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not {status}: {rollout:#}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls the monitor until the operation is finished (at most 60 s), checking at
     /// every poll that the counters add up to `total`; the last monitor.
     pub async fn finished_operation(&self, token: &str, folder: &str, id: &str) -> Value {

@@ -24,6 +24,7 @@ mod operations;
 mod permissions;
 mod rainbond;
 mod regressions;
+mod rollouts;
 mod server_process;
 mod token_attacks;
 mod token_flood;

@@ -8,6 +8,7 @@ mod history;
 mod odata;
 mod operations;
 mod params;
+mod rollouts;
 mod version_counts;
 mod webhooks;
 
@@ -58,5 +59,15 @@ super::api_area! {
         webhooks::replay_webhook_delivery,
         webhooks::replay_webhook,
         webhooks::test_webhook,
+        // The fixed `/rollouts` before the `{rollout_id}` routes.
+        rollouts::create_rollout,
+        rollouts::list_rollouts,
+        rollouts::get_rollout,
+        rollouts::pause_rollout,
+        rollouts::resume_rollout,
+        rollouts::approve_rollout,
+        rollouts::abort_rollout,
+        rollouts::retry_rollout,
+        rollouts::rollback_rollout,
     }
 }

@@ -190,7 +190,7 @@ impl CreateUpgradeOperation {
     }
 }
 
-fn parse_target(raw: Option<&serde_json::Value>) -> Result<Target, ApiError> {
+pub(super) fn parse_target(raw: Option<&serde_json::Value>) -> Result<Target, ApiError> {
     use serde_json::Value;
     let refuse = |raw: &Value| {
         ApiError::bad_request(format!(
@@ -612,7 +612,7 @@ pub struct OperationItemParams {
     pub skip: Option<u64>,
 }
 
-fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiError> {
+pub(super) fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiError> {
     let top = top.unwrap_or(DEFAULT_TOP);
     if top > MAX_TOP {
         return Err(ApiError::bad_request(format!(

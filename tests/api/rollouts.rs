@@ -1,0 +1,770 @@
+//! Progressive rollouts through real HTTP: wave assignment, bake then the next wave,
+//! manual gates and four eyes, failure budgets (pause, automatic rollback), abort and
+//! retry, rollback of a finished rollout, overlapping rollouts, and the 409 of an
+//! action that does not apply.
+
+use entity::{deployment, folder};
+use serde_json::{Value, json};
+use uplift::{access::Role, service::events::EventKind};
+
+use crate::helpers::{ALL_SCOPES, TestApp, spawn_app};
+
+/// Folders named in `layout`, each with that many deployments of "Portal" on version
+/// 1, administered by `admin`; version 2 published afterwards.
+async fn spread(
+    app: &TestApp,
+    admin: &str,
+    layout: &[(&str, usize)],
+) -> (Vec<folder::Model>, Vec<Vec<deployment::Model>>) {
+    let published = app.publish("Portal", "1.0.0").await;
+    let mut folders = Vec::new();
+    let mut deployments = Vec::new();
+    for (name, count) in layout {
+        let folder = app
+            .granted_folder(name, admin, Role::FolderAdministrator)
+            .await;
+        let mut here = Vec::new();
+        for _ in 0..*count {
+            here.push(app.deploy(&folder, &published.app.system_name, 1).await);
+        }
+        folders.push(folder);
+        deployments.push(here);
+    }
+    app.publish("Portal", "1.1.0").await;
+    (folders, deployments)
+}
+
+fn id(rollout: &Value) -> String {
+    rollout["id"].as_str().expect("a rollout id").to_string()
+}
+
+fn wave_sizes(rollout: &Value) -> Vec<usize> {
+    rollout["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["deploymentIds"].as_array().unwrap().len())
+        .collect()
+}
+
+fn timeline_kinds(rollout: &Value) -> Vec<String> {
+    rollout["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn upgrades_of(app: &TestApp, deployment_id: &str) -> usize {
+    app.events(deployment_id)
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::Upgrade)
+        .count()
+}
+
+#[tokio::test]
+async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_each_deployment_is_upgraded_once()
+ {
+    let app = spawn_app().await;
+    let (folders, deployments) =
+        spread(&app, "lead", &[("Canary", 2), ("East", 4), ("West", 4)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "portal 1.1",
+                "waves": [
+                    {"name": "canary", "folders": [{"key": folders[0].key}]},
+                    {"name": "quarter", "size": "25%"},
+                    {"name": "rest", "size": 1},
+                ],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+
+    // 25% of 10 is 2 (rounded down); the last wave takes the other 6 whatever its size.
+    assert_eq!(wave_sizes(&created), vec![2, 2, 6]);
+    let canary: Vec<&str> = created["waves"][0]["deploymentIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for d in &deployments[0] {
+        assert!(canary.contains(&d.id.as_str()));
+    }
+    let done = app.rollout_in(&token, &id(&created), "Succeeded").await;
+    assert_eq!(wave_sizes(&done), vec![2, 2, 6], "the waves never change");
+    for wave in done["waves"].as_array().unwrap() {
+        assert_eq!(wave["status"], "Succeeded");
+        assert!(wave["operationId"].is_string());
+        assert_eq!(wave["counters"]["updated"], wave["total"]);
+    }
+    for d in deployments.iter().flatten() {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        assert_eq!(upgrades_of(&app, &d.id).await, 1, "upgraded exactly once");
+    }
+    let kinds = timeline_kinds(&done);
+    assert_eq!(kinds.first().map(String::as_str), Some("created"));
+    assert_eq!(kinds.iter().filter(|k| *k == "wave_started").count(), 3);
+    assert_eq!(kinds.last().map(String::as_str), Some("succeeded"));
+    let listed = app.rollouts(&token, "").json().await;
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["value"][0]["id"], created["id"]);
+}
+
+#[tokio::test]
+async fn a_plan_with_an_unknown_folder_a_bad_size_or_waves_that_leave_deployments_out_is_a_400_naming_each_problem()
+ {
+    let app = spawn_app().await;
+    let (folders, _) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let unknown = uuid::Uuid::new_v4().to_string();
+
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "bad",
+                "waves": [
+                    {"folders": [{"key": unknown}]},
+                    {"folders": [{"key": folders[0].key}]},
+                ],
+            }),
+        )
+        .problem(400)
+        .await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("waves[0].folders[0]"), "{detail}");
+    assert!(detail.contains(&unknown), "{detail}");
+    assert!(
+        detail.contains("2 selected deployments are in no wave"),
+        "{detail}"
+    );
+
+    let problem = app
+        .create_rollout(&token, json!({"name": "bad", "waves": [{"size": "0%"}]}))
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waves[0].size")
+    );
+    let problem = app
+        .create_rollout(&token, json!({"name": "bad", "waves": [{"gate": "later"}]}))
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waves[0].gate")
+    );
+    assert_eq!(
+        app.rollouts(&token, "").json().await["count"],
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_second_active_rollout_over_the_same_deployments_is_a_409_naming_the_first() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let plan = json!({"name": "first", "waves": [{"gate": "manual"}]});
+    let first = app
+        .create_rollout(&token, plan.clone())
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+
+    let problem = app.create_rollout(&token, plan).problem(409).await;
+
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(&id(&first)), "{detail}");
+    assert!(detail.contains("'first'"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    app.grant("reviewer", Role::FolderAdministrator, Some(&folders[1]))
+        .await;
+    app.grant("reviewer", Role::FolderAdministrator, Some(&folders[0]))
+        .await;
+    let token = app.token("lead", ALL_SCOPES);
+    let reviewer = app.token("reviewer", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "gated",
+                "approval": {"fourEyes": true},
+                "waves": [
+                    {"folders": [{"key": folders[0].key}]},
+                    {"gate": "manual"},
+                ],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    let waiting = app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    assert_eq!(waiting["currentWave"], 1);
+    for d in &deployments[1] {
+        assert_eq!(
+            app.deployment(&d.id).await.version,
+            1,
+            "not before approval"
+        );
+    }
+    let problem = app
+        .rollout_action(&token, &rollout, "approve", "mine")
+        .problem(403)
+        .await;
+    assert!(problem["detail"].as_str().unwrap().contains("four eyes"));
+
+    app.rollout_action(&reviewer, &rollout, "approve", "canary looks fine")
+        .json()
+        .await;
+
+    let done = app.rollout_in(&token, &rollout, "Succeeded").await;
+    let approved = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "approved")
+        .expect("the approval is in the timeline")
+        .clone();
+    assert_eq!(approved["actor"], "reviewer");
+    assert_eq!(approved["comment"], "canary looks fine");
+    for d in &deployments[1] {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+    }
+}
+
+#[tokio::test]
+async fn an_action_that_does_not_apply_is_a_409_that_names_the_states_allowing_it() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 1)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(&token, json!({"name": "one", "waves": [{}]}))
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    app.rollout_in(&token, &id(&created), "Succeeded").await;
+
+    let problem = app
+        .rollout_action(&token, &id(&created), "retry", "again")
+        .problem(409)
+        .await;
+
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("Succeeded"), "{detail}");
+    assert!(detail.contains("Paused, Aborted, Failed"), "{detail}");
+    let problem = app
+        .rollout_action(&token, &id(&created), "approve", "")
+        .problem(409)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("AwaitingApproval")
+    );
+    app.rollout(&token, &uuid::Uuid::new_v4().to_string())
+        .problem(404)
+        .await;
+}
+
+#[tokio::test]
+async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_rollout() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "baked",
+                "waves": [
+                    {"folders": [{"key": folders[0].key}], "bakeSeconds": 2},
+                    {},
+                ],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    let baking = app.rollout_in(&token, &rollout, "Baking").await;
+    assert!(
+        baking["bakeUntil"].is_string(),
+        "the deadline is stored and shown"
+    );
+
+    app.rollout_action(&token, &rollout, "abort", "hold on")
+        .json()
+        .await;
+    let aborted = app.rollout(&token, &rollout).json().await;
+    assert_eq!(aborted["status"], "Aborted");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for d in &deployments[1] {
+        assert_eq!(app.deployment(&d.id).await.version, 1, "left where it was");
+    }
+    assert_eq!(
+        app.rollout(&token, &rollout).json().await["status"],
+        "Aborted"
+    );
+
+    app.rollout_action(&token, &rollout, "retry", "go on")
+        .json()
+        .await;
+
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+    for d in deployments.iter().flatten() {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        assert_eq!(upgrades_of(&app, &d.id).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_version() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({"name": "undo", "waves": [{"folders": [{"key": folders[0].key}]}, {}]}),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+
+    app.rollout_action(&token, &rollout, "rollback", "revert")
+        .json()
+        .await;
+
+    let done = app.rollout_in(&token, &rollout, "RolledBack").await;
+    for d in deployments.iter().flatten() {
+        assert_eq!(app.deployment(&d.id).await.version, 1);
+        let history: Vec<(EventKind, Option<i32>, i32)> = app
+            .events(&d.id)
+            .await
+            .into_iter()
+            .map(|e| (e.kind, e.from_version, e.to_version))
+            .collect();
+        assert_eq!(
+            history,
+            vec![
+                (EventKind::Deploy, None, 1),
+                (EventKind::Upgrade, Some(1), 2),
+                (EventKind::Rollback, Some(2), 1),
+            ],
+            "an unbroken history"
+        );
+    }
+    assert_eq!(done["waves"][0]["rolledBack"], 1);
+    assert_eq!(done["waves"][1]["rolledBack"], 2);
+    // Rolled back, the deployments are free for another rollout.
+    app.create_rollout(&token, json!({"name": "again", "waves": [{}]}))
+        .expect(201)
+        .await;
+}
+
+/// A folder "Mixed" with deployments of "Portal" (upgradable) and one of "Broken"
+/// (its only version unpublished, so its upgrade fails), arranged so that at least
+/// one Portal deployment comes before the Broken one in id order (the wave's order).
+async fn mixed(
+    app: &TestApp,
+    admin: &str,
+) -> (folder::Model, Vec<deployment::Model>, deployment::Model) {
+    let folder = app
+        .granted_folder("Mixed", admin, Role::FolderAdministrator)
+        .await;
+    let portal = app.publish("Portal", "1.0.0").await;
+    let broken_app = app.publish("Broken", "1.0.0").await;
+    let broken = app.deploy(&folder, &broken_app.app.system_name, 1).await;
+    let mut good = Vec::new();
+    while good.len() < 3 || !good.iter().any(|d: &deployment::Model| d.id < broken.id) {
+        good.push(app.deploy(&folder, &portal.app.system_name, 1).await);
+    }
+    app.publish("Portal", "1.1.0").await;
+    uplift::service::catalog::unpublish(&app.db, &app.tenant, &broken_app.app.system_name, 1)
+        .await
+        .unwrap();
+    (folder, good, broken)
+}
+
+#[tokio::test]
+async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
+    let app = spawn_app().await;
+    let (_, _, broken) = mixed(&app, "lead").await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "budget",
+                "selector": {"onlyOutdated": false},
+                "waves": [{"maxConcurrency": 1, "maxFailures": 0}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+
+    let paused = app.rollout_in(&token, &id(&created), "Paused").await;
+
+    let reason = paused["reason"].as_str().unwrap();
+    assert!(reason.contains("1 deployments failed"), "{reason}");
+    assert!(reason.contains("maxFailures (0)"), "{reason}");
+    assert_eq!(paused["waves"][0]["status"], "Failed");
+    assert!(timeline_kinds(&paused).contains(&"failure_budget_exhausted".to_string()));
+    assert_eq!(app.deployment(&broken.id).await.version, 1);
+}
+
+#[tokio::test]
+async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgraded() {
+    let app = spawn_app().await;
+    let (_, good, _) = mixed(&app, "lead").await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "auto-undo",
+                "onFailure": "rollback",
+                "selector": {"onlyOutdated": false},
+                "waves": [{"maxConcurrency": 1}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+
+    let done = app.rollout_in(&token, &id(&created), "RolledBack").await;
+
+    let mut restored = 0;
+    for d in &good {
+        assert_eq!(
+            app.deployment(&d.id).await.version,
+            1,
+            "its exact previous version"
+        );
+        let kinds: Vec<EventKind> = app
+            .events(&d.id)
+            .await
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        match kinds.as_slice() {
+            [EventKind::Deploy] => {}
+            [EventKind::Deploy, EventKind::Upgrade, EventKind::Rollback] => restored += 1,
+            other => panic!("a broken history: {other:?}"),
+        }
+    }
+    assert!(
+        restored >= 1,
+        "a deployment before the failure was upgraded and restored"
+    );
+    assert_eq!(done["waves"][0]["rolledBack"], restored);
+    let kinds = timeline_kinds(&done);
+    assert!(kinds.contains(&"failure_budget_exhausted".to_string()));
+    assert_eq!(kinds.last().map(String::as_str), Some("rolled_back"));
+}
+
+#[tokio::test]
+async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window_opens() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    // A window opening at the next whole minute (UTC; the one after when fewer than
+    // five seconds are left, so the rollout is surely created before it opens), three
+    // minutes long, every day.
+    let now = chrono::Utc::now();
+    let seconds: i64 = now.format("%S").to_string().parse().unwrap();
+    let opens = now + chrono::Duration::seconds(if seconds >= 55 { 120 } else { 60 } - seconds);
+    let closes = opens + chrono::Duration::minutes(3);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "nightly",
+                "window": {
+                    "timeZone": "UTC",
+                    "weekly": [{
+                        "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                        "start": opens.format("%H:%M").to_string(),
+                        "end": closes.format("%H:%M").to_string(),
+                    }],
+                },
+                "waves": [{}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+
+    let waiting = app.rollout_in(&token, &rollout, "WaitingForWindow").await;
+    let stored = chrono::DateTime::parse_from_rfc3339(waiting["windowOpensAt"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert_eq!(
+        stored.format("%H:%M").to_string(),
+        opens.format("%H:%M").to_string()
+    );
+    for d in &waiting["waves"][0]["deploymentIds"]
+        .as_array()
+        .unwrap()
+        .clone()
+    {
+        assert_eq!(
+            app.deployment(d.as_str().unwrap()).await.version,
+            1,
+            "nothing before the window"
+        );
+    }
+
+    // No call wakes it: the driver notices the stored opening by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let done = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "Succeeded" {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not started: {current:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["waves"][0]["startedAt"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!(
+        started >= stored,
+        "started {started}, before the window opened at {stored}"
+    );
+    assert!(timeline_kinds(&done).contains(&"window_opened".to_string()));
+}
+
+/// `uplift rollout ARGS… --base-url … --tenant … --token …` against this app.
+async fn rollout_cli(app: &TestApp, token: &str, args: &[&str]) -> crate::helpers::CliOutput {
+    let mut command = app.uplift_command();
+    command
+        .arg("rollout")
+        .args(args)
+        .args(["--base-url", &app.base, "--tenant", &app.tenant])
+        .env("UPLIFT_TOKEN", token);
+    crate::helpers::run_cli(command, None).await
+}
+
+#[tokio::test]
+async fn the_cli_creates_a_rollout_from_yaml_approves_its_gate_and_watches_it_to_the_end() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name: portal via cli\nwaves:\n  - name: canary\n    folders:\n      - key: {}\n  - name: rest\n    gate: manual\n",
+            folders[0].key
+        ),
+    )
+    .unwrap();
+
+    let created = rollout_cli(&app, &token, &["create", "--file", plan.to_str().unwrap()]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let rollout: Value = serde_json::from_str(&created.stdout).unwrap();
+    let rid = id(&rollout);
+    assert_eq!(wave_sizes(&rollout), vec![1, 2]);
+    app.rollout_in(&token, &rid, "AwaitingApproval").await;
+    let approved = rollout_cli(
+        &app,
+        &token,
+        &["approve", &rid, "--comment", "from the cli"],
+    )
+    .await;
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+
+    let watched = rollout_cli(&app, &token, &["status", &rid, "--watch", "--every", "1"]).await;
+
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    assert!(watched.stderr.contains("wave 1 rest"), "{}", watched.stderr);
+    let last: Value = serde_json::from_str(&watched.stdout).unwrap();
+    assert_eq!(last["status"], "Succeeded");
+    for d in deployments.iter().flatten() {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+    }
+    let refused = rollout_cli(&app, &token, &["pause", &rid]).await;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("Running"), "{}", refused.stderr);
+}
+
+#[tokio::test]
+async fn a_paused_bake_resumes_with_its_original_deadline() {
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "paused bake",
+                "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    let baking = app.rollout_in(&token, &rollout, "Baking").await;
+    let deadline = baking["bakeUntil"].clone();
+
+    let paused = app
+        .rollout_action(&token, &rollout, "pause", "look first")
+        .json()
+        .await;
+    assert_eq!(paused["status"], "Paused");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(
+        app.rollout(&token, &rollout).json().await["status"],
+        "Paused",
+        "a paused bake does not move on when its deadline passes"
+    );
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
+    let resumed = app
+        .rollout_action(&token, &rollout, "resume", "fine")
+        .json()
+        .await;
+
+    assert_eq!(resumed["status"], "Baking");
+    assert_eq!(resumed["bakeUntil"], deadline, "the original deadline");
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 2);
+    let kinds = timeline_kinds(&app.rollout(&token, &rollout).json().await);
+    assert!(kinds.contains(&"paused".to_string()) && kinds.contains(&"resumed".to_string()));
+}
+
+#[tokio::test]
+async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
+    let app = spawn_app().await;
+    let (folders, _) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    // Sees everything, edits only the canary folder.
+    app.grant("canary-owner", Role::FolderAdministrator, Some(&folders[0]))
+        .await;
+    app.grant("canary-owner", Role::AutomationUser, Some(&folders[1]))
+        .await;
+    let token = app.token("lead", ALL_SCOPES);
+    let owner = app.token("canary-owner", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "gated",
+                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+
+    let problem = app
+        .rollout_action(&owner, &rollout, "approve", "")
+        .problem(403)
+        .await;
+
+    assert!(problem["detail"].as_str().unwrap().contains("Apps.Edit"));
+    assert_eq!(
+        app.rollout(&token, &rollout).json().await["status"],
+        "AwaitingApproval"
+    );
+    // A subject with no role in the rollout's folders does not see it at all.
+    let stranger = app.token("stranger", ALL_SCOPES);
+    app.rollout(&stranger, &rollout).problem(404).await;
+    assert_eq!(app.rollouts(&stranger, "").json().await["count"], 0);
+}
+
+#[tokio::test]
+async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_instead_of_starting()
+{
+    let app = spawn_app().await;
+    let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
+    app.grant("reviewer", Role::Administrator, None).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let reviewer = app.token("reviewer", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "revoked",
+                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    app.revoke("lead", Role::FolderAdministrator, Some(&folders[1]))
+        .await;
+
+    let failed = app
+        .rollout_action(&reviewer, &rollout, "approve", "")
+        .json()
+        .await;
+
+    assert_eq!(failed["status"], "Failed");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lead") && reason.contains("Apps.Edit"),
+        "{reason}"
+    );
+    assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
+}
