@@ -3,6 +3,26 @@
 
 pub use sea_orm_migration::prelude::*;
 
+/// The `Migration` of the file it stands in: named after the file (the name recorded in
+/// `seaql_migrations`), running the file's `async fn up` and `async fn down`.
+macro_rules! migration {
+    () => {
+        #[derive(DeriveMigrationName)]
+        pub struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                up(manager).await
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                down(manager).await
+            }
+        }
+    };
+}
+
 mod m20261122_000001_initial_schema;
 mod m20261122_000002_idempotency_keys;
 mod m20261122_000003_clients;

@@ -2,54 +2,48 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::m20261122_000001_initial_schema::{drop_table, index};
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(IdempotencyKeys::Table)
-                    .col(string(IdempotencyKeys::TenantId))
-                    .col(string(IdempotencyKeys::Subject))
-                    .col(string(IdempotencyKeys::Key))
-                    .col(string(IdempotencyKeys::RequestHash))
-                    .col(string(IdempotencyKeys::State))
-                    .col(integer_null(IdempotencyKeys::ResponseStatus))
-                    .col(string_null(IdempotencyKeys::ResponseContentType))
-                    .col(blob_null(IdempotencyKeys::ResponseBody))
-                    .col(timestamp_with_time_zone(IdempotencyKeys::LeaseExpiresAt))
-                    .col(timestamp_with_time_zone(IdempotencyKeys::CreatedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(IdempotencyKeys::TenantId)
-                            .col(IdempotencyKeys::Subject)
-                            .col(IdempotencyKeys::Key),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_idempotency_keys_created_at")
-                    .table(IdempotencyKeys::Table)
-                    .col(IdempotencyKeys::CreatedAt)
-                    .to_owned(),
-            )
-            .await
-    }
+migration!();
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(IdempotencyKeys::Table).to_owned())
-            .await
-    }
+async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(IdempotencyKeys::Table)
+                .col(string(IdempotencyKeys::TenantId))
+                .col(string(IdempotencyKeys::Subject))
+                .col(string(IdempotencyKeys::Key))
+                .col(string(IdempotencyKeys::RequestHash))
+                .col(string(IdempotencyKeys::State))
+                .col(integer_null(IdempotencyKeys::ResponseStatus))
+                .col(string_null(IdempotencyKeys::ResponseContentType))
+                .col(blob_null(IdempotencyKeys::ResponseBody))
+                .col(timestamp_with_time_zone(IdempotencyKeys::LeaseExpiresAt))
+                .col(timestamp_with_time_zone(IdempotencyKeys::CreatedAt))
+                .primary_key(
+                    Index::create()
+                        .col(IdempotencyKeys::TenantId)
+                        .col(IdempotencyKeys::Subject)
+                        .col(IdempotencyKeys::Key),
+                )
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        "ix_idempotency_keys_created_at",
+        IdempotencyKeys::Table,
+        &[IdempotencyKeys::CreatedAt],
+    )
+    .await
 }
 
-#[derive(DeriveIden)]
+async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    drop_table(manager, IdempotencyKeys::Table).await
+}
+
+#[derive(DeriveIden, Clone)]
 enum IdempotencyKeys {
     Table,
     TenantId,

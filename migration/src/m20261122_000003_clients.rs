@@ -6,47 +6,41 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::m20261122_000001_initial_schema::{drop_table, index};
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Clients::Table)
-                    // The primary key is the index that the per-request "is this client
-                    // still active?" check and the token endpoint's lookup use.
-                    .col(string_len(Clients::ClientId, 64).primary_key())
-                    .col(string(Clients::TenantId))
-                    .col(string(Clients::Name))
-                    .col(string(Clients::Scopes))
-                    .col(string(Clients::SecretHash))
-                    .col(timestamp_with_time_zone(Clients::CreatedAt))
-                    .col(timestamp_with_time_zone_null(Clients::DeletedAt))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_clients_tenant")
-                    .table(Clients::Table)
-                    .col(Clients::TenantId)
-                    .to_owned(),
-            )
-            .await
-    }
+migration!();
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Clients::Table).to_owned())
-            .await
-    }
+async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(Clients::Table)
+                // The primary key is the index that the per-request "is this client
+                // still active?" check and the token endpoint's lookup use.
+                .col(string_len(Clients::ClientId, 64).primary_key())
+                .col(string(Clients::TenantId))
+                .col(string(Clients::Name))
+                .col(string(Clients::Scopes))
+                .col(string(Clients::SecretHash))
+                .col(timestamp_with_time_zone(Clients::CreatedAt))
+                .col(timestamp_with_time_zone_null(Clients::DeletedAt))
+                .to_owned(),
+        )
+        .await?;
+    index(
+        manager,
+        "ix_clients_tenant",
+        Clients::Table,
+        &[Clients::TenantId],
+    )
+    .await
 }
 
-#[derive(DeriveIden)]
+async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    drop_table(manager, Clients::Table).await
+}
+
+#[derive(DeriveIden, Clone)]
 enum Clients {
     Table,
     ClientId,

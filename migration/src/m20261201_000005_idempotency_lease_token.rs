@@ -4,34 +4,23 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::m20261122_000001_initial_schema::{add_column, drop_column};
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // Rows from before this migration hold no token; no call can present an
-        // empty one, so such a running row is only ever taken over, never written.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKeys::Table)
-                    .add_column(string(IdempotencyKeys::LeaseToken).default(""))
-                    .to_owned(),
-            )
-            .await
-    }
+migration!();
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKeys::Table)
-                    .drop_column(IdempotencyKeys::LeaseToken)
-                    .to_owned(),
-            )
-            .await
-    }
+async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    // Rows from before this migration hold no token; no call can present an
+    // empty one, so such a running row is only ever taken over, never written.
+    add_column(
+        manager,
+        IdempotencyKeys::Table,
+        string(IdempotencyKeys::LeaseToken).default(""),
+    )
+    .await
+}
+
+async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    drop_column(manager, IdempotencyKeys::Table, IdempotencyKeys::LeaseToken).await
 }
 
 #[derive(DeriveIden)]

@@ -7,157 +7,143 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::m20261122_000001_initial_schema::{foreign_key, index};
+use crate::m20261122_000001_initial_schema::{
+    add_column, drop_column, drop_table, foreign_key, index,
+};
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+migration!();
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table(Operations::Table)
-                    .col(string_len(Operations::Id, 36).primary_key())
-                    .col(string(Operations::TenantId))
-                    .col(integer(Operations::FolderId))
-                    .col(string(Operations::Kind))
-                    .col(string(Operations::Status))
-                    .col(text(Operations::Request))
-                    .col(string(Operations::CreatedBy))
-                    .col(string_null(Operations::RequestId))
-                    .col(timestamp_with_time_zone(Operations::CreatedAt))
-                    .col(timestamp_with_time_zone_null(Operations::StartedAt))
-                    .col(timestamp_with_time_zone_null(Operations::FinishedAt))
-                    .col(integer_null(Operations::TargetVersion))
-                    .col(boolean(Operations::DryRun))
-                    .col(integer_null(Operations::MaxFailures))
-                    .col(integer(Operations::MaxConcurrency))
-                    .col(integer(Operations::Total))
-                    .col(string_null(Operations::ErrorCode))
-                    .col(text_null(Operations::ErrorMessage))
-                    .col(boolean(Operations::CancelRequested).default(false))
-                    .col(string_null(Operations::LeaseOwner))
-                    .col(big_integer(Operations::LeaseGeneration).default(0))
-                    .col(timestamp_with_time_zone_null(Operations::LeaseExpiresAt))
-                    .col(timestamp_with_time_zone_null(Operations::LastServedAt))
-                    .col(integer(Operations::ClaimCursor).default(0))
-                    .to_owned(),
-            )
-            .await?;
-        // The workers' claim: unfinished operations, least recently served first.
-        index(
-            manager,
-            "ix_operations_claim",
-            Operations::Table,
-            &[Operations::Status, Operations::LastServedAt],
+async fn up(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    manager
+        .create_table(
+            Table::create()
+                .table(Operations::Table)
+                .col(string_len(Operations::Id, 36).primary_key())
+                .col(string(Operations::TenantId))
+                .col(integer(Operations::FolderId))
+                .col(string(Operations::Kind))
+                .col(string(Operations::Status))
+                .col(text(Operations::Request))
+                .col(string(Operations::CreatedBy))
+                .col(string_null(Operations::RequestId))
+                .col(timestamp_with_time_zone(Operations::CreatedAt))
+                .col(timestamp_with_time_zone_null(Operations::StartedAt))
+                .col(timestamp_with_time_zone_null(Operations::FinishedAt))
+                .col(integer_null(Operations::TargetVersion))
+                .col(boolean(Operations::DryRun))
+                .col(integer_null(Operations::MaxFailures))
+                .col(integer(Operations::MaxConcurrency))
+                .col(integer(Operations::Total))
+                .col(string_null(Operations::ErrorCode))
+                .col(text_null(Operations::ErrorMessage))
+                .col(boolean(Operations::CancelRequested).default(false))
+                .col(string_null(Operations::LeaseOwner))
+                .col(big_integer(Operations::LeaseGeneration).default(0))
+                .col(timestamp_with_time_zone_null(Operations::LeaseExpiresAt))
+                .col(timestamp_with_time_zone_null(Operations::LastServedAt))
+                .col(integer(Operations::ClaimCursor).default(0))
+                .to_owned(),
         )
         .await?;
-        // The folder's list, newest first, and the retention purge.
-        index(
-            manager,
-            "ix_operations_folder",
-            Operations::Table,
-            &[
-                Operations::TenantId,
-                Operations::FolderId,
-                Operations::CreatedAt,
-            ],
+    // The workers' claim: unfinished operations, least recently served first.
+    index(
+        manager,
+        "ix_operations_claim",
+        Operations::Table,
+        &[Operations::Status, Operations::LastServedAt],
+    )
+    .await?;
+    // The folder's list, newest first, and the retention purge.
+    index(
+        manager,
+        "ix_operations_folder",
+        Operations::Table,
+        &[
+            Operations::TenantId,
+            Operations::FolderId,
+            Operations::CreatedAt,
+        ],
+    )
+    .await?;
+    index(
+        manager,
+        "ix_operations_finished",
+        Operations::Table,
+        &[Operations::FinishedAt],
+    )
+    .await?;
+    manager
+        .create_table(
+            Table::create()
+                .table(OperationItems::Table)
+                .col(string_len(OperationItems::OperationId, 36))
+                .col(integer(OperationItems::Seq))
+                .col(string(OperationItems::RawId))
+                .col(string_len_null(OperationItems::DeploymentId, 36))
+                .col(integer(OperationItems::FolderId))
+                .col(string(OperationItems::Status))
+                .col(big_integer_null(OperationItems::LeaseGeneration))
+                .col(string_null(OperationItems::AppSystemName))
+                .col(integer_null(OperationItems::FromVersion))
+                .col(integer_null(OperationItems::ToVersion))
+                .col(string_null(OperationItems::FailureCode))
+                .col(timestamp_with_time_zone_null(OperationItems::FinishedAt))
+                .primary_key(
+                    Index::create()
+                        .col(OperationItems::OperationId)
+                        .col(OperationItems::Seq),
+                )
+                .foreign_key(&mut foreign_key(
+                    "fk_operation_items_operation",
+                    (OperationItems::Table, OperationItems::OperationId),
+                    (Operations::Table, Operations::Id),
+                    ForeignKeyAction::Cascade,
+                ))
+                .to_owned(),
         )
         .await?;
-        index(
-            manager,
-            "ix_operations_finished",
-            Operations::Table,
-            &[Operations::FinishedAt],
-        )
-        .await?;
+    // No index on `status`: an item's row changes state twice (claimed, settled),
+    // and with no indexed column changing, PostgreSQL updates it in place on its
+    // page (a HOT update, no index entries), which the free space left on each
+    // page makes possible. The counters and the next pending items read the
+    // operation's range of the primary key.
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
         manager
-            .create_table(
-                Table::create()
-                    .table(OperationItems::Table)
-                    .col(string_len(OperationItems::OperationId, 36))
-                    .col(integer(OperationItems::Seq))
-                    .col(string(OperationItems::RawId))
-                    .col(string_len_null(OperationItems::DeploymentId, 36))
-                    .col(integer(OperationItems::FolderId))
-                    .col(string(OperationItems::Status))
-                    .col(big_integer_null(OperationItems::LeaseGeneration))
-                    .col(string_null(OperationItems::AppSystemName))
-                    .col(integer_null(OperationItems::FromVersion))
-                    .col(integer_null(OperationItems::ToVersion))
-                    .col(string_null(OperationItems::FailureCode))
-                    .col(timestamp_with_time_zone_null(OperationItems::FinishedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(OperationItems::OperationId)
-                            .col(OperationItems::Seq),
-                    )
-                    .foreign_key(&mut foreign_key(
-                        "fk_operation_items_operation",
-                        (OperationItems::Table, OperationItems::OperationId),
-                        (Operations::Table, Operations::Id),
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .to_owned(),
-            )
+            .get_connection()
+            .execute_unprepared("ALTER TABLE operation_items SET (fillfactor = 70)")
             .await?;
-        // No index on `status`: an item's row changes state twice (claimed, settled),
-        // and with no indexed column changing, PostgreSQL updates it in place on its
-        // page (a HOT update, no index entries), which the free space left on each
-        // page makes possible. The counters and the next pending items read the
-        // operation's range of the primary key.
-        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared("ALTER TABLE operation_items SET (fillfactor = 70)")
-                .await?;
-        }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(DeploymentEvents::Table)
-                    .add_column(string_len_null(DeploymentEvents::OperationId, 36))
-                    .to_owned(),
-            )
-            .await?;
-        // A created operation answers 202 with its monitor's address; a replay of the
-        // keyed call must name it too.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKeys::Table)
-                    .add_column(string_null(IdempotencyKeys::ResponseLocation))
-                    .to_owned(),
-            )
-            .await
     }
+    add_column(
+        manager,
+        DeploymentEvents::Table,
+        string_len_null(DeploymentEvents::OperationId, 36),
+    )
+    .await?;
+    // A created operation answers 202 with its monitor's address; a replay of the
+    // keyed call must name it too.
+    add_column(
+        manager,
+        IdempotencyKeys::Table,
+        string_null(IdempotencyKeys::ResponseLocation),
+    )
+    .await
+}
 
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKeys::Table)
-                    .drop_column(IdempotencyKeys::ResponseLocation)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(DeploymentEvents::Table)
-                    .drop_column(DeploymentEvents::OperationId)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_table(Table::drop().table(OperationItems::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Operations::Table).to_owned())
-            .await
-    }
+async fn down(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    drop_column(
+        manager,
+        IdempotencyKeys::Table,
+        IdempotencyKeys::ResponseLocation,
+    )
+    .await?;
+    drop_column(
+        manager,
+        DeploymentEvents::Table,
+        DeploymentEvents::OperationId,
+    )
+    .await?;
+    drop_table(manager, OperationItems::Table).await?;
+    drop_table(manager, Operations::Table).await
 }
 
 #[derive(DeriveIden, Clone, Copy)]

@@ -201,6 +201,46 @@ def rate_between(db_url, op, since, until=None):
     return n / span if span > 0 else 0.0
 
 
+def publish(server, token, package, version):
+    """Publishes `version` of `package` through `server`: the published version's body."""
+    status, body = call(server.base, "POST", "/models/apps/codedapp/publish", token,
+                        body={"packageName": package, "packageVersion": version})
+    assert status == 200, body
+    return body
+
+
+def settled_items(db_url, op):
+    """How many of the operation's items the audit has seen settled."""
+    return int(scalar(db_url, f"SELECT count(*) FROM crash_audit WHERE what = 'item' AND operation_id = '{op}'"))
+
+
+def lease_generation(db_url, op):
+    return int(scalar(db_url, f"SELECT lease_generation FROM operations WHERE id = '{op}'"))
+
+
+def wait_claimed_by_other(db_url, op, generation, name, since):
+    """Another replica's claim of the operation (as `claimed_by_other`), waited for up to
+    ten leases after `since`; None if none came."""
+    took = None
+    while took is None and time.time() - since < LEASE * 10:
+        took = claimed_by_other(db_url, op, generation, name)
+        time.sleep(0.05)
+    return took
+
+
+def finished_problems(db_url, done, op, target, count):
+    """What is wrong with a finished operation over `count` deployments upgraded to
+    `target`: its monitor, its events, the fencing rule and the invariants."""
+    c = done["counters"]
+    problems = []
+    if done["status"] != "Succeeded" or c["total"] != count or c["updated"] != count or c["pending"] or c["running"]:
+        problems.append(f"monitor: {done['status']} {c}")
+    problems += event_problems(db_url, op, target, count)
+    problems += fencing_violations(db_url, op)
+    problems += invariant_violations(db_url)
+    return problems
+
+
 def create_operation(server, token, folder, ids):
     status, body = call(server.base, "POST", "/operations/upgrades", token, folder=folder,
                         body={"deploymentIds": ids, "maxConcurrency": 8})
@@ -221,9 +261,7 @@ try:
     psql(db.url, AUDIT)
     folder, folder_id, token = setup_tenant(a)
     package = "OpCrash " + uuid.uuid4().hex[:6]
-    status, body = call(a.base, "POST", "/models/apps/codedapp/publish", token,
-                        body={"packageName": package, "packageVersion": "1.0.0"})
-    assert status == 200, body
+    body = publish(a, token, package, "1.0.0")
     app_id = scalar(db.url, f"SELECT id FROM apps WHERE system_name = '{body['systemName']}'")
     started = time.time()
     ids = seed_deployments(db.url, folder_id, app_id, 1, count)
@@ -231,24 +269,19 @@ try:
           f"batches of {settings['operation_batch_items']}, two replicas")
 
     # ------------------------------------------------------------ 1. kill -9 of the holder
-    status, body = call(b.base, "POST", "/models/apps/codedapp/publish", token,
-                        body={"packageName": package, "packageVersion": "1.1.0"})
-    target = body["deployVersion"]
+    target = publish(b, token, package, "1.1.0")["deployVersion"]
     op, created = create_operation(a, token, folder, ids)
     victim, generation, at_kill, rate_before = wait_running_on(db.url, a, token, folder, op, replicas, 0.15)
     survivor = b if victim is a else a
     before_takeovers = takeovers(survivor)
     killed_at = time.time()
     victim.kill9()
-    at_kill = int(scalar(db.url, f"SELECT count(*) FROM crash_audit WHERE what = 'item' AND operation_id = '{op}'"))
+    at_kill = settled_items(db.url, op)
     # The generation still current when it died must be the victim's (else the lease
     # moved between the look and the kill, and this would not test a take-over).
-    current = scalar(db.url, f"SELECT lease_generation FROM operations WHERE id = '{op}'")
-    raced = int(current) != generation
-    took = None
-    while took is None and time.time() - killed_at < LEASE * 10:
-        took = claimed_by_other(db.url, op, generation, victim.name)
-        time.sleep(0.05)
+    current = lease_generation(db.url, op)
+    raced = current != generation
+    took = wait_claimed_by_other(db.url, op, generation, victim.name, killed_at)
     done = wait_finished(survivor, token, folder, op, 600)
     finished_at = time.time()
     c = done["counters"]
@@ -257,11 +290,7 @@ try:
         problems.append(f"the lease moved from generation {generation} to {current} before the kill landed")
     if took is None:
         problems.append("no other replica claimed the operation after the kill")
-    if done["status"] != "Succeeded" or c["total"] != count or c["updated"] != count or c["pending"] or c["running"]:
-        problems.append(f"monitor: {done['status']} {c}")
-    problems += event_problems(db.url, op, target, count)
-    problems += fencing_violations(db.url, op)
-    problems += invariant_violations(db.url)
+    problems += finished_problems(db.url, done, op, target, count)
     gained = takeovers(survivor) - before_takeovers
     if gained < 1:
         problems.append(f"{survivor.name}'s /metrics shows no take-over (uplift_operation_lease_takeovers_total +{gained})")
@@ -278,9 +307,7 @@ try:
     victim.start()
 
     # ------------------------------------------------------------ 2. SIGSTOP past the lease, SIGCONT
-    status, body = call(a.base, "POST", "/models/apps/codedapp/publish", token,
-                        body={"packageName": package, "packageVersion": "1.2.0"})
-    target = body["deployVersion"]
+    target = publish(a, token, package, "1.2.0")["deployVersion"]
     op, created = create_operation(b, token, folder, ids)
     paused, generation, at_stop, rate_before = wait_running_on(db.url, b, token, folder, op, replicas, 0.15)
     other = b if paused is a else a
@@ -288,13 +315,10 @@ try:
     stopped_at = time.time()
     paused.process.send_signal(signal.SIGSTOP)
     time.sleep(0.1)  # what was in flight at the signal has landed
-    at_stop = int(scalar(db.url, f"SELECT count(*) FROM crash_audit WHERE what = 'item' AND operation_id = '{op}'"))
-    current = scalar(db.url, f"SELECT lease_generation FROM operations WHERE id = '{op}'")
-    raced = int(current) != generation
-    took = None
-    while took is None and time.time() - stopped_at < LEASE * 10:
-        took = claimed_by_other(db.url, op, generation, paused.name)
-        time.sleep(0.05)
+    at_stop = settled_items(db.url, op)
+    current = lease_generation(db.url, op)
+    raced = current != generation
+    took = wait_claimed_by_other(db.url, op, generation, paused.name, stopped_at)
     # Past the take-over, a little longer: the other replica is writing meanwhile.
     time.sleep(1.0)
     paused_rows = int(scalar(db.url, f"SELECT count(*) FROM crash_audit WHERE app = '{paused.name}' "
@@ -310,8 +334,6 @@ try:
         problems.append(f"the lease moved from generation {generation} to {current} before SIGSTOP landed")
     if took is None:
         problems.append("no other replica claimed the operation while the holder was paused")
-    if done["status"] != "Succeeded" or c["total"] != count or c["updated"] != count or c["pending"] or c["running"]:
-        problems.append(f"monitor: {done['status']} {c}")
     # Nothing under the lost generation once it was superseded (the resumed replica
     # may claim the operation again later, under a new generation).
     late = psql(db.url, f"""SELECT count(*) FROM crash_audit WHERE app = '{paused.name}' AND what = 'item'
@@ -325,9 +347,7 @@ try:
         problems.append(f"{late} items settled by {paused.name} under generation {generation} after the take-over")
     if int(after_resume[1]):
         problems.append(f"{after_resume[1]} items settled by {paused.name} under its old generation after SIGCONT")
-    problems += event_problems(db.url, op, target, count)
-    problems += fencing_violations(db.url, op)
-    problems += invariant_violations(db.url)
+    problems += finished_problems(db.url, done, op, target, count)
     gained = takeovers(other) - before_takeovers
     if gained < 1:
         problems.append(f"{other.name}'s /metrics shows no take-over (+{gained})")

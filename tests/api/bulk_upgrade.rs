@@ -146,12 +146,7 @@ async fn a_mixed_batch_reports_every_item_in_request_order_with_a_reason_per_fai
 #[tokio::test]
 async fn an_item_whose_transaction_fails_rolls_back_alone_while_its_neighbours_commit() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(3)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let [before, doomed, after] = fleet.each();
     inject_event_failure(&app, &doomed.id).await;
 

@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use uplift::access::Role;
 
 use crate::client::assert_counters_add_up;
-use crate::fixtures::Fleet;
 use crate::helpers::{
     ALL_SCOPES, CliOutput, TestApp, run_cli, seed_deployments, spawn_app, spawn_app_with,
 };
@@ -39,16 +38,6 @@ fn updated_ids(answer: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// `n` deployments on version 1 of an app with a version 2, in a folder `ci-bot`
-/// administers.
-async fn upgradable(app: &TestApp, n: usize) -> Fleet {
-    app.fleet()
-        .administered_by("ci-bot")
-        .deployments(n)
-        .newer("1.1.0")
-        .await
-}
-
 /// `uplift upgrade ARGS` as `ci-bot` (a token in UPLIFT_TOKEN), with `stdin`.
 async fn upgrade(app: &TestApp, folder: &str, args: &[&str], stdin: Option<&str>) -> CliOutput {
     let mut command = app.upgrade_command(folder);
@@ -68,7 +57,7 @@ async fn operations(app: &TestApp, folder: &str, args: &[&str]) -> CliOutput {
 #[tokio::test]
 async fn upgrade_async_prints_the_monitor_at_once_and_passes_its_options_through() {
     let app = spawn_app().await;
-    let fleet = upgradable(&app, 2).await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let folder = &fleet.folder.key;
     let ids = fleet.ids();
     let mut args = vec![
@@ -112,7 +101,7 @@ async fn upgrade_async_prints_the_monitor_at_once_and_passes_its_options_through
 #[tokio::test]
 async fn upgrade_async_wait_follows_the_operation_and_ends_with_the_final_answer_and_exit_0() {
     let app = spawn_app().await;
-    let fleet = upgradable(&app, 3).await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let ids = fleet.ids();
     let stdin = ids.join("\n");
 
@@ -143,7 +132,7 @@ async fn upgrade_async_wait_follows_the_operation_and_ends_with_the_final_answer
 #[tokio::test]
 async fn upgrade_async_wait_exits_2_when_an_id_does_not_exist() {
     let app = spawn_app().await;
-    let fleet = upgradable(&app, 2).await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let [first, second] = fleet.each();
     let missing = uuid::Uuid::new_v4().to_string();
 
@@ -166,7 +155,7 @@ async fn upgrade_async_wait_exits_2_when_an_id_does_not_exist() {
 #[tokio::test]
 async fn an_operation_too_large_for_an_inline_result_ends_with_every_item_paged_from_its_items() {
     let app = spawn_app_with(|s| s.max_bulk_items = 2).await;
-    let fleet = upgradable(&app, 3).await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let ids = fleet.ids();
     let mut args = vec!["--async", "--wait"];
     args.extend(ids.iter().map(String::as_str));
@@ -183,7 +172,7 @@ async fn an_operation_too_large_for_an_inline_result_ends_with_every_item_paged_
 #[tokio::test]
 async fn the_selector_flags_select_what_the_api_selects() {
     let app = spawn_app().await;
-    let fleet = upgradable(&app, 3).await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder;
     let [prod_eu, prod_eu_too, eu_only] = fleet.each();
@@ -276,7 +265,7 @@ async fn the_selector_flags_select_what_the_api_selects() {
 #[tokio::test]
 async fn operations_list_show_and_items_print_json_and_cancelling_a_finished_one_exits_1() {
     let app = spawn_app().await;
-    let fleet = upgradable(&app, 2).await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder.key;
     let created = app

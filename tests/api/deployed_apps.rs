@@ -213,37 +213,23 @@ async fn list_filters_by_search_text_and_tags_within_the_folder_only() {
             .await;
     }
     app.deploy(&other, "Portal", 1).await;
-    let titles = |body: Value| -> Vec<String> {
-        body["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["title"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let all = titles(app.list_deployed(&token, &folder.key, "").json().await);
+    let all = app.listed_titles(&token, &folder.key, "").await;
     assert_eq!(all, ["Docs 100%", "Payroll EU", "Payroll US"]);
-    let search = titles(
-        app.list_deployed(&token, &folder.key, "?searchText=payroll")
-            .json()
-            .await,
-    );
+    let search = app
+        .listed_titles(&token, &folder.key, "?searchText=payroll")
+        .await;
     assert_eq!(search, ["Payroll EU", "Payroll US"]);
-    let literal = titles(
-        app.list_deployed(&token, &folder.key, "?searchText=0%25")
-            .json()
-            .await,
-    );
+    let literal = app
+        .listed_titles(&token, &folder.key, "?searchText=0%25")
+        .await;
     assert_eq!(
         literal,
         ["Docs 100%"],
         "% in the search text is a literal character"
     );
-    let tagged = titles(
-        app.list_deployed(&token, &folder.key, "?tags=prod,eu")
-            .json()
-            .await,
-    );
+    let tagged = app
+        .listed_titles(&token, &folder.key, "?tags=prod,eu")
+        .await;
     assert_eq!(
         tagged,
         ["Payroll EU"],
@@ -532,14 +518,6 @@ async fn search_finds_non_ascii_titles_spelled_exactly_or_in_lower_case() {
             .ok()
             .await;
     }
-    let titles = |body: Value| -> Vec<String> {
-        body["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["title"].as_str().unwrap().to_string())
-            .collect()
-    };
     for (search, found) in [
         ("Émile", "Émile Zürich"),
         ("Zürich", "Émile Zürich"),
@@ -554,7 +532,7 @@ async fn search_finds_non_ascii_titles_spelled_exactly_or_in_lower_case() {
             "?searchText={}",
             form_urlencoded::byte_serialize(search.as_bytes()).collect::<String>()
         );
-        let listed = titles(app.list_deployed(&token, &folder.key, &query).json().await);
+        let listed = app.listed_titles(&token, &folder.key, &query).await;
         assert_eq!(listed, [found], "search {search:?}");
     }
 }

@@ -59,12 +59,7 @@ async fn a_dry_run_gives_the_answer_the_real_call_then_gives_and_writes_nothing(
 #[tokio::test]
 async fn once_the_failure_budget_is_spent_no_new_item_starts() {
     let app = spawn_app_with(|s| s.upgrade_concurrency = 1).await;
-    let fleet = app
-        .fleet()
-        .administered_by("editor")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("editor", 2).await;
     let (folder, token) = (&fleet.folder, app.token("editor", ALL_SCOPES));
     let [first, last] = fleet.each();
     let request = vec![

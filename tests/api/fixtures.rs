@@ -244,3 +244,65 @@ pub fn failure_codes(body: &serde_json::Value) -> Vec<&str> {
         .map(|f| f["code"].as_str().unwrap())
         .collect()
 }
+
+/// Fleets waiting for an upgrade, and operations run to their end.
+impl TestApp {
+    /// `count` deployments of "Portal" 1.0.0 in the folder "Ops", where `subject` is
+    /// FolderAdministrator, with 1.1.0 published after them: every one outdated.
+    pub async fn outdated_fleet(&self, subject: &str, count: usize) -> Fleet {
+        self.fleet()
+            .administered_by(subject)
+            .deployments(count)
+            .newer("1.1.0")
+            .await
+    }
+
+    /// Creates an operation from `body` (expecting 202) and polls its monitor until the
+    /// operation is finished: the last monitor.
+    pub async fn operation_run_to_the_end(
+        &self,
+        token: &str,
+        folder: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let created = self.create_operation(token, folder, body).accepted().await;
+        let id = created["id"].as_str().expect("an operation id");
+        self.finished_operation(token, folder, id).await
+    }
+
+    /// Creates an operation over `ids` that upgrades one item at a time (expecting
+    /// 202): its first monitor.
+    pub async fn one_at_a_time_operation(
+        &self,
+        token: &str,
+        folder: &str,
+        ids: &[String],
+    ) -> serde_json::Value {
+        let body = serde_json::json!({"deploymentIds": ids, "maxConcurrency": 1});
+        self.create_operation(token, folder, body).accepted().await
+    }
+}
+
+/// Calls whose answer the tests read one way.
+impl TestApp {
+    /// The titles of the deployed apps `GET …/models/deployed/apps{query}` lists, in order.
+    pub async fn listed_titles(&self, token: &str, folder: &str, query: &str) -> Vec<String> {
+        let body = self.list_deployed(token, folder, query).json().await;
+        body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["title"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// An Administrator of the tenant ("admin") unpublishes `version` of `system_name`
+    /// through the API (expecting 204).
+    pub async fn withdraw_version(&self, system_name: &str, version: i32) {
+        self.grant("admin", Role::Administrator, None).await;
+        let admin = self.token("admin", ALL_SCOPES);
+        self.unpublish_call(&admin, system_name, version)
+            .expect(204)
+            .await;
+    }
+}

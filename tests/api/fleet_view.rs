@@ -36,11 +36,7 @@ async fn the_list_marks_each_deployment_with_its_latest_published_version_and_wh
         .await;
     // A version published but then withdrawn is not "latest".
     app.publish("Portal", "3.0.0").await;
-    app.grant("admin", Role::Administrator, None).await;
-    let admin = app.token("admin", ALL_SCOPES);
-    app.unpublish_call(&admin, &fleet.system_name, 4)
-        .expect(204)
-        .await;
+    app.withdraw_version(&fleet.system_name, 4).await;
 
     let list = app
         .list_deployed(&token, &fleet.folder.key, "")
@@ -61,11 +57,7 @@ async fn a_deployment_of_an_app_with_no_published_version_left_is_not_outdated()
     let app = spawn_app().await;
     let fleet = app.fleet().administered_by("editor").await;
     let token = app.token("editor", ALL_SCOPES);
-    app.grant("admin", Role::Administrator, None).await;
-    let admin = app.token("admin", ALL_SCOPES);
-    app.unpublish_call(&admin, &fleet.system_name, 1)
-        .expect(204)
-        .await;
+    app.withdraw_version(&fleet.system_name, 1).await;
     let list = app
         .list_deployed(&token, &fleet.folder.key, "")
         .json()
@@ -89,12 +81,7 @@ async fn a_deployment_of_an_app_with_no_published_version_left_is_not_outdated()
 #[tokio::test]
 async fn outdated_and_app_filters_select_in_the_database_and_count_what_they_select() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("editor")
-        .deployments(4)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("editor", 4).await;
     let token = app.token("editor", ALL_SCOPES);
     let other = app.publish("Ledger", "1.0.0").await;
     let ledger = app.deploy(&fleet.folder, &other.app.system_name, 1).await;

@@ -81,12 +81,7 @@ async fn a_repeated_keyed_call_gets_the_first_answer_back_and_changes_nothing() 
 #[tokio::test]
 async fn the_same_key_with_another_request_is_a_422_and_changes_nothing() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("editor")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("editor", 2).await;
     let (folder, [a, b]) = (&fleet.folder, fleet.each());
     keyed(&app, "editor", &folder.key, "k", &ids(&[a]))
         .send()

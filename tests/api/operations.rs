@@ -25,14 +25,7 @@ pub async fn started_operation(
     folder: &str,
     ids: &[String],
 ) -> String {
-    let created = app
-        .create_operation(
-            token,
-            folder,
-            json!({"deploymentIds": ids, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
+    let created = app.one_at_a_time_operation(token, folder, ids).await;
     let id = operation_id(&created);
     loop {
         let m = app.operation(token, folder, &id).json().await;
@@ -47,12 +40,7 @@ pub async fn started_operation(
 async fn the_bulk_call_with_prefer_respond_async_answers_202_with_a_monitor_that_finishes_with_the_usual_answer()
  {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(3)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let folder = &fleet.folder.key;
     let mut ids = fleet.ids();
@@ -123,12 +111,7 @@ async fn the_bulk_call_with_prefer_respond_async_answers_202_with_a_monitor_that
 #[tokio::test]
 async fn prefer_wait_answers_the_usual_200_when_the_work_finishes_in_time() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
 
     let response = app
@@ -147,12 +130,7 @@ async fn prefer_wait_answers_the_usual_200_when_the_work_finishes_in_time() {
 #[tokio::test]
 async fn an_asynchronous_bulk_call_takes_more_ids_than_a_synchronous_one() {
     let app = spawn_app_with(|s| s.max_bulk_items = 2).await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(3)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
 
     let refused = app
@@ -192,12 +170,7 @@ async fn an_asynchronous_bulk_call_takes_more_ids_than_a_synchronous_one() {
 #[tokio::test]
 async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_nothing_elsewhere() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(3)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder;
     let [tagged, current, untagged] = fleet.each();
@@ -233,11 +206,7 @@ async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_no
 
     let selector = |include_subfolders: bool| json!({"selector": {"tags": ["prod", "eu"], "includeSubfolders": include_subfolders}});
     let here = app
-        .create_operation(&token, &folder.key, selector(false))
-        .accepted()
-        .await;
-    let here = app
-        .finished_operation(&token, &folder.key, &operation_id(&here))
+        .operation_run_to_the_end(&token, &folder.key, selector(false))
         .await;
     assert_eq!(here["counters"]["total"], 1, "{here}");
     assert_eq!(
@@ -246,11 +215,7 @@ async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_no
     );
 
     let below = app
-        .create_operation(&token, &folder.key, selector(true))
-        .accepted()
-        .await;
-    let below = app
-        .finished_operation(&token, &folder.key, &operation_id(&below))
+        .operation_run_to_the_end(&token, &folder.key, selector(true))
         .await;
     assert_eq!(
         below["counters"]["total"], 1,
@@ -268,15 +233,11 @@ async fn a_selector_picks_the_folders_outdated_deployments_with_every_tag_and_no
     );
 
     let all = app
-        .create_operation(
+        .operation_run_to_the_end(
             &token,
             &folder.key,
             json!({"selector": {"onlyOutdated": false, "appSystemNames": [fleet.system_name]}}),
         )
-        .accepted()
-        .await;
-    let all = app
-        .finished_operation(&token, &folder.key, &operation_id(&all))
         .await;
     assert_eq!(all["counters"]["total"], 3);
     assert_eq!(all["counters"]["updated"], 1);
@@ -309,12 +270,7 @@ async fn an_empty_selection_is_a_finished_operation_with_total_zero_not_an_error
 #[tokio::test]
 async fn the_set_of_items_is_fixed_when_the_operation_is_created() {
     let app = spawn_app_with(|s| s.operation_workers = 0).await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let monitor = app
         .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
@@ -423,25 +379,16 @@ async fn too_many_ids_for_one_operation_are_refused() {
 /// `budget`: the finished monitor, and the first real deployment's version after it.
 async fn budget_run(deployments: usize, budget: Value) -> (Value, i32) {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(deployments)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", deployments).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let mut ids = vec!["missing-1".to_string(), "missing-2".to_string()];
     ids.extend(fleet.ids());
-    let created = app
-        .create_operation(
+    let done = app
+        .operation_run_to_the_end(
             &token,
             &fleet.folder.key,
             json!({"deploymentIds": ids, "maxFailures": budget, "maxConcurrency": 1}),
         )
-        .accepted()
-        .await;
-    let done = app
-        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
         .await;
     (done, app.deployment(&fleet.ids()[0]).await.version)
 }
@@ -472,25 +419,16 @@ async fn a_failure_budget_as_a_percentage_rounds_up() {
 #[tokio::test]
 async fn a_dry_run_operation_reports_what_would_change_and_changes_nothing() {
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let events = app.event_count().await;
 
-    let created = app
-        .create_operation(
+    let done = app
+        .operation_run_to_the_end(
             &token,
             &fleet.folder.key,
             json!({"selector": {}, "dryRun": true}),
         )
-        .accepted()
-        .await;
-    let done = app
-        .finished_operation(&token, &fleet.folder.key, &operation_id(&created))
         .await;
 
     assert_eq!(done["counters"]["updated"], 2);
@@ -551,14 +489,7 @@ async fn revoking_the_creators_grant_stops_the_operation_before_its_next_batch()
     let token = app.token("ci-bot", WRITE_SCOPES);
     let folder = &fleet.folder.key;
 
-    let created = app
-        .create_operation(
-            &token,
-            folder,
-            json!({"deploymentIds": ids, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
+    let created = app.one_at_a_time_operation(&token, folder, &ids).await;
     app.revoke("ci-bot", Role::FolderAdministrator, Some(&fleet.folder))
         .await;
     // The creator can no longer read it; an administrator can.
@@ -792,23 +723,14 @@ async fn a_small_operation_is_not_kept_waiting_behind_a_large_one() {
         s.operation_batch_items = 50;
     })
     .await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(3)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 3).await;
     let large = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 4000).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let folder = &fleet.folder.key;
     let big = started_operation(&app, &token, folder, &large).await;
 
     let small = app
-        .create_operation(&token, folder, json!({"deploymentIds": fleet.ids()}))
-        .accepted()
-        .await;
-    let small = app
-        .finished_operation(&token, folder, &operation_id(&small))
+        .operation_run_to_the_end(&token, folder, json!({"deploymentIds": fleet.ids()}))
         .await;
     let big_now = app.operation(&token, folder, &big).json().await;
 
@@ -823,12 +745,7 @@ async fn a_small_operation_is_not_kept_waiting_behind_a_large_one() {
 #[tokio::test]
 async fn operation_metrics_count_items_by_result_and_the_queue_by_status() {
     let app = spawn_app_with(|s| s.operation_poll_ms = 50).await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(2)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
     let token = app.token("ci-bot", ALL_SCOPES);
     let mut ids = fleet.ids();
     ids.push("missing".into());
@@ -883,12 +800,7 @@ async fn an_operation_over_100_000_deployments_on_postgresql_finishes_with_exact
     }
     const N: i64 = 100_000;
     let app = spawn_app().await;
-    let fleet = app
-        .fleet()
-        .administered_by("ci-bot")
-        .deployments(0)
-        .newer("1.1.0")
-        .await;
+    let fleet = app.outdated_fleet("ci-bot", 0).await;
     let (folder, app_id) = (&fleet.folder, fleet.published.app.id);
     use sea_orm::ConnectionTrait;
     // Deployments and their deploy events in one statement: seconds, not minutes.

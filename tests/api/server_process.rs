@@ -91,6 +91,22 @@ impl Server {
         format!("http://{}{path}", self.address)
     }
 
+    /// A request to `path` under the UiPath base path, with `token` and the test app's
+    /// tenant header.
+    fn uipath(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        app: &TestApp,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        let url = self.url(&format!("{}{path}", app.settings.uipath_base_path()));
+        http.request(method, url)
+            .bearer_auth(token)
+            .header("X-UiPath-Internal-TenantId", &app.tenant)
+    }
+
     fn terminate(&self) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -150,13 +166,9 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
         .await
         .unwrap();
     let access_token = token["access_token"].as_str().unwrap().to_string();
-    let upgraded = http
-        .post(server.url(&format!(
-            "{}/models/deployed/apps/updateToLatestAppVersionBulk",
-            app.settings.uipath_base_path()
-        )))
-        .bearer_auth(&access_token)
-        .header("X-UiPath-Internal-TenantId", &app.tenant)
+    let bulk = "/models/deployed/apps/updateToLatestAppVersionBulk";
+    let upgraded = server
+        .uipath(&http, reqwest::Method::POST, &app, bulk, &access_token)
         .header("X-UiPath-FolderKey", &folder_key)
         .header("X-Request-Id", "log-check-1")
         .json(&json!({"deploymentIds": [deployment_id]}))
@@ -173,13 +185,9 @@ async fn json_logs_carry_request_id_tenant_and_subject_but_never_a_token_or_secr
         .unwrap();
     assert_eq!(refused.status(), 401);
     let forged = format!("{access_token}x");
-    let rejected = http
-        .get(server.url(&format!(
-            "{}/models/deployed/apps",
-            app.settings.uipath_base_path()
-        )))
-        .bearer_auth(&forged)
-        .header("X-UiPath-Internal-TenantId", &app.tenant)
+    let list = "/models/deployed/apps";
+    let rejected = server
+        .uipath(&http, reqwest::Method::GET, &app, list, &forged)
         .header("X-UiPath-FolderKey", &folder_key)
         .send()
         .await
@@ -309,14 +317,12 @@ async fn send_forgeries(app: &TestApp, server: &Server) {
         .await
         .unwrap();
     assert_eq!(repeated.status(), 400);
-    let in_path = http
-        .get(server.url(&format!(
-            "{}/models/app{FORGERY}/tenants/{}/publish/versions",
-            app.settings.uipath_base_path(),
-            app.tenant
-        )))
-        .bearer_auth(&token)
-        .header("X-UiPath-Internal-TenantId", &app.tenant)
+    let versions = format!(
+        "/models/app{FORGERY}/tenants/{}/publish/versions",
+        app.tenant
+    );
+    let in_path = server
+        .uipath(&http, reqwest::Method::GET, app, &versions, &token)
         .send()
         .await
         .unwrap();
@@ -422,14 +428,7 @@ async fn sigterm_stops_an_operations_items_releases_its_lease_at_once_and_exits_
     let folder = &fleet.folder.key;
     let env = [("UPLIFT_OPERATION_BATCH_ITEMS", "5000")];
     let mut server = Server::start(&app, &env).await;
-    let created = app
-        .create_operation(
-            &token,
-            folder,
-            json!({"deploymentIds": ids, "maxConcurrency": 1}),
-        )
-        .accepted()
-        .await;
+    let created = app.one_at_a_time_operation(&token, folder, &ids).await;
     let id = created["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while app.operation(&token, folder, &id).json().await["counters"]["updated"] == 0 {

@@ -3,10 +3,13 @@
 //! spellings are accepted as aliases; a parameter given twice is refused, never
 //! guessed.
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Deserializer, de::Error as _};
 use utoipa::IntoParams;
 
 use crate::{
+    error::Error,
     http::{ApiError, extract::parse_query},
     service::{
         catalog::{AppSortField, CatalogQuery, VersionSortField},
@@ -170,12 +173,7 @@ impl PublishedAppsParams {
     /// The catalogue service's query.
     pub fn from_query(query: &str) -> Result<CatalogQuery<AppSortField>, ApiError> {
         let params: PublishedAppsParams = parse_query(query)?;
-        Ok(CatalogQuery {
-            top: params.top,
-            skip: params.skip,
-            order_by: CatalogQuery::order_by(params.order_by.as_deref())?,
-            search_text: params.search_text,
-        })
+        catalog_query(params.top, params.skip, params.order_by, params.search_text)
     }
 }
 
@@ -197,13 +195,23 @@ impl PublishedVersionsParams {
     /// The catalogue service's query.
     pub fn from_query(query: &str) -> Result<CatalogQuery<VersionSortField>, ApiError> {
         let params: PublishedVersionsParams = parse_query(query)?;
-        Ok(CatalogQuery {
-            top: params.top,
-            skip: params.skip,
-            order_by: CatalogQuery::order_by(params.order_by.as_deref())?,
-            search_text: None,
-        })
+        catalog_query(params.top, params.skip, params.order_by, None)
     }
+}
+
+/// The catalogue service's query from the parameters both catalogue calls share.
+fn catalog_query<F: FromStr<Err = Error>>(
+    top: u64,
+    skip: u64,
+    order_by: Option<String>,
+    search_text: Option<String>,
+) -> Result<CatalogQuery<F>, ApiError> {
+    Ok(CatalogQuery {
+        top,
+        skip,
+        order_by: CatalogQuery::order_by(order_by.as_deref())?,
+        search_text,
+    })
 }
 
 fn folder_feed_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FolderFeedType>, D::Error> {
