@@ -30,6 +30,10 @@ pub enum Permission {
     AppVersionsView,
     AppVersionsCreate,
     AppVersionsDelete,
+    /// Reading the tenant's webhook endpoints and their delivery logs.
+    WebhooksView,
+    /// Registering, changing, removing webhook endpoints; replaying; rotating secrets.
+    WebhooksManage,
 }
 
 impl Permission {
@@ -38,12 +42,16 @@ impl Permission {
     /// (publish, unpublish) `Apps.Write` (`Apps` covers both).
     pub fn scope(self) -> ScopeRule {
         match self {
-            Permission::AppsView | Permission::AppVersionsView => ScopeRule::Read,
+            Permission::AppsView | Permission::AppVersionsView | Permission::WebhooksView => {
+                ScopeRule::Read
+            }
             Permission::OperationsView => ScopeRule::ReadOrWriteInFolder,
             Permission::AppsEdit | Permission::AppsCreate | Permission::AppsDelete => {
                 ScopeRule::WriteInFolder
             }
-            Permission::AppVersionsCreate | Permission::AppVersionsDelete => ScopeRule::Write,
+            Permission::AppVersionsCreate
+            | Permission::AppVersionsDelete
+            | Permission::WebhooksManage => ScopeRule::Write,
         }
     }
 
@@ -53,6 +61,8 @@ impl Permission {
             Permission::AppVersionsView
                 | Permission::AppVersionsCreate
                 | Permission::AppVersionsDelete
+                | Permission::WebhooksView
+                | Permission::WebhooksManage
         )
     }
 }
@@ -67,6 +77,8 @@ impl fmt::Display for Permission {
             Permission::AppVersionsView => "AppVersions.View",
             Permission::AppVersionsCreate => "AppVersions.Create",
             Permission::AppVersionsDelete => "AppVersions.Delete",
+            Permission::WebhooksView => "Webhooks.View",
+            Permission::WebhooksManage => "Webhooks.Manage",
         })
     }
 }

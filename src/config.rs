@@ -96,6 +96,31 @@ pub struct Settings {
     /// `Host` are used, whatever a client sends in those headers.
     #[serde(deserialize_with = "lenient::ip_list")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Seconds before each webhook attempt after the first failure: the Standard
+    /// Webhooks schedule (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h,
+    /// 24 h). Its length is the number of attempts; jitter of up to a tenth is added.
+    #[serde(deserialize_with = "lenient::u64_list")]
+    pub webhook_retry_schedule_seconds: Vec<u64>,
+    /// How long a receiver may take to answer, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub webhook_disable_after_seconds: u64,
+    /// How long the secret before a rotation keeps signing.
+    pub webhook_secret_overlap_seconds: u64,
+    /// How long events are kept for replay.
+    pub webhook_retention_days: u64,
+    /// Address ranges (CIDRs) webhooks may be sent to although the SSRF rules refuse
+    /// them: for self-hosted receivers on private networks, and the tests' loopback.
+    #[serde(deserialize_with = "lenient::string_list")]
+    pub webhook_allow_networks: Vec<String>,
+    /// Accept `http://` endpoint URLs (default: `https://` only).
+    pub webhook_allow_http: bool,
+    /// How often an idle relay looks for events and due deliveries.
+    pub webhook_poll_ms: u64,
+    /// Deliveries one replica sends at once.
+    pub webhook_concurrency: usize,
+    /// Run the relay on this replica.
+    pub webhook_relay: bool,
     /// Lease of a worker's claim on an operation; after a crash another replica
     /// resumes the operation once it lapses.
     pub operation_lease_seconds: u64,
@@ -159,6 +184,18 @@ impl Default for Settings {
             idempotency_retention_hours: 24,
             idempotency_lease_seconds: 30,
             trusted_proxies: Vec::new(),
+            webhook_retry_schedule_seconds: vec![
+                0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+            ],
+            webhook_timeout_ms: 15_000,
+            webhook_disable_after_seconds: 5 * 24 * 3600,
+            webhook_secret_overlap_seconds: 24 * 3600,
+            webhook_retention_days: 7,
+            webhook_allow_networks: Vec::new(),
+            webhook_allow_http: false,
+            webhook_poll_ms: 250,
+            webhook_concurrency: 16,
+            webhook_relay: true,
             operation_lease_seconds: 15,
             operation_workers: 2,
             operation_batch_items: 500,
@@ -220,6 +257,20 @@ impl Settings {
                 "max_operation_items and max_operation_concurrency must be at least 1".into(),
             );
         }
+        if self.webhook_retry_schedule_seconds.is_empty() {
+            return Err("webhook_retry_schedule_seconds must list at least one attempt".into());
+        }
+        if self.webhook_timeout_ms == 0
+            || self.webhook_poll_ms == 0
+            || self.webhook_concurrency == 0
+        {
+            return Err(
+                "webhook_timeout_ms, webhook_poll_ms and webhook_concurrency must be at least 1"
+                    .into(),
+            );
+        }
+        crate::address::AllowList::parse(&self.webhook_allow_networks)
+            .map_err(|e| format!("webhook_allow_networks: {e}"))?;
         if self.organization.is_empty() || self.organization.contains('/') {
             return Err("organization must be a non-empty path segment".into());
         }
@@ -300,6 +351,38 @@ mod lenient {
         Many(Vec<Scalar>),
     }
 
+    fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let items: Vec<String> = match List::deserialize(d)? {
+            List::One(one) => vec![one.into_string()],
+            List::Many(many) => many.into_iter().map(Scalar::into_string).collect(),
+        };
+        Ok(items
+            .iter()
+            .flat_map(|item| item.split([',', ' ']))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Text items as a list, or as one string separated by commas or spaces.
+    pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        strings(d)
+    }
+
+    /// Whole numbers as a list, or as one string separated by commas or spaces
+    /// (`UPLIFT_WEBHOOK_RETRY_SCHEDULE_SECONDS=0,1,2`).
+    pub fn u64_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        strings(d)?
+            .iter()
+            .map(|item| {
+                item.parse::<u64>().map_err(|_| {
+                    serde::de::Error::custom(format!("{item:?} is not a whole number"))
+                })
+            })
+            .collect()
+    }
+
     /// IP addresses as a list, or as one string separated by commas or spaces (as an
     /// environment variable gives them: `UPLIFT_TRUSTED_PROXIES=10.0.0.2,10.0.0.3`).
     pub fn ip_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
@@ -374,6 +457,30 @@ mod tests {
             let settings = Settings::load(None).map_err(|e| *e)?;
             assert_eq!(settings.max_bulk_items, 25);
             assert_eq!(settings.organization, "acme");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_lists_come_from_comma_separated_variables_and_a_bad_range_stops_the_load() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "UPLIFT_WEBHOOK_ALLOW_NETWORKS",
+                "127.0.0.1/32, 10.20.0.0/16",
+            );
+            jail.set_env("UPLIFT_WEBHOOK_RETRY_SCHEDULE_SECONDS", "0,1,2");
+            let settings = Settings::load(None).map_err(|e| *e)?;
+            assert_eq!(
+                settings.webhook_allow_networks,
+                vec!["127.0.0.1/32".to_string(), "10.20.0.0/16".to_string()]
+            );
+            assert_eq!(settings.webhook_retry_schedule_seconds, vec![0, 1, 2]);
+            jail.set_env("UPLIFT_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/40");
+            let err = Settings::load(None).unwrap_err().to_string();
+            assert!(err.contains("webhook_allow_networks"), "{err}");
+            jail.set_env("UPLIFT_WEBHOOK_ALLOW_NETWORKS", "");
+            jail.set_env("UPLIFT_WEBHOOK_RETRY_SCHEDULE_SECONDS", "0,soon");
+            assert!(Settings::load(None).is_err());
             Ok(())
         });
     }

@@ -7,6 +7,7 @@
 //! the binary (`src/cli/`).
 
 pub mod access;
+pub mod address;
 pub mod api_paths;
 pub mod app;
 pub mod auth;
@@ -18,9 +19,11 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod operations;
+pub mod outbox;
 pub mod rollouts;
 pub mod seed;
 pub mod service;
 pub mod telemetry;
 pub mod throttle;
 pub mod upgrade;
+pub mod webhooks;

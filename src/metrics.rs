@@ -43,6 +43,11 @@ pub struct Metrics {
     operation_oldest_pending_seconds: IntGauge,
     operation_items: IntCounterVec,
     operation_takeovers: prometheus::IntCounter,
+    webhook_deliveries: IntCounterVec,
+    webhook_lag_seconds: prometheus::Histogram,
+    webhook_retry_queue: IntGauge,
+    webhook_disabled_endpoints: IntGauge,
+    webhook_redeliveries: prometheus::IntCounter,
 }
 
 /// The database-wide state of the operations, read by each replica's sweep.
@@ -136,6 +141,41 @@ impl Metrics {
             "Operations this replica claimed after another holder's lease lapsed",
         )
         .expect("valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts made by this replica, by endpoint and result \
+                 (delivered, retrying, failed, blocked_address)",
+            ),
+            &["endpoint", "result"],
+        )
+        .expect("valid metric");
+        let webhook_lag_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_delivery_lag_seconds",
+                "From the change's commit to the receiver's 2xx",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0,
+            ]),
+        )
+        .expect("valid metric");
+        let webhook_retry_queue = IntGauge::new(
+            "webhook_retry_queue",
+            "Webhook deliveries waiting for a retry (read every few seconds)",
+        )
+        .expect("valid metric");
+        let webhook_disabled_endpoints = IntGauge::new(
+            "webhook_disabled_endpoints",
+            "Webhook endpoints disabled (by their owner, a 410 or failing too long)",
+        )
+        .expect("valid metric");
+        let webhook_redeliveries = prometheus::IntCounter::new(
+            "webhook_redeliveries_total",
+            "Deliveries this replica sent again after another sender's lease lapsed mid-send \
+             (the receiver may see that webhook-id twice)",
+        )
+        .expect("valid metric");
         let pool_max_gauge = IntGauge::new("db_pool_max_connections", "Database pool size limit")
             .expect("valid metric");
         pool_max_gauge.set(i64::from(pool_max));
@@ -152,6 +192,11 @@ impl Metrics {
             Box::new(operation_oldest_pending_seconds.clone()),
             Box::new(operation_items.clone()),
             Box::new(operation_takeovers.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_lag_seconds.clone()),
+            Box::new(webhook_retry_queue.clone()),
+            Box::new(webhook_disabled_endpoints.clone()),
+            Box::new(webhook_redeliveries.clone()),
         ] {
             registry
                 .register(collector)
@@ -170,7 +215,33 @@ impl Metrics {
             operation_oldest_pending_seconds,
             operation_items,
             operation_takeovers,
+            webhook_deliveries,
+            webhook_lag_seconds,
+            webhook_retry_queue,
+            webhook_disabled_endpoints,
+            webhook_redeliveries,
         }
+    }
+
+    /// One webhook attempt by endpoint id and result; a delivered one also times the
+    /// lag from its event's commit.
+    pub fn webhook_attempt(&self, endpoint: &str, result: &str, lag: Option<Duration>) {
+        self.webhook_deliveries
+            .with_label_values(&[endpoint, result])
+            .inc();
+        if let Some(lag) = lag {
+            self.webhook_lag_seconds.observe(lag.as_secs_f64());
+        }
+    }
+
+    /// A delivery claimed again after its sender's lease lapsed.
+    pub fn webhook_redelivery(&self) {
+        self.webhook_redeliveries.inc();
+    }
+
+    pub fn set_webhooks(&self, retry_queue: i64, disabled_endpoints: i64) {
+        self.webhook_retry_queue.set(retry_queue);
+        self.webhook_disabled_endpoints.set(disabled_endpoints);
     }
 
     /// One operation item settled here, by its result (`updated`, `failed`, …).

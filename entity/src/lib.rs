@@ -16,3 +16,7 @@ pub mod rollout;
 pub mod rollout_deployment;
 pub mod rollout_event;
 pub mod rollout_wave;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

@@ -29,6 +29,7 @@ mod m20261122_000003_clients;
 mod m20261122_000004_list_indexes;
 mod m20261201_000005_idempotency_lease_token;
 mod m20261201_000006_operations;
+mod m20261201_000007_webhooks;
 mod m20261201_000008_rollouts;
 
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_list_indexes::Migration),
             Box::new(m20261201_000005_idempotency_lease_token::Migration),
             Box::new(m20261201_000006_operations::Migration),
+            Box::new(m20261201_000007_webhooks::Migration),
             Box::new(m20261201_000008_rollouts::Migration),
         ]
     }

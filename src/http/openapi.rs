@@ -43,6 +43,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         (name = "Rainbond", description = "Rainbond's upgrade API over the same data; also accepts `Authorization: <token>`"),
         (name = "Identity", description = "Tokens for registered client applications, and the signing key"),
         (name = "Operations", description = "Health and readiness"),
+        (name = "Webhooks", description = "Signed events (Standard Webhooks) to endpoints a tenant registers; see docs/webhooks.md"),
         (name = "Rollouts", description = "Progressive rollouts: waves, bake time, failure budgets, approvals, maintenance windows, rollback"),
     ),
 )]

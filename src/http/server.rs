@@ -22,12 +22,14 @@ use crate::{
     operations::Workers,
     rollouts::Driver,
     service, telemetry,
+    webhooks::{Relay, WebhookPolicy},
 };
 
 pub struct Application {
     port: u16,
     server: Server,
     workers: Arc<Workers>,
+    relay: Arc<Relay>,
     driver: Arc<Driver>,
 }
 
@@ -57,13 +59,19 @@ impl Application {
             state.operations(),
             state.metrics.clone(),
         ));
+        let webhooks = WebhookPolicy::from_settings(&state.settings);
+        let relay = Arc::new(Relay::start(
+            state.db.clone(),
+            webhooks.clone(),
+            state.metrics.clone(),
+        ));
         // The rollout driver looks as often as an idle operation worker.
         let driver = Arc::new(Driver::start(
             state.db.clone(),
             workers.clone(),
             state.operations().poll,
         ));
-        let collaborators = Collaborators::of(state, workers.clone());
+        let collaborators = Collaborators::of(state, workers.clone(), relay.clone(), webhooks);
         let mut server = HttpServer::new(move || {
             let settings = collaborators.state.settings.clone();
             App::new()
@@ -86,6 +94,7 @@ impl Application {
             port,
             server: server.run(),
             workers,
+            relay,
             driver,
         })
     }
@@ -98,17 +107,17 @@ impl Application {
     /// workers stop claiming at the signal, finish their items in flight and release
     /// their leases, so another replica carries on at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let workers = self.workers.clone();
+        let (workers, relay) = (self.workers.clone(), self.relay.clone());
         let driver = self.driver.clone();
         let on_signal = tokio::spawn(async move {
             stop_signal().await;
             driver.shutdown().await;
-            workers.shutdown().await;
+            tokio::join!(workers.shutdown(), relay.shutdown());
         });
         let served = self.server.await;
         // Stopped without a signal (the server failed): the workers stop too.
         self.driver.shutdown().await;
-        self.workers.shutdown().await;
+        tokio::join!(self.workers.shutdown(), self.relay.shutdown());
         on_signal.abort();
         served
     }
@@ -151,11 +160,20 @@ struct Collaborators {
     idempotency: web::Data<IdempotencyPolicy>,
     operations: web::Data<OperationPolicy>,
     workers: web::Data<Workers>,
+    relay: web::Data<Relay>,
+    webhooks: web::Data<WebhookPolicy>,
 }
 
 impl Collaborators {
-    fn of(state: AppState, workers: Arc<Workers>) -> Self {
+    fn of(
+        state: AppState,
+        workers: Arc<Workers>,
+        relay: Arc<Relay>,
+        webhooks: WebhookPolicy,
+    ) -> Self {
         Collaborators {
+            relay: web::Data::from(relay),
+            webhooks: web::Data::new(webhooks),
             operations: web::Data::new(state.operations()),
             workers: web::Data::from(workers),
             db: web::Data::new(state.db.clone()),
@@ -177,6 +195,8 @@ impl Collaborators {
             .app_data(self.idempotency.clone())
             .app_data(self.operations.clone())
             .app_data(self.workers.clone())
+            .app_data(self.relay.clone())
+            .app_data(self.webhooks.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(
                 web::JsonConfig::default()

@@ -259,6 +259,14 @@ recorded AS (
     SELECT $2, moved.id, $6, moved.from_version, moved.to_version, $7, $8,
            moved.updated_at, $9
     FROM moved
+),
+outboxed AS (
+    INSERT INTO webhook_events
+        (id, tenant_id, event_type, ordering_key, deployment_id, from_version, to_version,
+         actor, request_id, created_at, operation_id)
+    SELECT gen_random_uuid()::text, $2, 'deployment.upgraded', moved.id, moved.id,
+           moved.from_version, moved.to_version, $7, $8, moved.updated_at, $9
+    FROM moved
 )
 SELECT (SELECT status FROM settled) AS status
 "#

@@ -466,6 +466,7 @@ async fn finish<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let counts = counters::of(txn, &operation.id).await?;
     let (status, code, message) = final_status(operation.cancel_requested, reason, &counts);
+    super::completion::record(txn, operation, status, code.as_deref(), &counts).await?;
     operation::Entity::update_many()
         .col_expr(operation::Column::Status, Expr::value(status))
         .col_expr(operation::Column::ErrorCode, Expr::value(code))

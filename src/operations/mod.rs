@@ -9,6 +9,7 @@
 //! worker.rs    the workers and the sweep each replica runs
 //! monitor.rs   reading operations and items; cancel
 //! counters.rs  counters counted from the items
+//! completion.rs the `operation.completed` webhook event, with the final status
 //! retention.rs purge after the retention period; the queue's gauges
 //! request.rs   what a caller may ask for, validated
 //! ```
@@ -17,6 +18,7 @@
 //! (`upgrade/`): each item in its own transaction, tenant and folder re-checked on
 //! the locked row, never backwards, the event committed with the change.
 
+mod completion;
 mod counters;
 mod create;
 mod fixed;

@@ -268,5 +268,9 @@ async fn settle_as_canceled<C: ConnectionTrait>(
         .filter(operation::Column::Id.eq(&operation.id))
         .exec(txn)
         .await?;
+    // Its `operation.completed` webhook event, in the same transaction (a rollout's
+    // abort cancels through here too).
+    let counts = super::counters::of(txn, &operation.id).await?;
+    super::completion::record(txn, operation, OperationStatus::Canceled, None, &counts).await?;
     Ok(())
 }

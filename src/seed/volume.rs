@@ -9,6 +9,7 @@ use chrono::Utc;
 use entity::{
     deployment,
     deployment_event::{self, EventKind},
+    webhook_event,
 };
 use sea_orm::{DatabaseConnection, EntityTrait, Set, TransactionTrait};
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use crate::{
     access::Role,
     auth::Keys,
     config::Settings,
+    outbox::{self, EventType},
     service::{
         Actor,
         catalog::{self, AppDefaults},
@@ -78,6 +80,7 @@ pub async fn volume(
         let end = (start + BATCH).min(size.deployments);
         let mut rows = Vec::with_capacity(end - start);
         let mut events = Vec::with_capacity(end - start);
+        let mut outboxed = Vec::with_capacity(end - start);
         for n in start..end {
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
             let app = &apps[n % apps.len()];
@@ -116,11 +119,33 @@ pub async fn volume(
                 created_at: Set(now),
                 ..Default::default()
             });
+            // Their webhook events, like every deploy's (the outbox is written with
+            // every deployment event).
+            outboxed.push(webhook_event::ActiveModel {
+                id: Set(uuid::Uuid::new_v4().to_string()),
+                tenant_id: Set(tenant.clone()),
+                event_type: Set(EventType::DeploymentDeployed.as_str().to_string()),
+                ordering_key: Set(outbox::ordering_key("deployment", &id)),
+                deployment_id: Set(Some(id.clone())),
+                folder_id: Set(None),
+                from_version: Set(None),
+                to_version: Set(Some(version)),
+                actor: Set(actor.subject.clone()),
+                request_id: Set(None),
+                operation_id: Set(None),
+                data: Set(None),
+                created_at: Set(now),
+                dispatched: Set(false),
+                ..Default::default()
+            });
             ids.push(id);
         }
         let txn = db.begin().await?;
         deployment::Entity::insert_many(rows).exec(&txn).await?;
         deployment_event::Entity::insert_many(events)
+            .exec(&txn)
+            .await?;
+        webhook_event::Entity::insert_many(outboxed)
             .exec(&txn)
             .await?;
         txn.commit().await?;

@@ -14,7 +14,12 @@ use super::{
     Actor,
     listing::{DEFAULT_TOP, parse_order_by_of},
 };
-use crate::{db, domain::Title, error::Error};
+use crate::{
+    db,
+    domain::Title,
+    error::Error,
+    outbox::{self, EventType, NewEvent},
+};
 
 const MAX_PACKAGE_NAME_CHARS: usize = 200;
 /// Attempts at a publish that lost a race for the next version number.
@@ -163,6 +168,8 @@ where
         .filter(app_version::Column::PackageVersion.eq(package_version))
         .one(&txn)
         .await?;
+    // A retried publish of a version already published changes nothing: no event.
+    let existing_was_published = existing.as_ref().is_some_and(|v| v.published);
     let (version, created) = match existing {
         Some(v) if v.published => (v, false),
         // Publishing an unpublished version again makes it available again.
@@ -196,6 +203,17 @@ where
             (version, true)
         }
     };
+    if !existing_was_published {
+        record_version_event(
+            &txn,
+            tenant,
+            EventType::AppVersionPublished,
+            &app,
+            &version,
+            actor,
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(Published {
         app,
@@ -288,12 +306,33 @@ pub async fn latest_published<C: ConnectionTrait>(
 
 /// Withdraws a published version: deployments on it keep running, but nothing is
 /// upgraded or deployed to it any more. Unpublishing twice is not an error.
-#[tracing::instrument(skip_all, fields(tenant, app = system_name, version))]
 pub async fn unpublish<C>(
     db: &C,
     tenant: &str,
     system_name: &str,
     version: i32,
+) -> Result<(), Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    unpublish_by(
+        db,
+        tenant,
+        system_name,
+        version,
+        &Actor::new("uplift", None),
+    )
+    .await
+}
+
+/// `unpublish` on behalf of `actor` (named in the webhook event).
+#[tracing::instrument(skip_all, fields(tenant, app = system_name, version))]
+pub async fn unpublish_by<C>(
+    db: &C,
+    tenant: &str,
+    system_name: &str,
+    version: i32,
+    actor: &Actor,
 ) -> Result<(), Error>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -317,10 +356,52 @@ where
         let mut active: app_version::ActiveModel = row.into();
         active.published = Set(false);
         active.unpublished_at = Set(Some(Utc::now()));
-        active.update(&txn).await?;
+        let row = active.update(&txn).await?;
+        record_version_event(
+            &txn,
+            tenant,
+            EventType::AppVersionUnpublished,
+            &app,
+            &row,
+            actor,
+        )
+        .await?;
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// The webhook event of a version published or unpublished, in the caller's transaction.
+async fn record_version_event<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &str,
+    event_type: EventType,
+    app: &app::Model,
+    version: &app_version::Model,
+    actor: &Actor,
+) -> Result<(), DbErr> {
+    outbox::record(
+        txn,
+        NewEvent {
+            tenant_id: tenant,
+            event_type,
+            ordering_key: outbox::ordering_key("app", app.id),
+            deployment_id: None,
+            folder_id: None,
+            from_version: None,
+            to_version: Some(version.version),
+            actor: &actor.subject,
+            request_id: actor.request_id.as_deref(),
+            operation_id: actor.operation_id.as_deref(),
+            data: Some(serde_json::json!({
+                "appSystemName": app.system_name,
+                "version": version.version,
+                "packageVersion": version.package_version,
+            })),
+            at: Utc::now(),
+        },
+    )
+    .await
 }
 
 /// Each app of the tenant with a published version, and its latest published version.

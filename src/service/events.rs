@@ -1,5 +1,6 @@
 //! The append-only deployment history. Every change to a deployment's version is
-//! recorded by `record`, inside the transaction that makes the change.
+//! recorded by `record`, inside the transaction that makes the change, together
+//! with its webhook event (`outbox`).
 
 use chrono::{DateTime, Utc};
 use entity::deployment_event;
@@ -7,6 +8,7 @@ pub use entity::deployment_event::EventKind;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 
 use super::Actor;
+use crate::outbox::{self, EventType, NewEvent};
 
 pub struct Change<'a> {
     pub tenant_id: &'a str,
@@ -37,5 +39,23 @@ pub async fn record<C: ConnectionTrait>(
     }
     .insert(txn)
     .await?;
-    Ok(())
+    // The webhook event of the same change, in the same transaction.
+    outbox::record(
+        txn,
+        NewEvent {
+            tenant_id: change.tenant_id,
+            event_type: EventType::of_deployment_kind(change.kind),
+            ordering_key: outbox::ordering_key("deployment", change.deployment_id),
+            deployment_id: Some(change.deployment_id),
+            folder_id: None,
+            from_version: change.from_version,
+            to_version: Some(change.to_version),
+            actor: &actor.subject,
+            request_id: actor.request_id.as_deref(),
+            operation_id: actor.operation_id.as_deref(),
+            data: None,
+            at: change.at,
+        },
+    )
+    .await
 }

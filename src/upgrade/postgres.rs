@@ -4,7 +4,8 @@
 //! A statement sent outside a transaction block is its own transaction, so the item is
 //! still all-or-nothing: the deployment row is locked (`FOR UPDATE`, re-checking tenant
 //! and folder on the locked row), the target version is read `FOR SHARE` (an unpublish
-//! of it waits), and the update and its `upgrade` event commit together or not at all.
+//! of it waits), and the update, its `upgrade` event and its webhook event (the outbox row,
+//! `outbox`) commit together or not at all.
 //! `lock_timeout` applies as it does to the multi-statement form.
 //!
 //! The change's time (`$5`) is read before the statement runs, possibly while it waits
@@ -111,6 +112,14 @@ recorded AS (
     INSERT INTO deployment_events
         (tenant_id, deployment_id, kind, from_version, to_version, actor, request_id, created_at)
     SELECT $2, moved.id, $6, moved.from_version, moved.to_version, $7, $8, moved.updated_at
+    FROM moved
+),
+outboxed AS (
+    INSERT INTO webhook_events
+        (id, tenant_id, event_type, ordering_key, deployment_id, from_version, to_version,
+         actor, request_id, created_at)
+    SELECT gen_random_uuid()::text, $2, 'deployment.upgraded', moved.id, moved.id,
+           moved.from_version, moved.to_version, $7, $8, moved.updated_at
     FROM moved
 )
 -- PostgreSQL runs data-modifying CTEs to completion whether or not they are read.

@@ -30,3 +30,4 @@ mod token_attacks;
 mod token_flood;
 mod uipath_compat;
 mod uipath_scopes;
+mod webhooks;

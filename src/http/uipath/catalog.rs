@@ -252,6 +252,13 @@ pub async fn unpublish_version(
         .in_tenant(&state.db)
         .await?;
     let (system_name, version) = path.into_inner();
-    catalog::unpublish(&state.db, caller.tenant_id(), &system_name, version).await?;
+    catalog::unpublish_by(
+        &state.db,
+        caller.tenant_id(),
+        &system_name,
+        version,
+        &caller.actor(),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,6 +10,7 @@ mod operations;
 mod params;
 mod rollouts;
 mod version_counts;
+mod webhooks;
 
 use utoipa::IntoParams;
 
@@ -48,6 +49,16 @@ super::api_area! {
         operations::get_operation,
         operations::operation_items,
         operations::cancel_operation,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_webhook_secret,
+        webhooks::webhook_deliveries,
+        webhooks::replay_webhook_delivery,
+        webhooks::replay_webhook,
+        webhooks::test_webhook,
         // The fixed `/rollouts` before the `{rollout_id}` routes.
         rollouts::create_rollout,
         rollouts::list_rollouts,
