@@ -136,10 +136,16 @@ async fn every_data_changing_call_honours_the_key() {
 
 #[tokio::test]
 async fn a_repeat_while_the_first_call_still_runs_gets_a_409_then_the_answer() {
-    let app = crate::helpers::spawn_app_with(|s| s.upgrade_concurrency = 1).await;
+    // Enough items, one at a time, that the first call is still running when the
+    // repeat arrives even on a loaded machine (900 once finished first there).
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.upgrade_concurrency = 1;
+        s.max_bulk_items = 5000;
+    })
+    .await;
     let folder = editors_folder(&app).await;
     let published = app.publish("Portal", "1.0.0").await;
-    let ids = seed_deployments(&app.db, &folder, published.app.id, 1, 900).await;
+    let ids = seed_deployments(&app.db, &folder, published.app.id, 1, 5000).await;
     app.publish("Portal", "1.1.0").await;
 
     let first = tokio::spawn(keyed(&app, "editor", &folder.key, "slow", &ids).send());
