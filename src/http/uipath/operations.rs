@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     bulk_upgrade::{BulkParams, BulkUpgradeResponse, Failure},
     odata::origin,
+    params::paged_params,
 };
 use crate::{
     access::Permission,
@@ -35,7 +36,6 @@ use crate::{
         self, Counters, FailureBudget, ItemStatus, NewOperation, Operation, OperationStatus,
         Selection, Selector, Snapshot, UpgradeRequest,
     },
-    service::listing::{DEFAULT_TOP, MAX_TOP},
     upgrade::{Outcome, Target},
 };
 
@@ -584,50 +584,20 @@ pub async fn get_operation(
     Ok(monitor_response(StatusCode::OK, &monitor))
 }
 
-/// The query of the operations list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OperationListParams {
-    /// Only operations in this status.
-    pub status: Option<OperationStatusName>,
-    /// Page size, 0 to 1000 (default 100).
-    #[param(minimum = 0, maximum = 1000)]
-    pub top: Option<u64>,
-    /// Entries to skip.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    pub skip: Option<u64>,
+paged_params! {
+    /// The query of the operations list.
+    pub struct OperationListParams {
+        /// Only operations in this status.
+        pub status: Option<OperationStatusName>,
+    }
 }
 
-/// The query of the items list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct OperationItemParams {
-    /// Only items in this state.
-    pub status: Option<ItemStatusName>,
-    /// Page size, 0 to 1000 (default 100).
-    #[param(minimum = 0, maximum = 1000)]
-    pub top: Option<u64>,
-    /// Items to skip.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    pub skip: Option<u64>,
-}
-
-pub(super) fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiError> {
-    let top = top.unwrap_or(DEFAULT_TOP);
-    if top > MAX_TOP {
-        return Err(ApiError::bad_request(format!(
-            "top must be a whole number from 0 to {MAX_TOP}, not {top}"
-        )));
+paged_params! {
+    /// The query of the items list.
+    pub struct OperationItemParams {
+        /// Only items in this state.
+        pub status: Option<ItemStatusName>,
     }
-    let skip = skip.unwrap_or(0);
-    // The same bound as the other lists' `skip` (the database takes no larger offset).
-    if skip > u64::from(u32::MAX) {
-        return Err(ApiError::bad_request(format!(
-            "skip must be a whole number from 0 to {}, not {skip}",
-            u32::MAX
-        )));
-    }
-    Ok((top, skip))
 }
 
 /// List the folder's operations
@@ -648,7 +618,7 @@ pub async fn list_operations(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::OperationsView)?;
     let params: OperationListParams = parse_query(req.query_string())?;
-    let (top, skip) = page_bounds(params.top, params.skip)?;
+    let (top, skip) = (params.top, params.skip);
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let (count, snapshots) = operations::list(
         &state.db,
@@ -688,7 +658,7 @@ pub async fn operation_items(
 ) -> Result<HttpResponse, ApiError> {
     let needs = caller.needs(Permission::OperationsView)?;
     let params: OperationItemParams = parse_query(req.query_string())?;
-    let (top, skip) = page_bounds(params.top, params.skip)?;
+    let (top, skip) = (params.top, params.skip);
     let folder = needs.in_folder(&state.db, &folder_key).await?.folder;
     let snapshot = find_in_folder(&state, &caller, folder.id, &path).await?;
     let operation = snapshot.operation;

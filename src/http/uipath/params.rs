@@ -19,7 +19,8 @@ use crate::{
 
 /// A paged list's query-parameter struct: `top` and `skip` (also as OData's `$top` and
 /// `$skip`) spliced in before the list's own fields. utoipa's `IntoParams` cannot
-/// flatten one parameter struct into another, so the two are written here once.
+/// flatten one parameter struct into another, so the two are written here once; every
+/// paged list of the UiPath area (operations, rollouts, webhooks too) uses it.
 macro_rules! paged_params {
     ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* }) => {
         $(#[$meta])*
@@ -27,17 +28,18 @@ macro_rules! paged_params {
         #[into_params(parameter_in = Query)]
         pub struct $name {
             /// Page size, 0 to 1000 (default 100).
-            #[serde(alias = "$top", default = "default_top", deserialize_with = "top")]
+            #[serde(alias = "$top", default = "crate::http::uipath::params::default_top", deserialize_with = "crate::http::uipath::params::top")]
             #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
             pub top: u64,
             /// Items to skip.
-            #[serde(alias = "$skip", default, deserialize_with = "skip")]
+            #[serde(alias = "$skip", default, deserialize_with = "crate::http::uipath::params::skip")]
             #[param(value_type = Option<u64>, minimum = 0, maximum = 4294967295_u64)]
             pub skip: u64,
             $($fields)*
         }
     };
 }
+pub(super) use paged_params;
 
 paged_params! {
     /// One page of a collection.
@@ -225,15 +227,15 @@ fn folder_feed_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FolderFeed
     }
 }
 
-fn default_top() -> u64 {
+pub(super) fn default_top() -> u64 {
     DEFAULT_TOP
 }
 
-fn top<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn top<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     count(d, "top", MAX_TOP)
 }
 
-fn skip<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn skip<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     count(d, "skip", u64::from(u32::MAX))
 }
 

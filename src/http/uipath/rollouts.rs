@@ -5,16 +5,19 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use super::operations::{OperationCounters, SelectorBody, page_bounds, parse_target};
+use super::{
+    operations::{OperationCounters, SelectorBody, parse_target},
+    params::PageParams,
+};
 use crate::{
     access::Permission,
     app::{AppState, OperationPolicy},
     http::{
         ApiError,
         auth::UiPathCaller,
-        extract::{JsonBody, OptionalJsonBody, parse_query},
+        extract::{JsonBody, OptionalJsonBody},
         idempotency,
         problem::Problem,
         registered,
@@ -404,17 +407,6 @@ pub async fn get_rollout(
     Ok(HttpResponse::Ok().json(RolloutBody::from(view)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RolloutListParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[param(minimum = 0, maximum = 1000)]
-    pub top: Option<u64>,
-    /// Entries to skip.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    pub skip: Option<u64>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RolloutsPage {
     pub count: u64,
@@ -428,7 +420,7 @@ pub struct RolloutsPage {
     get,
     path = "/rollouts",
     tag = "Rollouts",
-    params(RolloutListParams),
+    params(PageParams),
     responses((status = 200, description = "One page of rollouts", body = RolloutsPage)),
 )]
 pub async fn list_rollouts(
@@ -437,8 +429,7 @@ pub async fn list_rollouts(
     caller: UiPathCaller,
 ) -> Result<HttpResponse, ApiError> {
     caller.needs(Permission::OperationsView)?;
-    let params: RolloutListParams = parse_query(req.query_string())?;
-    let (top, skip) = page_bounds(params.top, params.skip)?;
+    let PageParams { top, skip } = PageParams::from_query(req.query_string())?;
     let (count, page) = rollouts::list(&state.db, &caller.principal, top, skip).await?;
     let mut value = Vec::with_capacity(page.len());
     for found in page {

@@ -9,6 +9,7 @@ use entity::{webhook_delivery::DeliveryStatus, webhook_endpoint::Model as Endpoi
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::params::{PageParams, paged_params};
 use crate::{
     access::Permission,
     app::AppState,
@@ -21,7 +22,6 @@ use crate::{
         registered,
         wire::wire_enum,
     },
-    service::listing::{DEFAULT_TOP, MAX_TOP},
     webhooks::{
         Relay, WebhookPolicy,
         deliveries::{self, Logged},
@@ -249,28 +249,11 @@ pub struct ReplayQueued {
     pub count: u64,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Page size, 0 to 1000 (default 100).
-    #[param(minimum = 0, maximum = 1000)]
-    pub top: Option<u64>,
-    /// Entries to skip.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    pub skip: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DeliveryParams {
-    /// Only deliveries in this state.
-    pub status: Option<DeliveryStatusName>,
-    /// Page size, 0 to 1000 (default 100).
-    #[param(minimum = 0, maximum = 1000)]
-    pub top: Option<u64>,
-    /// Entries to skip.
-    #[param(minimum = 0, maximum = 4294967295_u64)]
-    pub skip: Option<u64>,
+paged_params! {
+    pub struct DeliveryParams {
+        /// Only deliveries in this state.
+        pub status: Option<DeliveryStatusName>,
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -278,23 +261,6 @@ pub struct DeliveryParams {
 pub struct ReplayParams {
     /// RFC 3339 time (`2026-12-01T10:00:00Z`): every event since then is sent again.
     pub since: Option<String>,
-}
-
-fn page_bounds(top: Option<u64>, skip: Option<u64>) -> Result<(u64, u64), ApiError> {
-    let top = top.unwrap_or(DEFAULT_TOP);
-    if top > MAX_TOP {
-        return Err(ApiError::bad_request(format!(
-            "top must be a whole number from 0 to {MAX_TOP}, not {top}"
-        )));
-    }
-    let skip = skip.unwrap_or(0);
-    if skip > u64::from(u32::MAX) {
-        return Err(ApiError::bad_request(format!(
-            "skip must be a whole number from 0 to {}, not {skip}",
-            u32::MAX
-        )));
-    }
-    Ok((top, skip))
 }
 
 /// The body's fields, read only once the caller may make the call (a caller without
@@ -393,8 +359,7 @@ pub async fn list_webhooks(
         .needs(Permission::WebhooksView)?
         .in_tenant(&state.db)
         .await?;
-    let params: PageParams = parse_query(req.query_string())?;
-    let (top, skip) = page_bounds(params.top, params.skip)?;
+    let PageParams { top, skip } = PageParams::from_query(req.query_string())?;
     let (count, page) = endpoints::list(&state.db, caller.tenant_id(), top, skip).await?;
     Ok(HttpResponse::Ok().json(WebhooksPage {
         count,
@@ -572,7 +537,7 @@ pub async fn webhook_deliveries(
         .in_tenant(&state.db)
         .await?;
     let params: DeliveryParams = parse_query(req.query_string())?;
-    let (top, skip) = page_bounds(params.top, params.skip)?;
+    let (top, skip) = (params.top, params.skip);
     let found = endpoint(&state, &caller, &path).await?;
     let (count, logged) = deliveries::log(
         &state.db,
