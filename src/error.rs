@@ -75,10 +75,25 @@ impl From<DbErr> for Error {
             Error::Unavailable(err)
         } else if db::is_lock_conflict(&err) {
             Error::Conflict("another request is changing the same data; retry".into())
+        } else if changed_meanwhile(&err) {
+            // A row read a moment ago was deleted by a concurrent request before this
+            // one wrote (an update that matched nothing, a row pointing at it refused):
+            // a race the client can retry, not a server fault.
+            Error::Conflict(
+                "what this request changes was changed or removed by another request meanwhile; retry".into(),
+            )
         } else {
             Error::Internal(err.into())
         }
     }
+}
+
+fn changed_meanwhile(err: &DbErr) -> bool {
+    matches!(err, DbErr::RecordNotUpdated)
+        || matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+        )
 }
 
 impl From<anyhow::Error> for Error {
@@ -90,6 +105,18 @@ impl From<anyhow::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_that_found_its_row_deleted_meanwhile_is_a_conflict_not_a_fault() {
+        assert!(matches!(
+            Error::from(DbErr::RecordNotUpdated),
+            Error::Conflict(_)
+        ));
+        assert!(matches!(
+            Error::from(DbErr::Custom("boom".into())),
+            Error::Internal(_)
+        ));
+    }
 
     #[test]
     fn debug_output_includes_the_cause_chain() {
