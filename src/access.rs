@@ -5,8 +5,8 @@ use std::fmt;
 
 use entity::{folder, role_assignment};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, RelationDef,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter,
+    QueryOrder, QuerySelect, RelationDef,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -343,9 +343,51 @@ fn grants(grant: &role_assignment::Model, permission: Permission) -> bool {
     role_grants(grant.role, permission, grant.folder_id.is_none())
 }
 
+/// The roles (as stored) that grant a folder-level `permission` when held on the
+/// folder itself or tenant-wide — the same set either way, which is what lets a
+/// single statement check such a grant (`upgrade::upgrade_single_where_granted`).
+/// `None` for tenant-level permissions, which only a tenant-wide grant gives.
+pub fn roles_granting_in_folder(permission: Permission) -> Option<Vec<String>> {
+    if permission.is_tenant_level() {
+        return None;
+    }
+    Some(
+        Role::ALL
+            .into_iter()
+            .filter(|&role| role_grants(role, permission, false))
+            .map(|role| role.to_value())
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_roles_a_single_statement_checks_are_those_granting_on_the_folder_and_tenant_wide() {
+        for permission in [Permission::AppsEdit, Permission::AppsView] {
+            let roles = roles_granting_in_folder(permission).unwrap();
+            for role in Role::ALL {
+                let listed = roles.contains(&role.to_value());
+                assert_eq!(
+                    listed,
+                    role_grants(role, permission, false),
+                    "{role:?} {permission}"
+                );
+                assert_eq!(
+                    listed,
+                    role_grants(role, permission, true),
+                    "{role:?} {permission}"
+                );
+            }
+        }
+        assert_eq!(
+            roles_granting_in_folder(Permission::AppsEdit).unwrap(),
+            ["Administrator", "FolderAdministrator"]
+        );
+        assert_eq!(roles_granting_in_folder(Permission::WebhooksManage), None);
+    }
 
     #[test]
     fn folder_administrator_holds_every_apps_permission_but_no_tenant_permission() {

@@ -222,7 +222,7 @@ pub async fn record_failure<C: ConnectionTrait>(
 /// updating it cost a second heap write per item.)
 pub const OPERATION_ITEM: &str = concat!(
     "WITH",
-    upgrade::locked_deployment_and_target_sql!(),
+    upgrade::locked_deployment_and_target_sql!("$3"),
     r#",
 settled AS (
     UPDATE operation_items i

@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use super::{
     item::{self, ItemError, ItemResult, UpgradeItem},
     outcome::{Failure, FailureCode, Outcome, Updated},
-    postgres::PostgresStatement,
+    postgres::{self, FolderGrant, PostgresStatement},
     sqlite::SqliteTransaction,
 };
 use crate::{db, domain::DeploymentId, service::Actor};
@@ -147,24 +147,56 @@ where
     } else {
         backend.upgrade(db, job, id.as_str()).await
     };
+    outcome(item.raw, &id, result)
+}
+
+/// A one-id call on PostgreSQL in a single round trip: the caller's grant on the folder
+/// (held there or tenant-wide) is checked inside the item's own statement
+/// (`UPGRADE_ITEM_WHERE_GRANTED`), so the grant read and the change share one snapshot
+/// and a revoked grant is seen exactly as by the separate check. `Some` with the
+/// folder's id and the outcome when that grant was there. `None` when it was not
+/// (nothing was changed), when the id is not a UUID, or when the statement failed: the
+/// caller then authorises in full (an inherited grant, or the 403) and runs the
+/// ordinary path, which answers every case.
+pub async fn upgrade_single_where_granted<C: ConnectionTrait>(
+    db: &C,
+    grant: &FolderGrant<'_>,
+    raw: &str,
+) -> Option<(i32, Outcome)> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return None;
+    }
+    let id = DeploymentId::parse(raw)?;
+    match postgres::upgrade_where_granted(db, grant, id.as_str()).await {
+        Ok(Some((folder_id, result))) => Some((folder_id, outcome(raw.to_string(), &id, result))),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(deployment = %id, error = %e, "one-statement call failed; taking the full path");
+            None
+        }
+    }
+}
+
+/// The answer for one item from what its upgrade returned.
+fn outcome(raw: String, id: &DeploymentId, result: ItemResult) -> Outcome {
     match result {
         Ok(Some(moved)) => Outcome::Updated(Updated {
-            id: item.raw,
+            id: raw,
             app_system_name: moved.app_system_name,
             version: moved.to_version,
             previous_version: moved.from_version,
         }),
-        Ok(None) => Outcome::Failed(Failure::new(&item.raw, FailureCode::NotFound)),
+        Ok(None) => Outcome::Failed(Failure::new(&raw, FailureCode::NotFound)),
         Err(ItemError::NoPublishedVersion) => {
-            Outcome::Failed(Failure::new(&item.raw, FailureCode::NoPublishedVersion))
+            Outcome::Failed(Failure::new(&raw, FailureCode::NoPublishedVersion))
         }
         Err(ItemError::Db(e)) if db::is_lock_conflict(&e) => {
             tracing::info!(deployment = %id, error = %e, "upgrade conflicted with another transaction");
-            Outcome::Failed(Failure::new(&item.raw, FailureCode::Conflict))
+            Outcome::Failed(Failure::new(&raw, FailureCode::Conflict))
         }
         Err(ItemError::Db(e)) => {
             tracing::warn!(deployment = %id, error = %e, "upgrade failed and was rolled back");
-            Outcome::Failed(Failure::new(&item.raw, FailureCode::Internal))
+            Outcome::Failed(Failure::new(&raw, FailureCode::Internal))
         }
     }
 }

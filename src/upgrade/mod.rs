@@ -9,10 +9,13 @@ mod outcome;
 mod postgres;
 mod sqlite;
 
-pub use engine::{BulkUpgrade, Item, Target, distinct, upgrade};
+pub use engine::{BulkUpgrade, Item, Target, distinct, upgrade, upgrade_single_where_granted};
 pub(crate) use item::preview;
 pub use item::{ItemError, ItemResult, Moved};
 pub use outcome::{Failure, FailureCode, Outcome, Updated};
 pub(crate) use postgres::locked_deployment_and_target_sql;
-pub use postgres::{UPGRADE_ITEM as POSTGRES_UPGRADE_ITEM_SQL, with_params};
+pub use postgres::{
+    FolderGrant, UPGRADE_ITEM as POSTGRES_UPGRADE_ITEM_SQL,
+    UPGRADE_ITEM_WHERE_GRANTED as POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, with_params,
+};
 pub(crate) use sqlite::apply as apply_in_write_transaction;

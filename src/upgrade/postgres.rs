@@ -14,13 +14,13 @@
 //! than the target version's `published_at`.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, TransactionTrait, Value};
 
 use super::{
     engine::{BulkUpgrade, Target},
     item::{ItemError, ItemResult, Moved, UpgradeItem},
 };
-use crate::service::events::EventKind;
+use crate::service::{Actor, events::EventKind};
 
 pub(crate) struct PostgresStatement;
 
@@ -50,35 +50,88 @@ impl UpgradeItem for PostgresStatement {
             job.actor.request_id.clone().into(),
         ];
         let statement = Statement::from_sql_and_values(DbBackend::Postgres, UPGRADE_ITEM, values);
-        let Some(row) = db.query_one_raw(statement).await? else {
-            return Ok(None);
-        };
-        let from_version: i32 = row.try_get("", "current_version")?;
-        let target: Option<i32> = row.try_get("", "target_version")?;
-        let target = target.ok_or(ItemError::NoPublishedVersion)?;
-        Ok(Some(Moved {
-            app_system_name: row.try_get("", "system_name")?,
-            from_version,
-            // As on SQLite: never backwards, so "already there" reports the current
-            // version.
-            to_version: target.max(from_version),
-        }))
+        match db.query_one_raw(statement).await? {
+            Some(row) => item_result(&row),
+            None => Ok(None),
+        }
     }
+}
+
+/// Who acts in which folder, for a one-id call checked and done in one statement.
+pub struct FolderGrant<'a> {
+    pub tenant_id: &'a str,
+    pub folder_key: &'a str,
+    /// The roles that give the call's permission on the folder itself or tenant-wide
+    /// (`access::roles_granting_in_folder`).
+    pub roles: &'a [String],
+    pub actor: &'a Actor,
+}
+
+/// Runs `UPGRADE_ITEM_WHERE_GRANTED` for one deployment: `None` when the caller holds
+/// no such grant on the folder (nothing was changed), else the folder's id and the
+/// item's result.
+pub(crate) async fn upgrade_where_granted<C: ConnectionTrait>(
+    db: &C,
+    grant: &FolderGrant<'_>,
+    id: &str,
+) -> Result<Option<(i32, ItemResult)>, DbErr> {
+    let values: Vec<Value> = vec![
+        id.into(),
+        grant.tenant_id.into(),
+        grant.folder_key.into(),
+        Option::<i32>::None.into(),
+        Utc::now().into(),
+        EventKind::Upgrade.as_str().into(),
+        grant.actor.subject.clone().into(),
+        grant.actor.request_id.clone().into(),
+        grant.roles.join(",").into(),
+    ];
+    let statement =
+        Statement::from_sql_and_values(DbBackend::Postgres, UPGRADE_ITEM_WHERE_GRANTED, values);
+    let Some(row) = db.query_one_raw(statement).await? else {
+        return Ok(None);
+    };
+    let folder_id: i32 = row.try_get("", "folder_id")?;
+    // `cur` is left-joined: no deployment of this id in the folder leaves its columns NULL.
+    let found: Option<i32> = row.try_get("", "current_version")?;
+    let result = match found {
+        Some(_) => item_result(&row),
+        None => Ok(None),
+    };
+    Ok(Some((folder_id, result)))
+}
+
+/// Where the statement's row says the deployment went.
+fn item_result(row: &QueryResult) -> ItemResult {
+    let from_version: i32 = row.try_get("", "current_version")?;
+    let target: Option<i32> = row.try_get("", "target_version")?;
+    let target = target.ok_or(ItemError::NoPublishedVersion)?;
+    Ok(Some(Moved {
+        app_system_name: row.try_get("", "system_name")?,
+        from_version,
+        // As on SQLite: never backwards, so "already there" reports the current
+        // version.
+        to_version: target.max(from_version),
+    }))
 }
 
 /// The first two parts of every per-item upgrade statement on PostgreSQL (the bulk
 /// call's here, an operation item's in `operations/item.rs`): `cur`, the deployment
 /// locked `FOR UPDATE` with tenant and folder re-checked on the locked row, and
-/// `target`, its target version read `FOR SHARE` (an unpublish of it waits). `$1`…`$4`:
-/// deployment id, tenant, folder id, target version (NULL: the latest).
+/// `target`, its target version read `FOR SHARE` (an unpublish of it waits). `$1`,
+/// `$2`, `$4`: deployment id, tenant, target version (NULL: the latest); the folder id
+/// is the SQL expression given (`"$3"` where it is bound).
 macro_rules! locked_deployment_and_target_sql {
-    () => {
-        r#"
+    ($folder_id:literal) => {
+        concat!(
+            r#"
 cur AS (
     SELECT d.id, d.version, d.app_id, a.system_name
     FROM deployments d
     JOIN apps a ON a.id = d.app_id
-    WHERE d.id = $1 AND d.tenant_id = $2 AND d.folder_id = $3
+    WHERE d.id = $1 AND d.tenant_id = $2 AND d.folder_id = "#,
+            $folder_id,
+            r#"
     FOR UPDATE OF d
 ),
 target AS (
@@ -90,17 +143,17 @@ target AS (
     LIMIT 1
     FOR SHARE OF v
 )"#
+        )
     };
 }
 pub(crate) use locked_deployment_and_target_sql;
 
-/// The statement, with `$1`…`$8` bound to: deployment id, tenant, folder id, target
-/// version (NULL: the latest), the change's time, the event kind, actor, request id.
-/// Printed by `uplift debug sql upgrade-item`, which the benchmark feeds to pgbench.
-pub const UPGRADE_ITEM: &str = concat!(
-    "WITH",
-    locked_deployment_and_target_sql!(),
-    r#",
+/// The writes of a bulk call's item, after `cur` and `target`: the move forwards, its
+/// `upgrade` event and its webhook event (the outbox row). `$2`, `$5`…`$8`: tenant,
+/// the change's time, the event kind, actor, request id.
+macro_rules! move_and_record_sql {
+    () => {
+        r#",
 moved AS (
     UPDATE deployments d
     SET version = target.version, updated_at = GREATEST($5, target.published_at)
@@ -123,9 +176,47 @@ outboxed AS (
     FROM moved
 )
 -- PostgreSQL runs data-modifying CTEs to completion whether or not they are read.
-SELECT cur.system_name, cur.version AS current_version,
+"#
+    };
+}
+
+/// The statement, with `$1`…`$8` bound to: deployment id, tenant, folder id, target
+/// version (NULL: the latest), the change's time, the event kind, actor, request id.
+/// Printed by `uplift debug sql upgrade-item`, which the benchmark feeds to pgbench.
+pub const UPGRADE_ITEM: &str = concat!(
+    "WITH",
+    locked_deployment_and_target_sql!("$3"),
+    move_and_record_sql!(),
+    r#"SELECT cur.system_name, cur.version AS current_version,
        (SELECT version FROM target) AS target_version
 FROM cur
+"#
+);
+
+/// A one-id call's whole work in one round trip: the caller's grant checked and the
+/// item upgraded in the same statement. `granted` is the folder named by its key
+/// (`$3`) in the tenant, only if the caller (`$7`) holds one of the roles `$9` (their
+/// names, comma-separated) on that folder itself or tenant-wide; the item's parts then
+/// run in that folder as in `UPGRADE_ITEM` (`$1`, `$2`, `$4`…`$8` the same). No row:
+/// no such grant (or no such folder); grants inherited from an ancestor are not looked
+/// at here, so the caller then takes the full path (`access::authorize_folder`).
+pub const UPGRADE_ITEM_WHERE_GRANTED: &str = concat!(
+    r#"WITH granted AS (
+    SELECT f.id
+    FROM folders f
+    WHERE f.key = $3 AND f.tenant_id = $2
+      AND EXISTS (
+          SELECT 1 FROM role_assignments g
+          WHERE g.tenant_id = f.tenant_id AND g.subject = $7
+            AND (g.folder_id IS NULL OR g.folder_id = f.id)
+            AND g.role = ANY (string_to_array($9, ','))
+      )
+),"#,
+    locked_deployment_and_target_sql!("(SELECT id FROM granted)"),
+    move_and_record_sql!(),
+    r#"SELECT granted.id AS folder_id, cur.system_name, cur.version AS current_version,
+       (SELECT version FROM target) AS target_version
+FROM granted LEFT JOIN cur ON true
 "#
 );
 
@@ -160,6 +251,17 @@ mod tests {
         let sql = "SELECT $1, $10, $2::integer, '$'";
         let out = with_params(sql, &[(1, "a".into()), (2, "NULL".into())]);
         assert_eq!(out, "SELECT a, $10, NULL::integer, '$'");
+    }
+
+    #[test]
+    fn the_granted_statement_binds_exactly_nine_parameters() {
+        let all: Vec<(usize, String)> = (1..=9).map(|n| (n, format!("p{n}"))).collect();
+        let filled = with_params(UPGRADE_ITEM_WHERE_GRANTED, &all);
+        assert!(!filled.contains('$'), "{filled}");
+        for n in 1..=9 {
+            assert!(filled.contains(&format!("p{n}")), "$%{n} unused");
+        }
+        assert!(filled.contains("d.folder_id = (SELECT id FROM granted)"));
     }
 
     #[test]

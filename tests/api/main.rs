@@ -26,6 +26,7 @@ mod rainbond;
 mod regressions;
 mod rollouts;
 mod server_process;
+mod single_id_calls;
 mod token_attacks;
 mod token_flood;
 mod uipath_compat;

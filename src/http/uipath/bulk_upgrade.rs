@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    access::Permission,
+    access::{self, Permission},
     app::AppState,
     app::OperationPolicy,
+    domain::FolderKey,
     http::wire::{wire_enum, wire_struct},
     http::{
         ApiError,
@@ -19,7 +20,7 @@ use crate::{
         registered,
     },
     metrics::BulkApi,
-    upgrade::{self, BulkUpgrade, FailureCode as DomainFailureCode, Outcome, Target},
+    upgrade::{self, BulkUpgrade, FailureCode as DomainFailureCode, FolderGrant, Outcome, Target},
 };
 
 /// The bulk call's body: under the operation body limit when the call is to answer
@@ -229,6 +230,19 @@ pub async fn update_to_latest_app_version_bulk(
             ids.len()
         )));
     }
+    if let Some(answer) = single_id_in_one_statement(
+        &req,
+        &state,
+        &caller,
+        &folder_key,
+        &ids,
+        &options,
+        &preferences,
+    )
+    .await
+    {
+        return Ok(answer);
+    }
     let at = needs.in_folder(&state.db, &folder_key).await?;
     // A dry run changes nothing, so there is nothing to protect.
     if !options.dry_run
@@ -263,6 +277,43 @@ pub async fn update_to_latest_app_version_bulk(
         .metrics
         .record_bulk(BulkApi::UiPath, options.dry_run, &outcomes);
     Ok(HttpResponse::Ok().json(BulkUpgradeResponse::from_outcomes(outcomes)))
+}
+
+/// The commonest CI call, one id, done in one round trip on PostgreSQL: the grant and
+/// the upgrade in a single statement (`upgrade::upgrade_single_where_granted`) instead
+/// of the grant read and then the item's statement. Only for a plain synchronous
+/// call (no dry run, no `Idempotency-Key`, no `respond-async`); `None` sends the call
+/// down the ordinary path, which then answers it whatever the reason (an inherited
+/// grant, no grant, SQLite).
+async fn single_id_in_one_statement(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &UiPathCaller,
+    folder_key: &FolderKeyHeader,
+    ids: &[String],
+    options: &BulkParams,
+    preferences: &Preferences,
+) -> Option<HttpResponse> {
+    let [id] = ids else { return None };
+    if options.dry_run
+        || preferences.respond_async
+        || req.headers().contains_key(idempotency::IDEMPOTENCY_KEY)
+    {
+        return None;
+    }
+    let folder_key = FolderKey::parse(&folder_key.0).ok()?;
+    let roles = access::roles_granting_in_folder(Permission::AppsEdit)?;
+    let actor = caller.actor();
+    let grant = FolderGrant {
+        tenant_id: caller.tenant_id(),
+        folder_key: folder_key.as_str(),
+        roles: &roles,
+        actor: &actor,
+    };
+    let (_, outcome) = upgrade::upgrade_single_where_granted(&state.db, &grant, id).await?;
+    let outcomes = vec![outcome];
+    state.metrics.record_bulk(BulkApi::UiPath, false, &outcomes);
+    Some(HttpResponse::Ok().json(BulkUpgradeResponse::from_outcomes(outcomes)))
 }
 
 #[cfg(test)]
