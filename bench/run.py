@@ -34,6 +34,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "reliability"))
 import common  # noqa: E402
+import charts  # noqa: E402
 from common import ScratchDatabase, psql  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,19 +96,26 @@ def operation_run(server, db, seed, ids, concurrency=CONCURRENCY):
     server.stop()
     server.start()
     rest = server.memory_kib("VmRSS")
+    meter = CpuMeter(server).__enter__()
     before = time.time()
     status, monitor = api(server, seed, "POST", OPERATIONS, {"deploymentIds": ids, "maxConcurrency": concurrency})
     accepted = time.time()
     if status != 202:
         raise RuntimeError(f"operation not accepted: {status} {monitor}")
     op = monitor["id"]
+    memory = [(0.0, rest / 1024)]  # (seconds since the POST, resident MiB), for the chart
+    polled = time.time()
     while monitor["status"] not in ("Succeeded", "Failed", "Canceled"):
-        time.sleep(1)  # the monitor's Retry-After, as a client would (the end is read from the database)
-        _, monitor = api(server, seed, "GET", f"{BASE}/operations/{op}")
+        time.sleep(0.25)
+        memory.append((time.time() - before, server.memory_kib("VmRSS") / 1024))
+        if time.time() - polled >= 1:  # the monitor's Retry-After, as a client would (the end is read from the database)
+            polled = time.time()
+            _, monitor = api(server, seed, "GET", f"{BASE}/operations/{op}")
     counters = monitor["counters"]
     if monitor["status"] != "Succeeded" or counters["updated"] != len(ids):
         raise RuntimeError(f"operation {op} ended {monitor['status']}: {counters}")
     peak = server.memory_kib("VmHWM")
+    meter.__exit__(None, None, None)
     # Times from the database's clock (same machine): the end is the operation's
     # finished_at, not the poll that saw it; batches are the claims of BATCH items in
     # seq order, and the gaps between them the time spent releasing and claiming.
@@ -122,7 +130,8 @@ def operation_run(server, db, seed, ids, concurrency=CONCURRENCY):
     elapsed = float(finished) - before
     return {"rate": len(ids) / elapsed, "first_ms": 1000 * (float(first) - accepted), "elapsed": elapsed,
             "gaps": float(gaps), "span": float(span), "batches": int(batches), "rest_mib": rest / 1024,
-            "peak_mib": peak / 1024, "create_ms": 1000 * (accepted - before)}
+            "peak_mib": peak / 1024, "create_ms": 1000 * (accepted - before), "memory": memory,
+            "cpu_ms": meter.per(len(ids))}
 
 
 def bulk_in_calls(server, seed, ids, per_call):
@@ -155,6 +164,82 @@ def median_pair(syncs, ops):
     ratios = [op["rate"] / sync for sync, op in zip(syncs, ops)]
     middle = sorted(range(len(ratios)), key=ratios.__getitem__)[(len(ratios) - 1) // 2]
     return syncs[middle], ops[middle], ratios
+
+
+LEVELS = (1, 2, 4, 8, 16)  # connections (HTTP) and clients (pgbench) of the scaling curve
+PER_CALL = 100  # ids per bulk call in the scaling curve and the replica comparison
+
+
+def scaling_curve(db, server, seed_info, engine_script, levels, seconds):
+    """Throughput at each number of connections, each run on a freshly reset table:
+    bulk calls of PER_CALL ids (items/s) next to pgbench's naive per-item transaction,
+    and single-id calls (calls/s) next to pgbench running the engine's statement."""
+    curve = {"bulk": [], "naive": [], "single": [], "engine": []}
+    ids_file = seed_info["idsFile"]
+    for c in levels:
+        db.reset()
+        bulk = wrk(server.base + BULK, "bulk.lua", c, seconds, wrk_env(seed_info, ids_file, PER_CALL))
+        curve["bulk"].append((c, bulk.rate * PER_CALL))
+        db.reset()
+        curve["naive"].append((c, pg_latency(db, "naive.sql", c, seconds, seed_info).rate))
+        db.reset()
+        curve["single"].append((c, wrk(server.base + BULK, "bulk.lua", c, seconds, wrk_env(seed_info, ids_file)).rate))
+        db.reset()
+        curve["engine"].append((c, pg_latency(db, engine_script, c, seconds, seed_info).rate))
+        log(f"  {c:2d} connections: bulk {curve['bulk'][-1][1]:.0f} items/s (naive {curve['naive'][-1][1]:.0f} tps), "
+            f"single-id {curve['single'][-1][1]:.0f} calls/s (engine statement {curve['engine'][-1][1]:.0f} tps)")
+    return curve
+
+
+def replica_scaling(db, servers, seed_info, workdir, connections, seconds):
+    """Single-id and PER_CALL-id bulk calls at `connections` in all, through one replica
+    and then split evenly over two replicas of the same database (each wrk on its own
+    half of the ids, so the two never upgrade the same deployment). Items/s."""
+    with open(seed_info["idsFile"]) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    halves = []
+    for n, part in enumerate((ids[0::2], ids[1::2])):
+        path = os.path.join(workdir, f"ids-half-{n}.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(part) + "\n")
+        halves.append(path)
+    figures = {}
+    for per_call, kind in [(1, "single"), (PER_CALL, "bulk")]:
+        for replicas in (1, 2):
+            db.reset()
+            runs = [wrk_start(server.base + BULK, "bulk.lua", connections // replicas, seconds,
+                              wrk_env(seed_info, halves[n] if replicas == 2 else seed_info["idsFile"], per_call))
+                    for n, server in enumerate(servers[:replicas])]
+            figures[(kind, replicas)] = sum(wrk_result(run, "bulk.lua").rate for run in runs) * per_call
+            log(f"  {kind}, {replicas} replica(s), {connections} connections: {figures[(kind, replicas)]:.0f} items/s")
+    return figures
+
+
+def first_item_latency(server, db, seed_info, ids, count, size):
+    """`count` operations of `size` items, one after another, each awaited: the time
+    from its creation to its claim by a worker (its first item starting) and to its
+    first item settled, from the database's timestamps. Returns sorted lists in ms."""
+    db.reset()
+    started, settled = [], []
+    for n in range(count):
+        status, monitor = api(server, seed_info, "POST", OPERATIONS, {"deploymentIds": ids[n * size:(n + 1) * size]})
+        if status != 202:
+            raise RuntimeError(f"operation not accepted: {status} {monitor}")
+        while monitor["status"] not in ("Succeeded", "Failed", "Canceled"):
+            time.sleep(0.05)
+            _, monitor = api(server, seed_info, "GET", f"{BASE}/operations/{monitor['id']}")
+        claim, first = psql(db.url, f"""
+            SELECT extract(epoch FROM started_at - created_at),
+                   extract(epoch FROM (SELECT min(finished_at) FROM operation_items i WHERE i.operation_id = o.id)
+                                      - created_at)
+            FROM operations o WHERE id = '{monitor['id']}'""")[0]
+        started.append(1000 * float(claim))
+        settled.append(1000 * float(first))
+    return sorted(started), sorted(settled)
+
+
+def percentile_of(sorted_values, q):
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def seed(server, count, workdir):
@@ -190,7 +275,7 @@ class Postgres(ScratchDatabase):
         args = ["pgbench", "-n", "-M", "prepared", "-f", os.path.join(HERE, "sql", script), "-c", str(clients),
                 "-j", str(min(clients, 2)), "-r",
                 "-D", f"tenant={seed_info['tenantId']}", "-D", f"folder={seed_info['folderId']}",
-                "-D", "pattern=%bravo%", self.url]
+                "-D", "pattern=%bravo%", "-D", f"folder_key={seed_info['folderKey']}", "-D", "subject=bench-admin", self.url]
         args += ["-t", str(transactions)] if transactions else ["-T", str(seconds)]
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
@@ -259,10 +344,37 @@ class CpuMeter:
         return tuple(1000.0 * v / count for v in (self.uplift, self.postgres, self.client))
 
 
-def wrk(url, script, connections, seconds, env):
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", os.path.join(HERE, "wrk", script), url],
-                         check=True, capture_output=True, text=True, env=dict(os.environ, **env)).stdout
+PERCENTILES = (50, 75, 90, 99)
+
+
+class Load:
+    """One load run's rate and latency percentiles (ms)."""
+
+    def __init__(self, rate, percentiles):
+        self.rate, self.percentiles = rate, percentiles
+        self.p50, self.p99 = percentiles[50], percentiles[99]
+
+    def __iter__(self):  # (rate, p50, p99), as the table's rows read it
+        return iter((self.rate, self.p50, self.p99))
+
+    def __getitem__(self, index):
+        return tuple(self)[index]
+
+
+def wrk_start(url, script, connections, seconds, env):
+    """wrk in the background (so that several can load replicas at once); `wrk_result`
+    waits for it. Two threads at most, and never more threads than connections."""
+    threads = min(2, connections)
+    return subprocess.Popen(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                             "-s", os.path.join(HERE, "wrk", script), url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **env, BENCH_THREADS=str(threads)))
+
+
+def wrk_result(process, script):
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"wrk {script} exited {process.returncode}: {err.strip()}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def percentile(p):
@@ -271,24 +383,28 @@ def wrk(url, script, connections, seconds, env):
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if bad:
         raise RuntimeError(f"wrk {script}: {bad.group(1)} answers were not 2xx")
-    return rps, percentile(50), percentile(99)
+    return Load(rps, {p: percentile(p) for p in PERCENTILES})
 
 
-def wrk_env(seed_info, ids_file=None):
+def wrk(url, script, connections, seconds, env):
+    return wrk_result(wrk_start(url, script, connections, seconds, env), script)
+
+
+def wrk_env(seed_info, ids_file=None, per_call=1):
     env = {"BENCH_TOKEN": seed_info["token"], "BENCH_TENANT": seed_info["tenantId"],
-           "BENCH_FOLDER": seed_info["folderKey"], "BENCH_PATH": BULK, "BENCH_THREADS": "2"}
+           "BENCH_FOLDER": seed_info["folderKey"], "BENCH_PATH": BULK, "BENCH_PER_CALL": str(per_call)}
     if ids_file:
         env["BENCH_IDS"] = ids_file
     return env
 
 
-def pg_latency_p99(db, script, clients, seconds, seed_info):
-    """pgbench's p99 from its per-transaction log."""
+def pg_latency(db, script, clients, seconds, seed_info):
+    """pgbench's rate and latency percentiles, from its per-transaction log."""
     logdir = tempfile.mkdtemp()
-    args = ["pgbench", "-n", "-M", "prepared", "-f", os.path.join(HERE, "sql", script), "-c", str(clients), "-j", "2",
-            "-T", str(seconds), "-l", "--log-prefix", os.path.join(logdir, "tx"),
+    args = ["pgbench", "-n", "-M", "prepared", "-f", os.path.join(HERE, "sql", script), "-c", str(clients),
+            "-j", str(min(clients, 2)), "-T", str(seconds), "-l", "--log-prefix", os.path.join(logdir, "tx"),
             "-D", f"tenant={seed_info['tenantId']}", "-D", f"folder={seed_info['folderId']}",
-            "-D", "pattern=%bravo%", db.url]
+            "-D", "pattern=%bravo%", "-D", f"folder_key={seed_info['folderKey']}", "-D", "subject=bench-admin", db.url]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
     latencies = []
@@ -298,22 +414,31 @@ def pg_latency_p99(db, script, clients, seconds, seed_info):
     shutil.rmtree(logdir, ignore_errors=True)
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000.0
-    return tps, pick(0.50), pick(0.99)
+    return Load(tps, {p: pick(p / 100) for p in PERCENTILES})
 
 
-def engine_sql(binary, path):
+def engine_sql(binary, path, command="upgrade-item", overrides=None):
     """The statement uplift's engine sends per item on PostgreSQL, taken from the binary
-    (`uplift debug sql upgrade-item`) with pgbench's values in place of the bound ones:
-    each transaction takes the next seeded id."""
+    (`uplift debug sql upgrade-item`, or `upgrade-item-where-granted` for a one-id call's)
+    with pgbench's values in place of the bound ones: each transaction takes the next
+    seeded id."""
     params = {
         1: "(SELECT id FROM bench_ids WHERE n = (SELECT nextval('bench_seq')))",
         2: ":tenant", 3: ":folder", 4: "NULL", 5: "now()", 6: "'upgrade'", 7: "'pgbench'", 8: "NULL",
     }
-    args = [binary, "debug", "sql", "upgrade-item"] + [f"--param={n}={text}" for n, text in params.items()]
+    params.update(overrides or {})
+    args = [binary, "debug", "sql", command] + [f"--param={n}={text}" for n, text in params.items()]
     sql = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     with open(path, "w") as f:
         f.write(sql.rstrip().rstrip(";") + ";\n")
     return path
+
+
+def granted_sql(binary, path):
+    """A one-id call's statement (grant check and upgrade in one) for pgbench: the
+    folder by its key, the seeded tenant-wide administrator as the caller."""
+    return engine_sql(binary, path, "upgrade-item-where-granted",
+                      {3: ":folder_key", 7: ":subject", 9: "'Administrator,FolderAdministrator'"})
 
 
 def sqlite_script(path, seed_info, ids):
@@ -334,6 +459,28 @@ def sqlite_script(path, seed_info, ids):
                 f"request_id, created_at) VALUES ('{tenant}', '{i}', 'upgrade', 1, 3, 'sqlite3', NULL, "
                 "strftime('%Y-%m-%d %H:%M:%f', 'now'));\n"
                 "COMMIT;\n")
+
+
+def draw_charts(figures, out_dir):
+    """The run's pictures (docs/benchmarks.md embeds the committed ones of the recorded run)."""
+    note = figures["header"]
+    curve = figures["curve"]
+    charts.line_chart(
+        os.path.join(out_dir, "throughput-vs-connections.svg"), "PostgreSQL: throughput against connections",
+        "connections (HTTP) / clients (pgbench)", "per second",
+        {f"uplift bulk, {PER_CALL} ids per call (items)": curve["bulk"],
+         "pgbench naive per-item transaction": curve["naive"],
+         "uplift single-id calls": curve["single"],
+         "pgbench engine statement": curve["engine"]},
+        log2_x=True, dashed=("pgbench naive per-item transaction", "pgbench engine statement"), note=note)
+    charts.bar_chart(
+        os.path.join(out_dir, "latency-single-id.svg"), "Single-id calls at 16 connections: latency",
+        "milliseconds", [(f"p{p}", [figures["single"][p], figures["single_sql"][p]]) for p in PERCENTILES],
+        ["uplift (HTTP call)", "pgbench (engine statement)"], note=note)
+    charts.line_chart(
+        os.path.join(out_dir, "memory-operation.svg"),
+        f"Resident memory during a {figures['memory_items']:,}-item operation", "seconds since the POST", "MiB",
+        {"uplift RSS": figures["memory"]}, note=note, limit=(100, "goal: peak below 100 MiB"))
 
 
 def main():
@@ -400,32 +547,64 @@ def main():
         row("PG pgbench naive shape, 1 client (tps, for reference)", naive_1, None, "")
         db.reset()
         small_pairs = paired_rounds(server, db, seed_info, ids, per_call, 1 if options.quick else 3)
+        first_started, first_settled = first_item_latency(server, db, seed_info, ids, 5 if options.quick else 30, 100)
+        log(f"  202 to first item: started p50 {percentile_of(first_started, 0.5):.0f} ms, "
+            f"p99 {percentile_of(first_started, 0.99):.0f} ms")
         small_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(seed_info))
-        small_list_sql = pg_latency_p99(db, "list.sql", CONCURRENCY, seconds, seed_info)
+        small_list_sql = pg_latency(db, "list.sql", CONCURRENCY, seconds, seed_info)
         server.stop()
 
         # ---------------------------------------------------------------- 2. PostgreSQL, large
         big, server, big_seed, big_ids = seeded_postgres(large)
         big.reset()
         with CpuMeter(server) as single_cpu:
-            single = wrk(server.base + BULK, "bulk_one.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
+            single = wrk(server.base + BULK, "bulk.lua", 16, seconds, wrk_env(big_seed, big_seed["idsFile"]))
         big.reset()
         with CpuMeter() as single_sql_cpu:
-            single_sql = pg_latency_p99(big, engine_script, 16, seconds, big_seed)
+            single_sql = pg_latency(big, engine_script, 16, seconds, big_seed)
+        # What a single-id call asks of PostgreSQL: the authorisation read, then the
+        # engine's statement (each its own transaction, as uplift sends them).
+        both_script = os.path.join(workdir, "authorise-then-engine.sql")
+        with open(both_script, "w") as out, open(os.path.join(HERE, "sql", "authorise.sql")) as a, \
+                open(engine_script) as e:
+            out.write(a.read() + e.read())
+        big.reset()
+        with CpuMeter() as both_cpu:
+            both_sql = pg_latency(big, both_script, 16, seconds, big_seed)
+        big.reset()
+        with CpuMeter() as granted_cpu:
+            granted = pg_latency(big, granted_sql(binary, os.path.join(workdir, "granted.sql")), 16, seconds,
+                                 big_seed)
         log(f"  single-id calls {single[0]:.0f}/s (p50 {single[1]:.2f} ms, p99 {single[2]:.2f} ms); "
-            f"pgbench {single_sql[0]:.0f} tps")
+            f"pgbench {single_sql[0]:.0f} tps, with the authorisation read first {both_sql[0]:.0f} tps, "
+            f"the one-id call's statement {granted[0]:.0f} tps")
         row("PG single-id bulk calls, 16 connections (calls/s) vs pgbench engine statement, 16 clients",
             single[0], single_sql[0], ">= 0.7")
+        row("  vs pgbench of the one-id call's own statement (grant check and upgrade in one), 16 clients",
+            single[0], granted[0], "")
+        row("  vs pgbench of the grant read then the engine statement (two round trips), 16 clients",
+            single[0], both_sql[0], "")
         row("  p50 latency (ms): uplift vs pgbench", single[1], single_sql[1], "", higher_is_better=False)
         row("  p99 latency (ms): uplift vs pgbench", single[2], single_sql[2], "", higher_is_better=False)
         calls, txns = single[0] * seconds, single_sql[0] * seconds
         for label, (a, b) in [("uplift process", (single_cpu.per(calls)[0], None)),
                               ("PostgreSQL", (single_cpu.per(calls)[1], single_sql_cpu.per(txns)[1])),
+                              ("PostgreSQL, pgbench of the one-id call's statement",
+                               (single_cpu.per(calls)[1], granted_cpu.per(granted[0] * seconds)[1])),
+                              ("PostgreSQL, pgbench of the grant read then the engine statement",
+                               (single_cpu.per(calls)[1], both_cpu.per(both_sql[0] * seconds)[1])),
                               ("load generator (wrk / pgbench)", (single_cpu.per(calls)[2], single_sql_cpu.per(txns)[2]))]:
             row(f"  CPU ms per call: {label}", a, b, "", higher_is_better=False)
+        levels = (1, 4, 16) if options.quick else LEVELS
+        curve = scaling_curve(big, server, big_seed, engine_script, levels, 2 if options.quick else 5)
+        second = Server(binary, big.url)
+        servers.append(second)
+        second.start()
+        replicas = replica_scaling(big, [server, second], big_seed, workdir, 16, 2 if options.quick else 5)
+        second.stop()
         big.reset()
         large_list = wrk(server.base + LIST, "get.lua", CONCURRENCY, seconds, wrk_env(big_seed))
-        large_list_sql = pg_latency_p99(big, "list.sql", CONCURRENCY, seconds, big_seed)
+        large_list_sql = pg_latency(big, "list.sql", CONCURRENCY, seconds, big_seed)
         for size, (rps, _, p99), (tps, _, sql_p99) in [(small, small_list, small_list_sql),
                                                        (large, large_list, large_list_sql)]:
             row(f"PG list top=100 searchText orderBy at {size} (calls/s) vs the SQL in pgbench, {CONCURRENCY} clients",
@@ -473,8 +652,22 @@ def main():
             row(f"  time from the 202 to the first item settled (ms), {size} items", op["first_ms"], None, "")
             row(f"  time between batches of {BATCH} (seq order), s", op["gaps"], None,
                 f"of {op['elapsed']:.1f} s, {op['batches']} batches")
+            row("  CPU ms per item: uplift process", op["cpu_ms"][0], None, "")
+            row("  CPU ms per item: PostgreSQL", op["cpu_ms"][1], None, "")
             row(f"  peak memory of a fresh server, {size}-item operation (MiB)",
                 max(o["peak_mib"] for o in pairs[1]), None, "< 100")
+        row(f"Operations of 100 items, one after another ({len(first_started)}): 202 to first item started, "
+            "p50 (ms)", percentile_of(first_started, 0.5), None, "")
+        row("  p99 (ms)", percentile_of(first_started, 0.99), None, "")
+        row("  202 to first item settled, p50 (ms)", percentile_of(first_settled, 0.5), None, "")
+        row("  202 to first item settled, p99 (ms)", percentile_of(first_settled, 0.99), None, "")
+        for (kind, name, floor_name) in [("bulk", f"bulk calls of {PER_CALL} (items/s)", "naive"),
+                                         ("single", "single-id calls (calls/s)", "engine")]:
+            for (c, rate), (_, floor_rate) in zip(curve[kind], curve[floor_name]):
+                row(f"Scaling: {name} at {c} connection(s) vs pgbench {floor_name}, {c} client(s)", rate, floor_rate, "")
+        for kind in ("single", "bulk"):
+            row(f"Replicas: {kind} calls, 16 connections, 2 replicas vs 1 (items/s)", replicas[(kind, 2)],
+                replicas[(kind, 1)], "")
         row("Memory at rest (MiB)", at_rest / 1024, None, "")
         if per_call < small:
             row(f"Peak memory, {per_call}-id call (MiB)", peak_small_call / 1024, None, "")
@@ -499,8 +692,18 @@ def main():
     print(text)
     out_dir = os.path.join(ROOT, "target", "bench")
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, f"results-{time.strftime('%Y%m%d-%H%M%S')}.md"), "w") as f:
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    with open(os.path.join(out_dir, f"results-{stamp}.md"), "w") as f:
         f.write(text + "\n")
+    biggest = (large_pairs or small_pairs)[1]
+    memory_run = max(biggest, key=lambda op: op["elapsed"])
+    figures = {"header": header, "curve": curve, "single": single.percentiles, "single_sql": single_sql.percentiles,
+               "replicas": {f"{k}/{n}": v for (k, n), v in replicas.items()},
+               "memory": memory_run["memory"], "memory_items": large if large_pairs else small}
+    with open(os.path.join(out_dir, f"results-{stamp}.json"), "w") as f:
+        json.dump(figures, f, indent=1)
+    draw_charts(figures, out_dir)
+    log(f"table, figures and charts in {out_dir}")
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -1,6 +1,8 @@
--- Single-id bulk calls: each request upgrades the next deployment of the ids file
--- (threads take interleaved ids), so every call does real work until the ids run out.
--- Environment: BENCH_IDS (file), BENCH_PATH, BENCH_TOKEN, BENCH_TENANT, BENCH_FOLDER.
+-- Bulk calls of BENCH_PER_CALL ids (default 1): each request upgrades the next
+-- deployments of the ids file (threads take interleaved runs of ids), so every call
+-- does real work until the ids run out.
+-- Environment: BENCH_IDS (file), BENCH_PATH, BENCH_TOKEN, BENCH_TENANT, BENCH_FOLDER,
+-- BENCH_THREADS (wrk's -t), BENCH_PER_CALL.
 local threads = {}
 
 function setup(thread)
@@ -12,7 +14,8 @@ function init(args)
   ids = {}
   for line in io.lines(os.getenv("BENCH_IDS")) do ids[#ids + 1] = line end
   step = tonumber(os.getenv("BENCH_THREADS"))
-  next_index = offset + 1
+  per_call = tonumber(os.getenv("BENCH_PER_CALL") or "1")
+  next_call = offset
   wrk.method = "POST"
   wrk.path = os.getenv("BENCH_PATH")
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
@@ -22,7 +25,10 @@ function init(args)
 end
 
 function request()
-  local id = ids[(next_index - 1) % #ids + 1]
-  next_index = next_index + step
-  return wrk.format(nil, nil, nil, '{"deploymentIds":["' .. id .. '"]}')
+  local quoted = {}
+  for i = 1, per_call do
+    quoted[i] = '"' .. ids[(next_call * per_call + i - 1) % #ids + 1] .. '"'
+  end
+  next_call = next_call + step
+  return wrk.format(nil, nil, nil, '{"deploymentIds":[' .. table.concat(quoted, ",") .. ']}')
 end
