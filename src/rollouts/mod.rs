@@ -9,6 +9,7 @@
 //! state.rs     the states and which action applies in which (pure)
 //! create.rs    the plan checked against the database, and written
 //! timeline.rs  the one place a transition is written, with its timeline entry
+//! events.rs    the rollout.* webhook events a transition emits, in its transaction
 //! progress.rs  starting waves, judging their end, bakes, gates, reverting
 //! driver.rs    the loop every replica runs; claims with FOR UPDATE SKIP LOCKED
 //! actions.rs   pause, resume, approve, abort, retry, rollback
@@ -19,6 +20,7 @@ mod actions;
 mod assign;
 mod create;
 mod driver;
+mod events;
 mod plan;
 mod progress;
 mod read;
