@@ -33,7 +33,8 @@ pub use create::{NewRollout, create};
 pub use driver::{Driver, step};
 pub use entity::{rollout::Model as Rollout, rollout_deployment::Model as RolloutDeployment};
 pub use plan::{
-    Gate, MAX_BAKE_SECONDS, MAX_WAVES, OnFailure, Plan, Size, Tolerance, WaveFolder, WavePlan,
+    AppVersion, Gate, MAX_BAKE_SECONDS, MAX_WAVES, OnFailure, Plan, RolloutTarget, Size, Tolerance,
+    WaveFolder, WavePlan,
 };
 pub use read::{RolloutView, WaveView, find, list, view};
 pub use state::{Action, RolloutStatus, name as status_name};

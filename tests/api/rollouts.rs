@@ -768,3 +768,112 @@ async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_i
     );
     assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
 }
+
+/// Two apps in one folder, each deployed twice on its version 1, with versions 2 and
+/// 3 published afterwards.
+async fn two_apps(app: &TestApp, admin: &str) -> ([String; 2], [Vec<deployment::Model>; 2]) {
+    let folder = app
+        .granted_folder("Mixed", admin, Role::FolderAdministrator)
+        .await;
+    let mut fleets = [Vec::new(), Vec::new()];
+    let mut names = [String::new(), String::new()];
+    for (n, package) in ["Portal", "Ledger"].into_iter().enumerate() {
+        let published = app.publish(package, "1.0.0").await;
+        names[n] = published.app.system_name.clone();
+        for _ in 0..2 {
+            fleets[n].push(app.deploy(&folder, &published.app.system_name, 1).await);
+        }
+        app.publish(package, "1.1.0").await;
+        app.publish(package, "1.2.0").await;
+    }
+    (names, fleets)
+}
+
+#[tokio::test]
+async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_app_up_front() {
+    let app = spawn_app().await;
+    let ([portal_name, ledger_name], [portal, ledger]) = two_apps(&app, "lead").await;
+    let token = app.token("lead", ALL_SCOPES);
+
+    // Unknown app, unpublished version, and a selected app left unnamed: each named.
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "bad", "target": {"versions": {
+                "Nope": 2, portal_name.clone(): 9,
+            }}, "waves": [{}]}),
+        )
+        .problem(400)
+        .await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("target.versions.Nope: no app Nope"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!(
+            "target.versions.{portal_name}: version 9 of {portal_name} is not published"
+        )),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!(
+            "2 deployments of app {ledger_name}, which target.versions does not name"
+        )),
+        "{detail}"
+    );
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "bad", "target": {"versions": {portal_name.clone(): "0"}}, "waves": [{}]}),
+        )
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("target.versions"),
+        "{problem}"
+    );
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
+
+    // Portal to its version 2 (by number), Ledger to its 3 (by package version).
+    let created = app
+        .create_rollout(
+            &token,
+            json!({"name": "pinned", "target": {"versions": {
+                portal_name.clone(): 2, ledger_name.clone(): "1.2.0",
+            }}, "waves": [{"size": 1}, {}]}),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let done = app.rollout_in(&token, &id(&created), "Succeeded").await;
+
+    for d in &portal {
+        assert_eq!(app.deployment(&d.id).await.version, 2, "Portal pinned at 2");
+    }
+    for d in &ledger {
+        assert_eq!(app.deployment(&d.id).await.version, 3, "Ledger pinned at 3");
+    }
+    assert_eq!(done["plan"]["target"]["versions"][&ledger_name], "1.2.0");
+    // onlyOutdated measures against each app's own target: nothing is left below it.
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "again", "selector": {"onlyOutdated": true},
+                   "target": {"versions": {portal_name: 2, ledger_name: 3}}, "waves": [{}]}),
+        )
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("matches no deployment"),
+        "{problem}"
+    );
+}

@@ -25,7 +25,7 @@ use crate::{
     operations::{self, Workers},
     rollouts::{
         self, Action, Gate, MAX_BAKE_SECONDS, MAX_WAVES, NewRollout, OnFailure, Plan, Request,
-        RolloutView, Size, Tolerance, WaveFolder, WavePlan, Window, WindowSpec,
+        RolloutTarget, RolloutView, Size, Tolerance, WaveFolder, WavePlan, Window, WindowSpec,
     },
 };
 
@@ -38,7 +38,9 @@ pub struct CreateRollout {
     /// The tenant's deployments (in the folders the caller may see) matching every
     /// criterion; `includeSubfolders` is not used here (waves name folders).
     pub selector: Option<SelectorBody>,
-    /// `"latest"` (default) or `{"version": N}`.
+    /// `"latest"` (default), `{"version": N}` (that version of every selected app), or
+    /// `{"versions": {"<appSystemName>": N or "1.1.0", …}}`: a version per app, naming
+    /// every selected app, each version published (else a 400 naming each).
     #[schema(value_type = Option<Object>)]
     pub target: Option<serde_json::Value>,
     /// In order; 1 to 50 (required).
@@ -195,7 +197,10 @@ impl CreateRollout {
         Ok(Plan {
             name,
             selector: self.selector.map(Into::into).unwrap_or_default(),
-            target: parse_target(self.target.as_ref())?,
+            target: match self.target.as_ref().and_then(RolloutTarget::parse_per_app) {
+                Some(per_app) => per_app?,
+                None => RolloutTarget::Same(parse_target(self.target.as_ref())?),
+            },
             waves,
             window,
             four_eyes: self.approval.is_some_and(|a| a.four_eyes),
