@@ -877,3 +877,149 @@ async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_ap
         "{problem}"
     );
 }
+
+/// Holds the database's write path for deployments until dropped (rolled back):
+/// PostgreSQL locks the table against writes (reads go on), SQLite takes the write
+/// lock. An item that starts meanwhile waits for it (the test's lock timeout is long).
+async fn hold_deployment_writes(
+    app: &TestApp,
+    folder: &folder::Model,
+) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let blocker = app.db.begin().await.unwrap();
+    let sql = if crate::helpers::is_postgres() {
+        "LOCK TABLE deployments IN EXCLUSIVE MODE".to_string()
+    } else {
+        format!("UPDATE folders SET name = name WHERE id = {}", folder.id)
+    };
+    blocker.execute_unprepared(&sql).await.unwrap();
+    blocker
+}
+
+#[tokio::test]
+async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_and_the_wave_goes_on_when_it_reopens()
+ {
+    use chrono::{Duration as Span, DurationRound, Utc};
+    use std::time::Duration;
+    // One item per batch, and lock waits and leases longer than the test holds a lock.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.operation_batch_items = 1;
+        s.lock_timeout_ms = 90_000;
+        s.operation_lease_seconds = 120;
+        s.operation_poll_ms = 50;
+    })
+    .await;
+    let (folders, deployments) = spread(&app, "lead", &[("East", 40)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    // Open this minute, closed the next, open again the one after (UTC, every day),
+    // with at least ten seconds of this minute left to start the wave in.
+    if Utc::now().format("%S").to_string().parse::<u32>().unwrap() >= 50 {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+    }
+    let this_minute = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
+    let (closes, reopens) = (
+        this_minute + Span::minutes(1),
+        this_minute + Span::minutes(2),
+    );
+    let hm = |t: chrono::DateTime<Utc>| t.format("%H:%M").to_string();
+    let every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let created = app
+        .create_rollout(
+            &token,
+            json!({
+                "name": "interrupted",
+                "window": {"timeZone": "UTC", "weekly": [
+                    {"days": every_day, "start": hm(this_minute), "end": hm(closes)},
+                    {"days": every_day, "start": hm(reopens), "end": hm(reopens + Span::minutes(1))},
+                ]},
+                "waves": [{"gate": "manual", "maxConcurrency": 1}],
+            }),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    app.rollout_action(&token, &rollout, "approve", "go")
+        .ok()
+        .await;
+    // An item is in flight (waiting for the lock) when the window closes.
+    let blocker = hold_deployment_writes(&app, &folders[0]).await;
+    let wait = (closes - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    blocker.rollback().await.unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "WaitingForWindow"
+            && current["waves"][0]["counters"]["running"] == 0
+        {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not waiting: {current:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let opens_at = chrono::DateTime::parse_from_rfc3339(waiting["windowOpensAt"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(opens_at, reopens, "the next window's opening, stored");
+    let counters = waiting["waves"][0]["counters"].clone();
+    let settled = counters["updated"].as_u64().unwrap();
+    assert!(settled >= 1, "the item in flight finished: {counters}");
+    assert!(counters["pending"].as_u64().unwrap() >= 1, "{counters}");
+    // Nothing starts while the window is closed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = app.rollout(&token, &rollout).json().await;
+    assert_eq!(later["status"], "WaitingForWindow");
+    assert_eq!(later["waves"][0]["counters"]["updated"], settled);
+
+    // No call wakes it when the window opens again.
+    let deadline = std::time::Instant::now()
+        + (reopens - Utc::now()).to_std().unwrap_or_default()
+        + Duration::from_secs(60);
+    let done = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "Succeeded" {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not finished: {current:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kinds = timeline_kinds(&done);
+    let closed_at = kinds.iter().position(|k| k == "window_closed");
+    let opened_at = kinds.iter().position(|k| k == "window_opened");
+    assert!(closed_at.is_some() && closed_at < opened_at, "{kinds:?}");
+    assert_eq!(
+        done["waves"][0]["attempts"], 1,
+        "one operation, interrupted and continued"
+    );
+    let mut early = 0;
+    for d in &deployments[0] {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        let upgrades: Vec<_> = app
+            .events(&d.id)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Upgrade)
+            .collect();
+        assert_eq!(upgrades.len(), 1, "upgraded exactly once");
+        let at = upgrades[0].created_at;
+        assert!(
+            at < closes + Span::seconds(4) || at >= reopens,
+            "an item started while the window was closed: {at}"
+        );
+        if at < reopens {
+            early += 1;
+        }
+    }
+    assert_eq!(early, settled, "the rest waited for the window");
+}
