@@ -1023,3 +1023,73 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
     }
     assert_eq!(early, settled, "the rest waited for the window");
 }
+
+/// Removes `folder` and its deployments from the database (with their history), as
+/// an operator's clean-up would: the API itself deletes no folder.
+async fn delete_folder(app: &TestApp, folder: &folder::Model) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let ids: Vec<String> = deployment::Entity::find()
+        .filter(deployment::Column::FolderId.eq(folder.id))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    entity::deployment_event::Entity::delete_many()
+        .filter(entity::deployment_event::Column::DeploymentId.is_in(ids))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    deployment::Entity::delete_many()
+        .filter(deployment::Column::FolderId.eq(folder.id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    folder::Entity::delete_by_id(folder.id)
+        .exec(&app.db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn once_every_folder_of_a_rollout_is_deleted_only_a_tenant_wide_role_may_see_or_act_on_it() {
+    let app = spawn_app().await;
+    let (folders, _) = spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .create_rollout(
+            &token,
+            json!({"name": "orphan", "waves": [{"gate": "manual"}]}),
+        )
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+
+    delete_folder(&app, &folders[0]).await;
+
+    // Any scope-holder without a role anywhere, and the folder's own administrator
+    // (whose grant went with the folder): the rollout does not exist for them.
+    for subject in ["stranger", "lead"] {
+        let caller = app.token(subject, ALL_SCOPES);
+        for action in ["pause", "approve", "abort", "rollback"] {
+            app.rollout_action(&caller, &rollout, action, "mine now")
+                .problem(404)
+                .await;
+        }
+        app.rollout(&caller, &rollout).problem(404).await;
+        assert_eq!(app.rollouts(&caller, "").json().await["count"], 0);
+    }
+    app.grant("root", Role::Administrator, None).await;
+    let root = app.token("root", ALL_SCOPES);
+    assert_eq!(app.rollouts(&root, "").json().await["count"], 1);
+    let aborted = app
+        .rollout_action(&root, &rollout, "abort", "its folder is gone")
+        .json()
+        .await;
+    assert_eq!(aborted["status"], "Aborted");
+}
