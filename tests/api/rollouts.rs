@@ -1093,3 +1093,136 @@ async fn once_every_folder_of_a_rollout_is_deleted_only_a_tenant_wide_role_may_s
         .await;
     assert_eq!(aborted["status"], "Aborted");
 }
+
+#[tokio::test]
+async fn wave_names_must_be_present_short_and_distinct_and_max_concurrency_within_bounds() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let long = "w".repeat(101);
+
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "bad", "waves": [
+                {"name": "canary"}, {"name": "  "}, {"name": long}, {"name": " canary "},
+            ]}),
+        )
+        .problem(400)
+        .await;
+
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("waves[1].name must be 1 to 100"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("waves[2].name must be 1 to 100"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("waves[3].name 'canary' is already the name of waves[0]"),
+        "{detail}"
+    );
+    assert!(!detail.contains("waves[0].name"), "{detail}");
+    // The default names count too.
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "bad", "waves": [{}, {"name": "wave-0"}]}),
+        )
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("waves[1].name 'wave-0'")
+    );
+    for bad in [json!(0), json!(65), json!(-1), json!(1.5), json!("4")] {
+        let problem = app
+            .create_rollout(
+                &token,
+                json!({"name": "bad", "waves": [{"maxConcurrency": bad}]}),
+            )
+            .problem(400)
+            .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("maxConcurrency"),
+            "{bad}: {problem}"
+        );
+    }
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
+    app.create_rollout(
+        &token,
+        json!({"name": "fine", "waves": [{"name": "all", "maxConcurrency": 64}]}),
+    )
+    .expect(201)
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_replays_the_creation_and_the_action_and_another_body_is_a_422()
+{
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let plan = json!({"name": "keyed", "waves": [{"gate": "manual"}]});
+
+    let first: Value = app
+        .create_rollout(&token, plan.clone())
+        .key("create-1")
+        .expect(201)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: Value = app
+        .create_rollout(&token, plan.clone())
+        .key("create-1")
+        .expect(201)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        again["id"], first["id"],
+        "the first answer, not a second rollout"
+    );
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 1);
+    app.create_rollout(&token, json!({"name": "other", "waves": [{}]}))
+        .key("create-1")
+        .problem(422)
+        .await;
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 1);
+
+    let rollout = id(&first);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    let paused = app
+        .rollout_action(&token, &rollout, "pause", "hold")
+        .key("pause-1")
+        .json()
+        .await;
+    assert_eq!(paused["status"], "Paused");
+    // Paused already: without the key this would be a 409.
+    let replayed = app
+        .rollout_action(&token, &rollout, "pause", "hold")
+        .key("pause-1")
+        .json()
+        .await;
+    assert_eq!(replayed["status"], "Paused");
+    assert_eq!(replayed["timeline"], paused["timeline"]);
+    app.rollout_action(&token, &rollout, "pause", "another reason")
+        .key("pause-1")
+        .problem(422)
+        .await;
+    app.rollout_action(&token, &rollout, "pause", "hold")
+        .problem(409)
+        .await;
+    let kinds = timeline_kinds(&app.rollout(&token, &rollout).json().await);
+    assert_eq!(kinds.iter().filter(|k| *k == "paused").count(), 1);
+}

@@ -55,7 +55,7 @@ pub struct CreateRollout {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WaveBody {
-    /// Default `wave-N`.
+    /// 1 to 100 characters, distinct among the waves; default `wave-N`.
     pub name: Option<String>,
     /// The folders the wave draws from (default: everything not in an earlier wave).
     #[serde(default)]
@@ -130,8 +130,9 @@ impl CreateRollout {
                 "waves must list 1 to {MAX_WAVES} waves"
             )));
         }
+        let names = wave_names(&self.waves)?;
         let mut waves = Vec::with_capacity(self.waves.len());
-        for (n, wave) in self.waves.into_iter().enumerate() {
+        for ((n, wave), name) in self.waves.into_iter().enumerate().zip(names) {
             let bake_seconds = wave.bake_seconds.unwrap_or(0);
             if bake_seconds > MAX_BAKE_SECONDS {
                 return Err(ApiError::bad_request(format!(
@@ -139,7 +140,7 @@ impl CreateRollout {
                 )));
             }
             waves.push(WavePlan {
-                name: wave.name.unwrap_or_else(|| format!("wave-{n}")),
+                name,
                 folders: wave
                     .folders
                     .into_iter()
@@ -206,6 +207,40 @@ impl CreateRollout {
             four_eyes: self.approval.is_some_and(|a| a.four_eyes),
             on_failure: OnFailure::parse(self.on_failure.as_deref())?,
         })
+    }
+}
+
+/// The longest wave name.
+const MAX_WAVE_NAME_CHARS: usize = 100;
+
+/// Each wave's name (trimmed; default `wave-N`), or a 400 naming every wave whose name
+/// is empty, too long, or another wave's too (names identify waves in the timeline,
+/// the events and the CLI's progress).
+fn wave_names(waves: &[WaveBody]) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = waves
+        .iter()
+        .enumerate()
+        .map(|(n, w)| match &w.name {
+            None => format!("wave-{n}"),
+            Some(name) => name.trim().to_string(),
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        if name.is_empty() || name.chars().count() > MAX_WAVE_NAME_CHARS {
+            problems.push(format!(
+                "waves[{n}].name must be 1 to {MAX_WAVE_NAME_CHARS} characters"
+            ));
+        } else if let Some(first) = names[..n].iter().position(|other| other == name) {
+            problems.push(format!(
+                "waves[{n}].name '{name}' is already the name of waves[{first}]"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(names)
+    } else {
+        Err(ApiError::bad_request(problems.join("; ")))
     }
 }
 
