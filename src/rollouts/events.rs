@@ -183,26 +183,25 @@ mod tests {
 
     #[test]
     fn each_final_state_and_each_wait_for_a_person_emits_its_event_and_the_rest_none() {
-        assert_eq!(
-            emitted(Baking, AwaitingApproval, "awaiting_approval"),
-            vec![EventType::RolloutAwaitingApproval]
-        );
-        assert_eq!(
-            emitted(Baking, Succeeded, "succeeded"),
-            vec![EventType::RolloutCompleted]
-        );
-        assert_eq!(
-            emitted(Running, Aborted, "aborted"),
-            vec![EventType::RolloutCompleted]
-        );
-        assert_eq!(
-            emitted(Running, Paused, "paused"),
-            vec![EventType::RolloutPaused]
-        );
-        assert_eq!(
-            emitted(RollingBack, RolledBack, "rolled_back"),
-            vec![EventType::RolloutRolledBack]
-        );
+        for (from, to, kind, event) in [
+            (
+                Baking,
+                AwaitingApproval,
+                "awaiting_approval",
+                EventType::RolloutAwaitingApproval,
+            ),
+            (Baking, Succeeded, "succeeded", EventType::RolloutCompleted),
+            (Running, Aborted, "aborted", EventType::RolloutCompleted),
+            (Running, Paused, "paused", EventType::RolloutPaused),
+            (
+                RollingBack,
+                RolledBack,
+                "rolled_back",
+                EventType::RolloutRolledBack,
+            ),
+        ] {
+            assert_eq!(emitted(from, to, kind), vec![event], "{kind}");
+        }
         for (from, to, kind) in [
             (Pending, Running, "wave_started"),
             (Running, WaitingForWindow, "window_closed"),

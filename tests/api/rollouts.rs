@@ -73,7 +73,7 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
     let token = app.token("lead", ALL_SCOPES);
 
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "portal 1.1",
@@ -84,11 +84,7 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     // 25% of 10 is 2 (rounded down); the last wave takes the other 6 whatever its size.
     assert_eq!(wave_sizes(&created), vec![2, 2, 6]);
@@ -183,13 +179,7 @@ async fn a_second_active_rollout_over_the_same_deployments_is_a_409_naming_the_f
     spread(&app, "lead", &[("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let plan = json!({"name": "first", "waves": [{"gate": "manual"}]});
-    let first = app
-        .create_rollout(&token, plan.clone())
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let first = app.created_rollout(&token, plan.clone()).await;
 
     let problem = app.create_rollout(&token, plan).problem(409).await;
 
@@ -209,7 +199,7 @@ async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "gated",
@@ -220,11 +210,7 @@ async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let waiting = app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     assert_eq!(waiting["currentWave"], 1);
@@ -266,12 +252,8 @@ async fn an_action_that_does_not_apply_is_a_409_that_names_the_states_allowing_i
     spread(&app, "lead", &[("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(&token, json!({"name": "one", "waves": [{}]}))
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .created_rollout(&token, json!({"name": "one", "waves": [{}]}))
+        .await;
     app.rollout_in(&token, &id(&created), "Succeeded").await;
 
     let problem = app
@@ -303,7 +285,7 @@ async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_r
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "baked",
@@ -313,11 +295,7 @@ async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_r
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     assert!(
@@ -356,15 +334,11 @@ async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_ve
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({"name": "undo", "waves": [{"folders": [{"key": folders[0].key}]}, {}]}),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "Succeeded").await;
 
@@ -429,7 +403,7 @@ async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
     let (_, _, broken) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "budget",
@@ -437,11 +411,7 @@ async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
                 "waves": [{"maxConcurrency": 1, "maxFailures": 0}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     let paused = app.rollout_in(&token, &id(&created), "Paused").await;
 
@@ -459,7 +429,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
     let (_, good, _) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "auto-undo",
@@ -468,11 +438,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
                 "waves": [{"maxConcurrency": 1}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     let done = app.rollout_in(&token, &id(&created), "RolledBack").await;
 
@@ -518,7 +484,7 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
     let opens = now + chrono::Duration::seconds(if seconds >= 55 { 120 } else { 60 } - seconds);
     let closes = opens + chrono::Duration::minutes(3);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "nightly",
@@ -533,11 +499,7 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
                 "waves": [{}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
 
     let waiting = app.rollout_in(&token, &rollout, "WaitingForWindow").await;
@@ -645,18 +607,14 @@ async fn a_paused_bake_resumes_with_its_original_deadline() {
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "paused bake",
                 "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     let deadline = baking["bakeUntil"].clone();
@@ -698,18 +656,14 @@ async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
     let token = app.token("lead", ALL_SCOPES);
     let owner = app.token("canary-owner", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "gated",
                 "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
 
@@ -738,18 +692,14 @@ async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_i
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "revoked",
                 "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     app.revoke("lead", Role::FolderAdministrator, Some(&folders[1]))
@@ -840,17 +790,13 @@ async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_ap
 
     // Portal to its version 2 (by number), Ledger to its 3 (by package version).
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({"name": "pinned", "target": {"versions": {
                 portal_name.clone(): 2, ledger_name.clone(): "1.2.0",
             }}, "waves": [{"size": 1}, {}]}),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let done = app.rollout_in(&token, &id(&created), "Succeeded").await;
 
     for d in &portal {
@@ -924,7 +870,7 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
     let hm = |t: chrono::DateTime<Utc>| t.format("%H:%M").to_string();
     let every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "interrupted",
@@ -934,12 +880,7 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
                 ]},
                 "waves": [{"gate": "manual", "maxConcurrency": 1}],
             }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        ).await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     app.rollout_action(&token, &rollout, "approve", "go")
@@ -1058,15 +999,11 @@ async fn once_every_folder_of_a_rollout_is_deleted_only_a_tenant_wide_role_may_s
     let (folders, _) = spread(&app, "lead", &[("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({"name": "orphan", "waves": [{"gate": "manual"}]}),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
 
