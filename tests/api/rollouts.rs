@@ -1163,3 +1163,67 @@ async fn a_repeated_idempotency_key_replays_the_creation_and_the_action_and_anot
     let kinds = timeline_kinds(&app.rollout(&token, &rollout).json().await);
     assert_eq!(kinds.iter().filter(|k| *k == "paused").count(), 1);
 }
+
+#[tokio::test]
+async fn the_list_counts_and_pages_only_the_rollouts_whose_every_folder_the_caller_may_see() {
+    let app = spawn_app().await;
+    let published = app.publish("Portal", "1.0.0").await;
+    let east = app
+        .granted_folder("East", "east", Role::FolderAdministrator)
+        .await;
+    let west = app
+        .granted_folder("West", "west", Role::FolderAdministrator)
+        .await;
+    for folder in [&east, &west] {
+        app.deploy(folder, &published.app.system_name, 1).await;
+        app.grant("both", Role::FolderAdministrator, Some(folder))
+            .await;
+        app.grant("viewer", Role::AutomationUser, Some(folder))
+            .await;
+    }
+    app.publish("Portal", "1.1.0").await;
+    let gated = |name: &str| json!({"name": name, "waves": [{"gate": "manual"}]});
+    let (east_token, west_token) = (app.token("east", ALL_SCOPES), app.token("west", ALL_SCOPES));
+    let e = id(&app.created_rollout(&east_token, gated("east")).await);
+    let w = id(&app.created_rollout(&west_token, gated("west")).await);
+    for (token, rollout) in [(&east_token, &e), (&west_token, &w)] {
+        app.rollout_in(token, rollout, "AwaitingApproval").await;
+        app.rollout_action(token, rollout, "abort", "make room")
+            .ok()
+            .await;
+    }
+    // Over both folders: hidden from each folder's own administrator.
+    let both_token = app.token("both", ALL_SCOPES);
+    let b = id(&app.created_rollout(&both_token, gated("both")).await);
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed = app.rollouts(&east_token, "").json().await;
+    assert_eq!(
+        (listed["count"].clone(), ids(&listed)),
+        (json!(1), vec![e.clone()])
+    );
+    let listed = app.rollouts(&west_token, "").json().await;
+    assert_eq!(
+        (listed["count"].clone(), ids(&listed)),
+        (json!(1), vec![w.clone()])
+    );
+    let viewer = app.token("viewer", ALL_SCOPES);
+    let all = app.rollouts(&viewer, "").json().await;
+    assert_eq!(all["count"], 3);
+    assert_eq!(
+        ids(&all),
+        vec![b.clone(), w.clone(), e.clone()],
+        "newest first"
+    );
+    let second = app.rollouts(&viewer, "top=1&skip=1").json().await;
+    assert_eq!((second["count"].clone(), ids(&second)), (json!(3), vec![w]));
+    let stranger = app.token("stranger", ALL_SCOPES);
+    assert_eq!(app.rollouts(&stranger, "").json().await["count"], 0);
+}
