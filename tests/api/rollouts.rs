@@ -56,6 +56,16 @@ fn timeline_kinds(rollout: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The detail of the 400 that `plan` gets, which must name each of `expected`.
+async fn refused_naming(app: &TestApp, token: &str, plan: Value, expected: &[&str]) -> String {
+    let problem = app.create_rollout(token, plan).problem(400).await;
+    let detail = problem["detail"].as_str().unwrap().to_string();
+    for wanted in expected {
+        assert!(detail.contains(wanted), "{wanted:?} not in {detail}");
+    }
+    detail
+}
+
 async fn upgrades_of(app: &TestApp, deployment_id: &str) -> usize {
     app.events(deployment_id)
         .await
@@ -746,46 +756,28 @@ async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_ap
     let token = app.token("lead", ALL_SCOPES);
 
     // Unknown app, unpublished version, and a selected app left unnamed: each named.
-    let problem = app
-        .create_rollout(
-            &token,
-            json!({"name": "bad", "target": {"versions": {
-                "Nope": 2, portal_name.clone(): 9,
-            }}, "waves": [{}]}),
-        )
-        .problem(400)
-        .await;
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("target.versions.Nope: no app Nope"),
-        "{detail}"
-    );
-    assert!(
-        detail.contains(&format!(
-            "target.versions.{portal_name}: version 9 of {portal_name} is not published"
-        )),
-        "{detail}"
-    );
-    assert!(
-        detail.contains(&format!(
-            "2 deployments of app {ledger_name}, which target.versions does not name"
-        )),
-        "{detail}"
-    );
-    let problem = app
-        .create_rollout(
-            &token,
-            json!({"name": "bad", "target": {"versions": {portal_name.clone(): "0"}}, "waves": [{}]}),
-        )
-        .problem(400)
-        .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("target.versions"),
-        "{problem}"
-    );
+    refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "target": {"versions": {
+            "Nope": 2, portal_name.clone(): 9,
+        }}, "waves": [{}]}),
+        &[
+            "target.versions.Nope: no app Nope",
+            &format!("target.versions.{portal_name}: version 9 of {portal_name} is not published"),
+            &format!("2 deployments of app {ledger_name}, which target.versions does not name"),
+        ],
+    )
+    .await;
+    refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "target": {"versions": {portal_name.clone(): true}}, "waves": [{}]}),
+        &[&format!(
+            "target.versions.{portal_name}: must be a version number"
+        )],
+    )
+    .await;
     assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
 
     // Portal to its version 2 (by number), Ledger to its 3 (by package version).
@@ -1038,59 +1030,27 @@ async fn wave_names_must_be_present_short_and_distinct_and_max_concurrency_withi
     let token = app.token("lead", ALL_SCOPES);
     let long = "w".repeat(101);
 
-    let problem = app
-        .create_rollout(
-            &token,
-            json!({"name": "bad", "waves": [
-                {"name": "canary"}, {"name": "  "}, {"name": long}, {"name": " canary "},
-            ]}),
-        )
-        .problem(400)
-        .await;
+    let detail = refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "waves": [
+            {"name": "canary"}, {"name": "  "}, {"name": long}, {"name": " canary "},
+        ]}),
+        &[
+            "waves[1].name must be 1 to 100",
+            "waves[2].name must be 1 to 100",
+            "waves[3].name 'canary' is already the name of waves[0]",
+        ],
+    )
+    .await;
 
-    let detail = problem["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("waves[1].name must be 1 to 100"),
-        "{detail}"
-    );
-    assert!(
-        detail.contains("waves[2].name must be 1 to 100"),
-        "{detail}"
-    );
-    assert!(
-        detail.contains("waves[3].name 'canary' is already the name of waves[0]"),
-        "{detail}"
-    );
     assert!(!detail.contains("waves[0].name"), "{detail}");
     // The default names count too.
-    let problem = app
-        .create_rollout(
-            &token,
-            json!({"name": "bad", "waves": [{}, {"name": "wave-0"}]}),
-        )
-        .problem(400)
-        .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("waves[1].name 'wave-0'")
-    );
+    let plan = json!({"name": "bad", "waves": [{}, {"name": "wave-0"}]});
+    refused_naming(&app, &token, plan, &["waves[1].name 'wave-0'"]).await;
     for bad in [json!(0), json!(65), json!(-1), json!(1.5), json!("4")] {
-        let problem = app
-            .create_rollout(
-                &token,
-                json!({"name": "bad", "waves": [{"maxConcurrency": bad}]}),
-            )
-            .problem(400)
-            .await;
-        assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap()
-                .contains("maxConcurrency"),
-            "{bad}: {problem}"
-        );
+        let plan = json!({"name": "bad", "waves": [{"maxConcurrency": bad}]});
+        refused_naming(&app, &token, plan, &["maxConcurrency"]).await;
     }
     assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
     app.create_rollout(
