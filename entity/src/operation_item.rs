@@ -23,6 +23,9 @@ pub struct Model {
     pub from_version: Option<i32>,
     pub to_version: Option<i32>,
     pub failure_code: Option<String>,
+    /// The version this item is to reach (a rollout's version for its app); `None`:
+    /// the operation's target.
+    pub target_version: Option<i32>,
     pub finished_at: Option<DateTimeUtc>,
 }
 

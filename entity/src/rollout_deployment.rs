@@ -21,6 +21,9 @@ pub struct Model {
     pub to_version: Option<i32>,
     /// `rolled_back`, `already_previous` or `changed_since`.
     pub rollback: Option<String>,
+    /// The version the rollout moves it to (`target.versions`); `None`: the
+    /// rollout's target (latest, or its one version).
+    pub target_version: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

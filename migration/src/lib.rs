@@ -31,6 +31,7 @@ mod m20261201_000005_idempotency_lease_token;
 mod m20261201_000006_operations;
 mod m20261201_000007_webhooks;
 mod m20261201_000008_rollouts;
+mod m20261201_000009_per_app_targets;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_operations::Migration),
             Box::new(m20261201_000007_webhooks::Migration),
             Box::new(m20261201_000008_rollouts::Migration),
+            Box::new(m20261201_000009_per_app_targets::Migration),
         ]
     }
 }

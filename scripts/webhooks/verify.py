@@ -8,7 +8,11 @@
    signature verified by `standardwebhooks.Webhook.verify` (not uplift's code): one
    `deployment.upgraded` per deployment, the publish, the `operation.completed`.
    The receiver answers the first few requests with 500 (retried).
-2. kill -9 mid-delivery: the receiver holds the next request without answering; the
+2. A rollout over another app's deployments, created on A and acted on through B: its
+   first wave, the manual gate before the second, a pause and resume there, the
+   approval, the end, a rollback. Each `rollout.*` type must arrive (verified the same
+   way), in the order of the transitions.
+3. kill -9 mid-delivery: the receiver holds the next request without answering; the
    replica sending it (its pid is in the delivery's lease) is killed with SIGKILL; the
    other must send it again, with the same webhook-id, once the lease lapses.
 
@@ -36,6 +40,10 @@ settings = dict(webhook_allow_http="true", webhook_allow_networks="127.0.0.1/32"
                 webhook_retry_schedule_seconds="0,1,1,1,2,2,2,2,2,2", webhook_poll_ms=50,
                 webhook_timeout_ms=TIMEOUT_MS, operation_poll_ms=50,
                 log=os.environ.get("UPLIFT_WEBHOOKS_LOG", "warn"))
+
+
+ROLLOUT_EVENTS = ["rollout.wave_completed", "rollout.awaiting_approval", "rollout.paused",
+                  "rollout.completed", "rollout.rolled_back"]
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -111,6 +119,59 @@ def bulk(server, token, folder, ids):
     return time.monotonic() - started
 
 
+def rollout_events(a, b, db, token, folder_id, receiver):
+    """Drives a two-wave rollout through every rollout.* event; the problems seen."""
+    for version in ("1.0.0", "1.1.0"):
+        status, _ = call(a.base, "POST", "/models/apps/codedapp/publish", token,
+                         body={"packageName": "Rolled", "packageVersion": version})
+        assert status == 200, status
+        if version == "1.0.0":
+            rolled_app = int(psql(db.url, "SELECT id FROM apps WHERE system_name = 'Rolled'")[0][0])
+            seed_deployments(db.url, folder_id, rolled_app, 1, 4)
+    status, rollout = call(a.base, "POST", "/rollouts", token, body={
+        "name": "rolled 1.1", "selector": {"appSystemNames": ["Rolled"]},
+        "waves": [{"name": "canary", "size": 1}, {"name": "rest", "gate": "manual"}]})
+    assert status == 201, (status, rollout)
+    rid = rollout["id"]
+
+    def reaches(wanted):
+        wait_for(f"rollout {wanted}", lambda: call(b.base, "GET", f"/rollouts/{rid}", token)[1]["status"] == wanted,
+                 timeout=60)
+
+    reaches("AwaitingApproval")
+    for action in ("pause", "resume", "approve"):
+        status, body = call(b.base, "POST", f"/rollouts/{rid}/{action}", token, body={"comment": action})
+        assert status == 200, (action, status, body)
+    reaches("Succeeded")
+    status, body = call(b.base, "POST", f"/rollouts/{rid}/rollback", token, body={"comment": "undo"})
+    assert status == 200, (status, body)
+    reaches("RolledBack")
+
+    def of_rollout():
+        with receiver.lock:
+            return [r for r in receiver.received if r[1].startswith("rollout.") and r[2].get("rolloutId") == rid]
+
+    expected = ["rollout.wave_completed", "rollout.awaiting_approval", "rollout.paused",
+                "rollout.awaiting_approval", "rollout.wave_completed", "rollout.completed",
+                "rollout.rolled_back"]
+    try:
+        wait_for("the rollout's events", lambda: len({r[0] for r in of_rollout()}) >= len(expected), timeout=60)
+    except SystemExit as e:
+        return [f"{e}: got {[r[1] for r in of_rollout()]}"]
+    firsts = {}
+    for r in of_rollout():
+        firsts.setdefault(r[0], r[1])
+    seen = list(firsts.values())
+    print(f"webhooks: rollout {rid}: {len(seen)} rollout events verified by standardwebhooks: {', '.join(seen)}")
+    problems = []
+    if seen != expected:
+        problems.append(f"rollout events {seen}, expected {expected}")
+    paused = next((r[2] for r in of_rollout() if r[1] == "rollout.paused"), {})
+    if paused.get("comment") != "pause" or paused.get("status") != "Paused":
+        problems.append(f"rollout.paused data {paused}")
+    return problems
+
+
 def main():
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -144,7 +205,7 @@ def main():
         status, endpoint = call(a.base, "POST", "/webhooks", token,
                                 body={"url": f"http://127.0.0.1:{port}/hook",
                                       "eventTypes": ["deployment.upgraded", "app.version_published",
-                                                     "operation.completed"]})
+                                                     "operation.completed", *ROLLOUT_EVENTS]})
         assert status == 201, (status, endpoint)
         receiver.webhook = Webhook(endpoint["secret"])
         receiver.fail_first = 3
@@ -196,6 +257,8 @@ def main():
         for t in ("app.version_published", "operation.completed"):
             if t not in types:
                 failures.append(f"no {t} arrived")
+
+        failures += rollout_events(a, b, db, token, folder_id, receiver)
 
         # kill -9 of the replica in the middle of a delivery.
         receiver.hold.clear()

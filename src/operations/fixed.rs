@@ -23,8 +23,8 @@ pub struct FixedOperation<'a> {
     /// first deployment's.
     pub folder_id: i32,
     pub actor: &'a Actor,
-    /// `(deployment id, folder id)`, in order; ids are canonical and distinct.
-    pub items: &'a [(String, i32)],
+    /// In order; ids are canonical and distinct.
+    pub items: &'a [FixedItem],
     pub target: Target,
     /// Items not started are skipped once this many failed.
     pub max_failures: Option<usize>,
@@ -33,6 +33,14 @@ pub struct FixedOperation<'a> {
     pub rollout_wave: i32,
     pub run_until: Option<DateTime<Utc>>,
     pub request_json: serde_json::Value,
+}
+
+/// One deployment of a fixed operation.
+pub struct FixedItem {
+    pub deployment_id: String,
+    pub folder_id: i32,
+    /// The version it is to reach; `None`: the operation's target.
+    pub target_version: Option<i32>,
 }
 
 /// Inserts the operation and its items in `txn` (the caller commits).
@@ -90,16 +98,16 @@ pub async fn create_fixed<C: ConnectionTrait>(
     Ok(created)
 }
 
-/// One statement: the items travel as one JSON array `[[id, folder], …]`.
+/// One statement: the items travel as one JSON array `[[id, folder, target], …]`.
 async fn insert_items<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
-    items: &[(String, i32)],
+    items: &[FixedItem],
 ) -> Result<(), Error> {
     let listed = serde_json::Value::Array(
         items
             .iter()
-            .map(|(id, folder)| serde_json::json!([id, folder]))
+            .map(|i| serde_json::json!([i.deployment_id, i.folder_id, i.target_version]))
             .collect(),
     )
     .to_string();
@@ -119,15 +127,18 @@ async fn insert_items<C: ConnectionTrait>(
 }
 
 const INSERT_POSTGRES: &str = r#"
-INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
-SELECT $1, t.n::integer, t.item->>0, t.item->>0, (t.item->>1)::integer, $2
+INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status,
+                             target_version)
+SELECT $1, t.n::integer, t.item->>0, t.item->>0, (t.item->>1)::integer, $2,
+       (t.item->>2)::integer
 FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(item, n)
 "#;
 
 const INSERT_SQLITE: &str = r#"
-INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
+INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status,
+                             target_version)
 SELECT ?, t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[0]'),
-       json_extract(t.value, '$[1]'), ?
+       json_extract(t.value, '$[1]'), ?, json_extract(t.value, '$[2]')
 FROM json_each(?) AS t
 "#;
 

@@ -61,7 +61,7 @@ async fn run_statement<C: ConnectionTrait>(
         item.deployment_id.clone().into(),
         operation.tenant_id.clone().into(),
         item.folder_id.into(),
-        operation.target_version.into(),
+        item.target_version.or(operation.target_version).into(),
         Utc::now().into(),
         EventKind::Upgrade.as_str().into(),
         actor.subject.clone().into(),
@@ -119,8 +119,9 @@ where
         concurrency: 1,
         dry_run: operation.dry_run,
         max_failures: None,
-        target: operation
+        target: item
             .target_version
+            .or(operation.target_version)
             .map_or(Target::Latest, Target::Version),
     };
     let result: ItemResult = match item.deployment_id.as_deref() {

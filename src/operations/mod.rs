@@ -35,7 +35,7 @@ pub use entity::{
     operation::{Model as Operation, OperationKind, OperationStatus},
     operation_item::{ItemStatus, Model as OperationItem},
 };
-pub use fixed::{FixedOperation, create_fixed, set_run_until};
+pub use fixed::{FixedItem, FixedOperation, create_fixed, set_run_until};
 pub use item::OPERATION_ITEM as POSTGRES_OPERATION_ITEM_SQL;
 pub use monitor::{
     Snapshot, cancel, cancel_within, find, items, list, load, outcome, outcomes, snapshot,

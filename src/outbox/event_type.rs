@@ -12,6 +12,11 @@ pub enum EventType {
     AppVersionPublished,
     AppVersionUnpublished,
     OperationCompleted,
+    RolloutWaveCompleted,
+    RolloutAwaitingApproval,
+    RolloutCompleted,
+    RolloutPaused,
+    RolloutRolledBack,
     /// Sent by `POST …/webhooks/{id}/test` to that endpoint only; not subscribable.
     WebhookTest,
 }
@@ -26,6 +31,11 @@ impl EventType {
         EventType::AppVersionPublished,
         EventType::AppVersionUnpublished,
         EventType::OperationCompleted,
+        EventType::RolloutWaveCompleted,
+        EventType::RolloutAwaitingApproval,
+        EventType::RolloutCompleted,
+        EventType::RolloutPaused,
+        EventType::RolloutRolledBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +47,11 @@ impl EventType {
             EventType::AppVersionPublished => "app.version_published",
             EventType::AppVersionUnpublished => "app.version_unpublished",
             EventType::OperationCompleted => "operation.completed",
+            EventType::RolloutWaveCompleted => "rollout.wave_completed",
+            EventType::RolloutAwaitingApproval => "rollout.awaiting_approval",
+            EventType::RolloutCompleted => "rollout.completed",
+            EventType::RolloutPaused => "rollout.paused",
+            EventType::RolloutRolledBack => "rollout.rolled_back",
             EventType::WebhookTest => "webhook.test",
         }
     }

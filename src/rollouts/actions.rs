@@ -78,7 +78,12 @@ where
     let now = Utc::now();
     let updated = match action {
         Action::Approve => {
-            let wave_folders = wave_folder_ids(&txn, &current.id, current.current_wave).await?;
+            // The wave waiting at the gate is the current one; an empty wave (its
+            // folders held nothing) is approved by whoever may act on the rollout.
+            let mut wave_folders = wave_folder_ids(&txn, &current.id, current.current_wave).await?;
+            if wave_folders.is_empty() {
+                wave_folders = folder_ids(&current);
+            }
             if !may(&txn, request.principal, &wave_folders, Permission::AppsEdit).await? {
                 return Err(Error::Forbidden(
                     "approving this wave needs the Apps.Edit permission in every folder of the wave".into(),
@@ -304,18 +309,31 @@ pub(super) async fn wave_folder_ids<C: ConnectionTrait>(
     Ok(ids)
 }
 
-/// Whether the caller holds `permission` in every one of these folders.
+/// Whether the caller holds `permission` in every one of these folders. A folder
+/// deleted since the rollout was created (or no folder at all) leaves nobody a grant
+/// to show there but a tenant-wide one: only that counts for it, as for a call that
+/// names no folder; skipping it would let anyone with the scope act on a rollout
+/// whose folders are all gone.
 pub async fn may<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
     folder_ids: &[i32],
     permission: Permission,
 ) -> Result<bool, Error> {
-    for id in folder_ids {
-        let Some(found) = folder::Entity::find_by_id(*id).one(db).await? else {
-            continue;
-        };
-        match access::authorize_in_folder(db, principal, found, permission).await {
+    let found = folder::Entity::find()
+        .filter(folder::Column::Id.is_in(folder_ids.iter().copied()))
+        .filter(folder::Column::TenantId.eq(&principal.tenant_id))
+        .all(db)
+        .await?;
+    if found.len() < folder_ids.len() || folder_ids.is_empty() {
+        match access::authorize_tenant(db, principal, permission).await {
+            Ok(()) => {}
+            Err(Error::Forbidden(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    for folder in found {
+        match access::authorize_in_folder(db, principal, folder, permission).await {
             Ok(_) => {}
             Err(Error::Forbidden(_)) => return Ok(false),
             Err(e) => return Err(e),

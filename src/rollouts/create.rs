@@ -2,10 +2,10 @@
 //! coverage, overlap with other rollouts), the waves assigned, and the rollout, its
 //! waves, its deployments and its first timeline entry written in one transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Utc;
-use entity::{app, deployment, folder, rollout, rollout_deployment, rollout_wave};
+use entity::{app, app_version, deployment, folder, rollout, rollout_deployment, rollout_wave};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     Set, TransactionSession, TransactionTrait, sea_query::Expr,
@@ -13,7 +13,7 @@ use sea_orm::{
 
 use super::{
     assign::{WaveSpec, assign},
-    plan::Plan,
+    plan::{AppVersion, Plan, RolloutTarget},
     state::RolloutStatus,
     timeline::{self, Step},
 };
@@ -74,7 +74,7 @@ where
             size: wave.size,
         });
     }
-    let candidates = select(db, new.principal, plan, &mut problems).await?;
+    let (candidates, targets) = select(db, new.principal, plan, &mut problems).await?;
     if candidates.is_empty() && problems.is_empty() {
         return Err(Error::invalid(
             "the selector matches no deployment you may see: nothing to roll out",
@@ -113,8 +113,8 @@ where
         status: Set(RolloutStatus::Pending),
         plan: Set(new.plan_json.to_string()),
         target_version: Set(match plan.target {
-            Target::Latest => None,
-            Target::Version(v) => Some(v),
+            RolloutTarget::Same(Target::Version(v)) => Some(v),
+            _ => None,
         }),
         on_failure: Set(plan.on_failure.as_str().into()),
         four_eyes: Set(plan.four_eyes),
@@ -174,6 +174,7 @@ where
                 from_version: Set(None),
                 to_version: Set(None),
                 rollback: Set(None),
+                target_version: Set(targets[i]),
             })
             .collect();
         // Bounded statements: SQLite takes at most 32,766 bound values in one.
@@ -237,22 +238,33 @@ async fn editable_folder<C: ConnectionTrait>(
 }
 
 /// The selected deployments `(id, folder)` in id order, of the folders the caller
-/// may see; a folder the caller sees but may not edit is a problem.
+/// may see, with the version each is to reach under a per-app target (`None`: the
+/// rollout's target); a folder the caller sees but may not edit is a problem, and so
+/// is each app of a per-app target that is unknown, has no such published version, or
+/// is selected without being named.
 async fn select<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
     plan: &Plan,
     problems: &mut Vec<String>,
-) -> Result<Vec<(String, i32)>, Error> {
+) -> Result<(Vec<(String, i32)>, Vec<Option<i32>>), Error> {
     let tenant = principal.tenant_id.as_str();
     let selector = &plan.selector;
     let matching =
         listing::search_and_tags(db, tenant, selector.search_text.as_deref(), &selector.tags)
             .await?;
+    let per_app = match &plan.target {
+        RolloutTarget::PerApp(versions) => {
+            Some(app_versions(db, tenant, versions, problems).await?)
+        }
+        RolloutTarget::Same(_) => None,
+    };
     let mut query = deployment::Entity::find()
         .select_only()
         .column(deployment::Column::Id)
         .column(deployment::Column::FolderId)
+        .column(deployment::Column::AppId)
+        .column(deployment::Column::Version)
         .filter(deployment::Column::TenantId.eq(tenant))
         .filter(matching)
         .order_by_asc(deployment::Column::Id);
@@ -265,9 +277,9 @@ async fn select<C: ConnectionTrait>(
             .into_query();
         query = query.filter(deployment::Column::AppId.in_subquery(apps));
     }
-    if selector.only_outdated {
+    if let (true, RolloutTarget::Same(target)) = (selector.only_outdated, &plan.target) {
         // The version is a validated integer, written into the SQL as a literal.
-        query = query.filter(Expr::cust(match plan.target {
+        query = query.filter(Expr::cust(match *target {
             Target::Latest => "deployments.version < (SELECT MAX(v.version) FROM app_versions v \
                  WHERE v.app_id = deployments.app_id AND v.published)"
                 .to_string(),
@@ -277,10 +289,16 @@ async fn select<C: ConnectionTrait>(
             ),
         }));
     }
-    let rows: Vec<(String, i32)> = query.into_tuple().all(db).await?;
+    let mut rows: Vec<(String, i32, i32, i32)> = query.into_tuple().all(db).await?;
+    if let Some(per_app) = &per_app {
+        unnamed_apps(db, per_app, &rows, problems).await?;
+        if selector.only_outdated {
+            rows.retain(|(_, _, app, version)| per_app.get(app).is_some_and(|to| version < to));
+        }
+    }
     // Which folders the caller may edit, see, or neither (each folder checked once).
     let mut per_folder: BTreeMap<i32, usize> = BTreeMap::new();
-    for (_, folder) in &rows {
+    for (_, folder, _, _) in &rows {
         *per_folder.entry(*folder).or_default() += 1;
     }
     let mut visible = HashSet::new();
@@ -300,8 +318,91 @@ async fn select<C: ConnectionTrait>(
     }
     Ok(rows
         .into_iter()
-        .filter(|(_, folder)| visible.contains(folder))
-        .collect())
+        .filter(|(_, folder, _, _)| visible.contains(folder))
+        .map(|(id, folder, app, _)| {
+            let target = per_app.as_ref().and_then(|p| p.get(&app).copied());
+            ((id, folder), target)
+        })
+        .unzip())
+}
+
+/// `target.versions` resolved against the tenant's catalogue: app id -> version
+/// number, each unknown app and each version not published recorded as a problem.
+async fn app_versions<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    versions: &BTreeMap<String, AppVersion>,
+    problems: &mut Vec<String>,
+) -> Result<HashMap<i32, i32>, Error> {
+    let apps = app::Entity::find()
+        .filter(app::Column::TenantId.eq(tenant))
+        .filter(app::Column::SystemName.is_in(versions.keys().cloned()))
+        .all(db)
+        .await?;
+    let published = app_version::Entity::find()
+        .filter(app_version::Column::AppId.is_in(apps.iter().map(|a| a.id)))
+        .filter(app_version::Column::Published.eq(true))
+        .all(db)
+        .await?;
+    let mut resolved = HashMap::new();
+    for (name, wanted) in versions {
+        let Some(found) = apps.iter().find(|a| &a.system_name == name) else {
+            problems.push(format!(
+                "target.versions.{name}: no app {name} in this tenant"
+            ));
+            continue;
+        };
+        let version = published.iter().find(|v| {
+            v.app_id == found.id
+                && match wanted {
+                    AppVersion::Number(n) => v.version == *n,
+                    AppVersion::Package(p) => &v.package_version == p,
+                }
+        });
+        match version {
+            Some(v) => {
+                resolved.insert(found.id, v.version);
+            }
+            None => problems.push(format!(
+                "target.versions.{name}: version {} of {name} is not published",
+                match wanted {
+                    AppVersion::Number(n) => n.to_string(),
+                    AppVersion::Package(p) => format!("\"{p}\""),
+                }
+            )),
+        }
+    }
+    Ok(resolved)
+}
+
+/// A problem for each app of the selection that `target.versions` does not name
+/// (with how many of its deployments are selected).
+async fn unnamed_apps<C: ConnectionTrait>(
+    db: &C,
+    per_app: &HashMap<i32, i32>,
+    rows: &[(String, i32, i32, i32)],
+    problems: &mut Vec<String>,
+) -> Result<(), Error> {
+    let mut unnamed: BTreeMap<i32, usize> = BTreeMap::new();
+    for (_, _, app, _) in rows {
+        if !per_app.contains_key(app) {
+            *unnamed.entry(*app).or_default() += 1;
+        }
+    }
+    if unnamed.is_empty() {
+        return Ok(());
+    }
+    let apps = app::Entity::find()
+        .filter(app::Column::Id.is_in(unnamed.keys().copied()))
+        .all(db)
+        .await?;
+    for found in apps {
+        problems.push(format!(
+            "the selection includes {} deployments of app {}, which target.versions does not name",
+            unnamed[&found.id], found.system_name
+        ));
+    }
+    Ok(())
 }
 
 async fn holds<C: ConnectionTrait>(

@@ -9,6 +9,7 @@
 //! state.rs     the states and which action applies in which (pure)
 //! create.rs    the plan checked against the database, and written
 //! timeline.rs  the one place a transition is written, with its timeline entry
+//! events.rs    the rollout.* webhook events a transition emits, in its transaction
 //! progress.rs  starting waves, judging their end, bakes, gates, reverting
 //! driver.rs    the loop every replica runs; claims with FOR UPDATE SKIP LOCKED
 //! actions.rs   pause, resume, approve, abort, retry, rollback
@@ -19,6 +20,7 @@ mod actions;
 mod assign;
 mod create;
 mod driver;
+mod events;
 mod plan;
 mod progress;
 mod read;
@@ -31,7 +33,8 @@ pub use create::{NewRollout, create};
 pub use driver::{Driver, step};
 pub use entity::{rollout::Model as Rollout, rollout_deployment::Model as RolloutDeployment};
 pub use plan::{
-    Gate, MAX_BAKE_SECONDS, MAX_WAVES, OnFailure, Plan, Size, Tolerance, WaveFolder, WavePlan,
+    AppVersion, Gate, MAX_BAKE_SECONDS, MAX_WAVES, OnFailure, Plan, RolloutTarget, Size, Tolerance,
+    WaveFolder, WavePlan,
 };
 pub use read::{RolloutView, WaveView, find, list, view};
 pub use state::{Action, RolloutStatus, name as status_name};

@@ -165,11 +165,83 @@ pub struct WavePlan {
     pub gate: Gate,
 }
 
+/// The version an app's deployments are to reach under `target.versions`: a version
+/// number, or a package version such as `"1.1.0"` (resolved at creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppVersion {
+    Number(i32),
+    Package(String),
+}
+
+/// What a rollout upgrades to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutTarget {
+    /// The operations' targets: the latest published version of each app, or one
+    /// version number for every app.
+    Same(Target),
+    /// A version per app, by system name: every selected deployment's app must be
+    /// named, and each named version must be published.
+    PerApp(std::collections::BTreeMap<String, AppVersion>),
+}
+
+/// The most apps `target.versions` may name.
+pub const MAX_TARGET_APPS: usize = 1000;
+
+impl RolloutTarget {
+    /// `{"versions": {...}}` of the wire form: `None` when `raw` is not that shape (the
+    /// other forms are the operations' `target`).
+    pub fn parse_per_app(raw: &serde_json::Value) -> Option<Result<Self, Error>> {
+        let versions = raw.as_object()?.get("versions")?;
+        Some(Self::per_app(versions))
+    }
+
+    fn per_app(versions: &serde_json::Value) -> Result<Self, Error> {
+        let Some(fields) = versions.as_object().filter(|f| !f.is_empty()) else {
+            return Err(Error::invalid(format!(
+                "target.versions must be an object naming at least one app, such as {{\"Invoice_Portal\": 3}}, not {versions}"
+            )));
+        };
+        if fields.len() > MAX_TARGET_APPS {
+            return Err(Error::invalid(format!(
+                "target.versions may name at most {MAX_TARGET_APPS} apps"
+            )));
+        }
+        let mut problems = Vec::new();
+        let mut out = std::collections::BTreeMap::new();
+        for (app, raw) in fields {
+            let version = match raw {
+                serde_json::Value::Number(n) => n
+                    .as_i64()
+                    .filter(|v| *v >= 1)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .map(AppVersion::Number),
+                serde_json::Value::String(p) if !p.trim().is_empty() && p.len() <= 100 => {
+                    Some(AppVersion::Package(p.trim().to_string()))
+                }
+                _ => None,
+            };
+            match version {
+                Some(v) if !app.trim().is_empty() => {
+                    out.insert(app.clone(), v);
+                }
+                _ => problems.push(format!(
+                    "target.versions.{app}: must be a version number of at least 1 or a package version such as \"1.1.0\", not {raw}"
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(RolloutTarget::PerApp(out))
+        } else {
+            Err(Error::invalid(problems.join("; ")))
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub name: String,
     pub selector: Selector,
-    pub target: Target,
+    pub target: RolloutTarget,
     pub waves: Vec<WavePlan>,
     pub window: Option<Window>,
     pub four_eyes: bool,
@@ -229,5 +301,33 @@ mod tests {
         );
         assert_eq!(OnFailure::parse(None).unwrap(), OnFailure::Pause);
         assert!(OnFailure::parse(Some("panic")).is_err());
+    }
+
+    #[test]
+    fn a_version_per_app_is_a_number_or_a_package_version_and_each_bad_one_is_named() {
+        assert!(RolloutTarget::parse_per_app(&json!("latest")).is_none());
+        assert!(RolloutTarget::parse_per_app(&json!({"version": 2})).is_none());
+        let parsed = RolloutTarget::parse_per_app(&json!({"versions": {"A": 2, "B": "1.1.0"}}))
+            .unwrap()
+            .unwrap();
+        let RolloutTarget::PerApp(map) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(map["A"], AppVersion::Number(2));
+        assert_eq!(map["B"], AppVersion::Package("1.1.0".into()));
+        let err = RolloutTarget::parse_per_app(&json!({"versions": {"A": 0, "B": true, "C": 3}}))
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("target.versions.A") && err.contains("target.versions.B"),
+            "{err}"
+        );
+        assert!(!err.contains("target.versions.C"), "{err}");
+        assert!(
+            RolloutTarget::parse_per_app(&json!({"versions": {}}))
+                .unwrap()
+                .is_err()
+        );
     }
 }

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     error::Error,
-    operations::{self, FixedOperation},
+    operations::{self, FixedItem, FixedOperation},
     service::{
         Actor,
         events::{self, Change, EventKind},
@@ -132,10 +132,11 @@ pub async fn start_or_wait<C: ConnectionTrait>(
             current.id
         )));
     };
-    let members: Vec<(String, i32)> = rollout_deployment::Entity::find()
+    let members: Vec<FixedItem> = rollout_deployment::Entity::find()
         .select_only()
         .column(rollout_deployment::Column::DeploymentId)
         .column(rollout_deployment::Column::FolderId)
+        .column(rollout_deployment::Column::TargetVersion)
         .filter(rollout_deployment::Column::RolloutId.eq(&current.id))
         .filter(rollout_deployment::Column::Wave.eq(idx))
         .filter(
@@ -144,11 +145,18 @@ pub async fn start_or_wait<C: ConnectionTrait>(
                 .add(rollout_deployment::Column::Outcome.is_not_in(DONE)),
         )
         .order_by_asc(rollout_deployment::Column::Seq)
-        .into_tuple()
+        .into_tuple::<(String, i32, Option<i32>)>()
         .all(txn)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|(deployment_id, folder_id, target_version)| FixedItem {
+            deployment_id,
+            folder_id,
+            target_version,
+        })
+        .collect();
     let creator = Actor::new(current.created_by.clone(), current.request_id.clone());
-    let folder_id = members.first().map_or(0, |(_, f)| *f);
+    let folder_id = members.first().map_or(0, |m| m.folder_id);
     let operation = operations::create_fixed(
         txn,
         FixedOperation {

@@ -3,11 +3,15 @@
 //! `Apps.View` in every folder it touches; to anyone else it does not exist.
 
 use entity::{rollout, rollout_deployment, rollout_event, rollout_wave};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
+};
 
 use super::actions::{folder_ids, may};
 use crate::{
-    access::Permission,
+    access::{self, Permission},
     auth::Principal,
     domain::DeploymentId,
     error::Error,
@@ -92,30 +96,54 @@ pub async fn view<C: ConnectionTrait>(db: &C, found: rollout::Model) -> Result<R
 }
 
 /// The tenant's rollouts the caller may see, newest first: the count of all of them
-/// and one page.
+/// and one page, both by the database. A caller holding `Apps.View` tenant-wide sees
+/// them all (folders deleted since included, as in `may`); anyone else sees those of
+/// which no deployment is in a folder outside the ones where the caller holds it.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
     top: u64,
     skip: u64,
 ) -> Result<(u64, Vec<rollout::Model>), Error> {
-    let all = rollout::Entity::find()
-        .filter(rollout::Column::TenantId.eq(&principal.tenant_id))
+    let mut query =
+        rollout::Entity::find().filter(rollout::Column::TenantId.eq(&principal.tenant_id));
+    match access::authorize_tenant(db, principal, Permission::AppsView).await {
+        Ok(()) => {}
+        Err(Error::Forbidden(_)) => {
+            let visible: Vec<i32> = access::folders_with(db, principal, Permission::AppsView)
+                .await?
+                .into_iter()
+                .map(|f| f.id)
+                .collect();
+            let outside = Query::select()
+                .expr(Expr::val(1))
+                .from(rollout_deployment::Entity)
+                .and_where(
+                    Expr::col((
+                        rollout_deployment::Entity,
+                        rollout_deployment::Column::RolloutId,
+                    ))
+                    .equals((rollout::Entity, rollout::Column::Id)),
+                )
+                .and_where(
+                    Expr::col((
+                        rollout_deployment::Entity,
+                        rollout_deployment::Column::FolderId,
+                    ))
+                    .is_not_in(visible),
+                )
+                .to_owned();
+            query = query.filter(Expr::exists(outside).not());
+        }
+        Err(e) => return Err(e),
+    }
+    let count = query.clone().count(db).await?;
+    let page = query
         .order_by_desc(rollout::Column::CreatedAt)
         .order_by_desc(rollout::Column::Id)
+        .offset(skip)
+        .limit(top)
         .all(db)
         .await?;
-    let mut visible = Vec::new();
-    for found in all {
-        if may(db, principal, &folder_ids(&found), Permission::AppsView).await? {
-            visible.push(found);
-        }
-    }
-    let count = visible.len() as u64;
-    let page = visible
-        .into_iter()
-        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
-        .take(usize::try_from(top).unwrap_or(usize::MAX))
-        .collect();
     Ok((count, page))
 }

@@ -1,6 +1,7 @@
-//! The one place a rollout changes state: `transition` writes the new state and its
-//! timeline entry in the caller's transaction, so the timeline explains every step
-//! and a later outbox (webhooks) can emit `rollout.*` events from here alone.
+//! The one place a rollout changes state: `transition` writes the new state, its
+//! timeline entry and its `rollout.*` webhook events (`events`) in the caller's
+//! transaction, so the timeline explains every step and no event is sent for a
+//! transition that did not commit.
 
 use chrono::{DateTime, Utc};
 use entity::{rollout, rollout_event};
@@ -32,6 +33,7 @@ pub async fn transition<C: ConnectionTrait>(
     changes.status = Set(to);
     changes.updated_at = Set(now);
     let updated = changes.update(txn).await?;
+    super::events::record(txn, current, &updated, &step, now).await?;
     record(txn, &current.id, Some(current.status), to, step, now).await?;
     Ok(updated)
 }

@@ -356,6 +356,16 @@ impl TestApp {
         self.call(Method::POST, "/rollouts", token, None).body(body)
     }
 
+    /// `POST /rollouts` that must answer 201; the rollout.
+    pub async fn created_rollout(&self, token: &str, body: Value) -> Value {
+        self.create_rollout(token, body)
+            .expect(201)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET /rollouts/{id}`.
     pub fn rollout(&self, token: &str, id: &str) -> Call<'_> {
         self.call(Method::GET, &format!("/rollouts/{id}"), token, None)

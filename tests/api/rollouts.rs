@@ -56,6 +56,16 @@ fn timeline_kinds(rollout: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The detail of the 400 that `plan` gets, which must name each of `expected`.
+async fn refused_naming(app: &TestApp, token: &str, plan: Value, expected: &[&str]) -> String {
+    let problem = app.create_rollout(token, plan).problem(400).await;
+    let detail = problem["detail"].as_str().unwrap().to_string();
+    for wanted in expected {
+        assert!(detail.contains(wanted), "{wanted:?} not in {detail}");
+    }
+    detail
+}
+
 async fn upgrades_of(app: &TestApp, deployment_id: &str) -> usize {
     app.events(deployment_id)
         .await
@@ -73,7 +83,7 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
     let token = app.token("lead", ALL_SCOPES);
 
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "portal 1.1",
@@ -84,11 +94,7 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     // 25% of 10 is 2 (rounded down); the last wave takes the other 6 whatever its size.
     assert_eq!(wave_sizes(&created), vec![2, 2, 6]);
@@ -183,13 +189,7 @@ async fn a_second_active_rollout_over_the_same_deployments_is_a_409_naming_the_f
     spread(&app, "lead", &[("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let plan = json!({"name": "first", "waves": [{"gate": "manual"}]});
-    let first = app
-        .create_rollout(&token, plan.clone())
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let first = app.created_rollout(&token, plan.clone()).await;
 
     let problem = app.create_rollout(&token, plan).problem(409).await;
 
@@ -209,7 +209,7 @@ async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "gated",
@@ -220,11 +220,7 @@ async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let waiting = app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     assert_eq!(waiting["currentWave"], 1);
@@ -266,12 +262,8 @@ async fn an_action_that_does_not_apply_is_a_409_that_names_the_states_allowing_i
     spread(&app, "lead", &[("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(&token, json!({"name": "one", "waves": [{}]}))
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .created_rollout(&token, json!({"name": "one", "waves": [{}]}))
+        .await;
     app.rollout_in(&token, &id(&created), "Succeeded").await;
 
     let problem = app
@@ -303,7 +295,7 @@ async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_r
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "baked",
@@ -313,11 +305,7 @@ async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_r
                 ],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     assert!(
@@ -356,15 +344,11 @@ async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_ve
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({"name": "undo", "waves": [{"folders": [{"key": folders[0].key}]}, {}]}),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "Succeeded").await;
 
@@ -429,7 +413,7 @@ async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
     let (_, _, broken) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "budget",
@@ -437,11 +421,7 @@ async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
                 "waves": [{"maxConcurrency": 1, "maxFailures": 0}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     let paused = app.rollout_in(&token, &id(&created), "Paused").await;
 
@@ -459,7 +439,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
     let (_, good, _) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "auto-undo",
@@ -468,11 +448,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
                 "waves": [{"maxConcurrency": 1}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
 
     let done = app.rollout_in(&token, &id(&created), "RolledBack").await;
 
@@ -518,7 +494,7 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
     let opens = now + chrono::Duration::seconds(if seconds >= 55 { 120 } else { 60 } - seconds);
     let closes = opens + chrono::Duration::minutes(3);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "nightly",
@@ -533,11 +509,7 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
                 "waves": [{}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
 
     let waiting = app.rollout_in(&token, &rollout, "WaitingForWindow").await;
@@ -645,18 +617,14 @@ async fn a_paused_bake_resumes_with_its_original_deadline() {
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "paused bake",
                 "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     let deadline = baking["bakeUntil"].clone();
@@ -698,18 +666,14 @@ async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
     let token = app.token("lead", ALL_SCOPES);
     let owner = app.token("canary-owner", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "gated",
                 "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
 
@@ -738,18 +702,14 @@ async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_i
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
     let created = app
-        .create_rollout(
+        .created_rollout(
             &token,
             json!({
                 "name": "revoked",
                 "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
             }),
         )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+        .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     app.revoke("lead", Role::FolderAdministrator, Some(&folders[1]))
@@ -767,4 +727,463 @@ async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_i
         "{reason}"
     );
     assert_eq!(app.deployment(&deployments[1][0].id).await.version, 1);
+}
+
+/// Two apps in one folder, each deployed twice on its version 1, with versions 2 and
+/// 3 published afterwards.
+async fn two_apps(app: &TestApp, admin: &str) -> ([String; 2], [Vec<deployment::Model>; 2]) {
+    let folder = app
+        .granted_folder("Mixed", admin, Role::FolderAdministrator)
+        .await;
+    let mut fleets = [Vec::new(), Vec::new()];
+    let mut names = [String::new(), String::new()];
+    for (n, package) in ["Portal", "Ledger"].into_iter().enumerate() {
+        let published = app.publish(package, "1.0.0").await;
+        names[n] = published.app.system_name.clone();
+        for _ in 0..2 {
+            fleets[n].push(app.deploy(&folder, &published.app.system_name, 1).await);
+        }
+        app.publish(package, "1.1.0").await;
+        app.publish(package, "1.2.0").await;
+    }
+    (names, fleets)
+}
+
+#[tokio::test]
+async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_app_up_front() {
+    let app = spawn_app().await;
+    let ([portal_name, ledger_name], [portal, ledger]) = two_apps(&app, "lead").await;
+    let token = app.token("lead", ALL_SCOPES);
+
+    // Unknown app, unpublished version, and a selected app left unnamed: each named.
+    refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "target": {"versions": {
+            "Nope": 2, portal_name.clone(): 9,
+        }}, "waves": [{}]}),
+        &[
+            "target.versions.Nope: no app Nope",
+            &format!("target.versions.{portal_name}: version 9 of {portal_name} is not published"),
+            &format!("2 deployments of app {ledger_name}, which target.versions does not name"),
+        ],
+    )
+    .await;
+    refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "target": {"versions": {portal_name.clone(): true}}, "waves": [{}]}),
+        &[&format!(
+            "target.versions.{portal_name}: must be a version number"
+        )],
+    )
+    .await;
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
+
+    // Portal to its version 2 (by number), Ledger to its 3 (by package version).
+    let created = app
+        .created_rollout(
+            &token,
+            json!({"name": "pinned", "target": {"versions": {
+                portal_name.clone(): 2, ledger_name.clone(): "1.2.0",
+            }}, "waves": [{"size": 1}, {}]}),
+        )
+        .await;
+    let done = app.rollout_in(&token, &id(&created), "Succeeded").await;
+
+    for d in &portal {
+        assert_eq!(app.deployment(&d.id).await.version, 2, "Portal pinned at 2");
+    }
+    for d in &ledger {
+        assert_eq!(app.deployment(&d.id).await.version, 3, "Ledger pinned at 3");
+    }
+    assert_eq!(done["plan"]["target"]["versions"][&ledger_name], "1.2.0");
+    // onlyOutdated measures against each app's own target: nothing is left below it.
+    let problem = app
+        .create_rollout(
+            &token,
+            json!({"name": "again", "selector": {"onlyOutdated": true},
+                   "target": {"versions": {portal_name: 2, ledger_name: 3}}, "waves": [{}]}),
+        )
+        .problem(400)
+        .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("matches no deployment"),
+        "{problem}"
+    );
+}
+
+/// Holds the database's write path for deployments until dropped (rolled back):
+/// PostgreSQL locks the table against writes (reads go on), SQLite takes the write
+/// lock. An item that starts meanwhile waits for it (the test's lock timeout is long).
+async fn hold_deployment_writes(
+    app: &TestApp,
+    folder: &folder::Model,
+) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let blocker = app.db.begin().await.unwrap();
+    let sql = if crate::helpers::is_postgres() {
+        "LOCK TABLE deployments IN EXCLUSIVE MODE".to_string()
+    } else {
+        format!("UPDATE folders SET name = name WHERE id = {}", folder.id)
+    };
+    blocker.execute_unprepared(&sql).await.unwrap();
+    blocker
+}
+
+#[tokio::test]
+async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_and_the_wave_goes_on_when_it_reopens()
+ {
+    use chrono::{Duration as Span, DurationRound, Utc};
+    use std::time::Duration;
+    // One item per batch, and lock waits and leases longer than the test holds a lock.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.operation_batch_items = 1;
+        s.lock_timeout_ms = 90_000;
+        s.operation_lease_seconds = 120;
+        s.operation_poll_ms = 50;
+    })
+    .await;
+    let (folders, deployments) = spread(&app, "lead", &[("East", 40)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    // Open this minute, closed the next, open again the one after (UTC, every day),
+    // with at least ten seconds of this minute left to start the wave in.
+    if Utc::now().format("%S").to_string().parse::<u32>().unwrap() >= 50 {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+    }
+    let this_minute = Utc::now().duration_trunc(Span::minutes(1)).unwrap();
+    let (closes, reopens) = (
+        this_minute + Span::minutes(1),
+        this_minute + Span::minutes(2),
+    );
+    let hm = |t: chrono::DateTime<Utc>| t.format("%H:%M").to_string();
+    let every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let created = app
+        .created_rollout(
+            &token,
+            json!({
+                "name": "interrupted",
+                "window": {"timeZone": "UTC", "weekly": [
+                    {"days": every_day, "start": hm(this_minute), "end": hm(closes)},
+                    {"days": every_day, "start": hm(reopens), "end": hm(reopens + Span::minutes(1))},
+                ]},
+                "waves": [{"gate": "manual", "maxConcurrency": 1}],
+            }),
+        ).await;
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    app.rollout_action(&token, &rollout, "approve", "go")
+        .ok()
+        .await;
+    // An item is in flight (waiting for the lock) when the window closes.
+    let blocker = hold_deployment_writes(&app, &folders[0]).await;
+    let wait = (closes - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    blocker.rollback().await.unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "WaitingForWindow"
+            && current["waves"][0]["counters"]["running"] == 0
+        {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not waiting: {current:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let opens_at = chrono::DateTime::parse_from_rfc3339(waiting["windowOpensAt"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(opens_at, reopens, "the next window's opening, stored");
+    let counters = waiting["waves"][0]["counters"].clone();
+    let settled = counters["updated"].as_u64().unwrap();
+    assert!(settled >= 1, "the item in flight finished: {counters}");
+    assert!(counters["pending"].as_u64().unwrap() >= 1, "{counters}");
+    // Nothing starts while the window is closed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = app.rollout(&token, &rollout).json().await;
+    assert_eq!(later["status"], "WaitingForWindow");
+    assert_eq!(later["waves"][0]["counters"]["updated"], settled);
+
+    // No call wakes it when the window opens again.
+    let deadline = std::time::Instant::now()
+        + (reopens - Utc::now()).to_std().unwrap_or_default()
+        + Duration::from_secs(60);
+    let done = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["status"] == "Succeeded" {
+            break current;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not finished: {current:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let kinds = timeline_kinds(&done);
+    let closed_at = kinds.iter().position(|k| k == "window_closed");
+    let opened_at = kinds.iter().position(|k| k == "window_opened");
+    assert!(closed_at.is_some() && closed_at < opened_at, "{kinds:?}");
+    assert_eq!(
+        done["waves"][0]["attempts"], 1,
+        "one operation, interrupted and continued"
+    );
+    let mut early = 0;
+    for d in &deployments[0] {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        let upgrades: Vec<_> = app
+            .events(&d.id)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Upgrade)
+            .collect();
+        assert_eq!(upgrades.len(), 1, "upgraded exactly once");
+        let at = upgrades[0].created_at;
+        assert!(
+            at < closes + Span::seconds(4) || at >= reopens,
+            "an item started while the window was closed: {at}"
+        );
+        if at < reopens {
+            early += 1;
+        }
+    }
+    assert_eq!(early, settled, "the rest waited for the window");
+}
+
+/// Removes `folder` and its deployments from the database (with their history), as
+/// an operator's clean-up would: the API itself deletes no folder.
+async fn delete_folder(app: &TestApp, folder: &folder::Model) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let ids: Vec<String> = deployment::Entity::find()
+        .filter(deployment::Column::FolderId.eq(folder.id))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    entity::deployment_event::Entity::delete_many()
+        .filter(entity::deployment_event::Column::DeploymentId.is_in(ids))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    deployment::Entity::delete_many()
+        .filter(deployment::Column::FolderId.eq(folder.id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    folder::Entity::delete_by_id(folder.id)
+        .exec(&app.db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn once_every_folder_of_a_rollout_is_deleted_only_a_tenant_wide_role_may_see_or_act_on_it() {
+    let app = spawn_app().await;
+    let (folders, _) = spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .created_rollout(
+            &token,
+            json!({"name": "orphan", "waves": [{"gate": "manual"}]}),
+        )
+        .await;
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+
+    delete_folder(&app, &folders[0]).await;
+
+    // Any scope-holder without a role anywhere, and the folder's own administrator
+    // (whose grant went with the folder): the rollout does not exist for them.
+    for subject in ["stranger", "lead"] {
+        let caller = app.token(subject, ALL_SCOPES);
+        for action in ["pause", "approve", "abort", "rollback"] {
+            app.rollout_action(&caller, &rollout, action, "mine now")
+                .problem(404)
+                .await;
+        }
+        app.rollout(&caller, &rollout).problem(404).await;
+        assert_eq!(app.rollouts(&caller, "").json().await["count"], 0);
+    }
+    app.grant("root", Role::Administrator, None).await;
+    let root = app.token("root", ALL_SCOPES);
+    assert_eq!(app.rollouts(&root, "").json().await["count"], 1);
+    let aborted = app
+        .rollout_action(&root, &rollout, "abort", "its folder is gone")
+        .json()
+        .await;
+    assert_eq!(aborted["status"], "Aborted");
+}
+
+#[tokio::test]
+async fn wave_names_must_be_present_short_and_distinct_and_max_concurrency_within_bounds() {
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let long = "w".repeat(101);
+
+    let detail = refused_naming(
+        &app,
+        &token,
+        json!({"name": "bad", "waves": [
+            {"name": "canary"}, {"name": "  "}, {"name": long}, {"name": " canary "},
+        ]}),
+        &[
+            "waves[1].name must be 1 to 100",
+            "waves[2].name must be 1 to 100",
+            "waves[3].name 'canary' is already the name of waves[0]",
+        ],
+    )
+    .await;
+
+    assert!(!detail.contains("waves[0].name"), "{detail}");
+    // The default names count too.
+    let plan = json!({"name": "bad", "waves": [{}, {"name": "wave-0"}]});
+    refused_naming(&app, &token, plan, &["waves[1].name 'wave-0'"]).await;
+    for bad in [json!(0), json!(65), json!(-1), json!(1.5), json!("4")] {
+        let plan = json!({"name": "bad", "waves": [{"maxConcurrency": bad}]});
+        refused_naming(&app, &token, plan, &["maxConcurrency"]).await;
+    }
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 0);
+    app.create_rollout(
+        &token,
+        json!({"name": "fine", "waves": [{"name": "all", "maxConcurrency": 64}]}),
+    )
+    .expect(201)
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_replays_the_creation_and_the_action_and_another_body_is_a_422()
+{
+    let app = spawn_app().await;
+    spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let plan = json!({"name": "keyed", "waves": [{"gate": "manual"}]});
+
+    let first: Value = app
+        .create_rollout(&token, plan.clone())
+        .key("create-1")
+        .expect(201)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again: Value = app
+        .create_rollout(&token, plan.clone())
+        .key("create-1")
+        .expect(201)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        again["id"], first["id"],
+        "the first answer, not a second rollout"
+    );
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 1);
+    app.create_rollout(&token, json!({"name": "other", "waves": [{}]}))
+        .key("create-1")
+        .problem(422)
+        .await;
+    assert_eq!(app.rollouts(&token, "").json().await["count"], 1);
+
+    let rollout = id(&first);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    let paused = app
+        .rollout_action(&token, &rollout, "pause", "hold")
+        .key("pause-1")
+        .json()
+        .await;
+    assert_eq!(paused["status"], "Paused");
+    // Paused already: without the key this would be a 409.
+    let replayed = app
+        .rollout_action(&token, &rollout, "pause", "hold")
+        .key("pause-1")
+        .json()
+        .await;
+    assert_eq!(replayed["status"], "Paused");
+    assert_eq!(replayed["timeline"], paused["timeline"]);
+    app.rollout_action(&token, &rollout, "pause", "another reason")
+        .key("pause-1")
+        .problem(422)
+        .await;
+    app.rollout_action(&token, &rollout, "pause", "hold")
+        .problem(409)
+        .await;
+    let kinds = timeline_kinds(&app.rollout(&token, &rollout).json().await);
+    assert_eq!(kinds.iter().filter(|k| *k == "paused").count(), 1);
+}
+
+#[tokio::test]
+async fn the_list_counts_and_pages_only_the_rollouts_whose_every_folder_the_caller_may_see() {
+    let app = spawn_app().await;
+    let published = app.publish("Portal", "1.0.0").await;
+    let east = app
+        .granted_folder("East", "east", Role::FolderAdministrator)
+        .await;
+    let west = app
+        .granted_folder("West", "west", Role::FolderAdministrator)
+        .await;
+    for folder in [&east, &west] {
+        app.deploy(folder, &published.app.system_name, 1).await;
+        app.grant("both", Role::FolderAdministrator, Some(folder))
+            .await;
+        app.grant("viewer", Role::AutomationUser, Some(folder))
+            .await;
+    }
+    app.publish("Portal", "1.1.0").await;
+    let gated = |name: &str| json!({"name": name, "waves": [{"gate": "manual"}]});
+    let (east_token, west_token) = (app.token("east", ALL_SCOPES), app.token("west", ALL_SCOPES));
+    let e = id(&app.created_rollout(&east_token, gated("east")).await);
+    let w = id(&app.created_rollout(&west_token, gated("west")).await);
+    for (token, rollout) in [(&east_token, &e), (&west_token, &w)] {
+        app.rollout_in(token, rollout, "AwaitingApproval").await;
+        app.rollout_action(token, rollout, "abort", "make room")
+            .ok()
+            .await;
+    }
+    // Over both folders: hidden from each folder's own administrator.
+    let both_token = app.token("both", ALL_SCOPES);
+    let b = id(&app.created_rollout(&both_token, gated("both")).await);
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed = app.rollouts(&east_token, "").json().await;
+    assert_eq!(
+        (listed["count"].clone(), ids(&listed)),
+        (json!(1), vec![e.clone()])
+    );
+    let listed = app.rollouts(&west_token, "").json().await;
+    assert_eq!(
+        (listed["count"].clone(), ids(&listed)),
+        (json!(1), vec![w.clone()])
+    );
+    let viewer = app.token("viewer", ALL_SCOPES);
+    let all = app.rollouts(&viewer, "").json().await;
+    assert_eq!(all["count"], 3);
+    assert_eq!(
+        ids(&all),
+        vec![b.clone(), w.clone(), e.clone()],
+        "newest first"
+    );
+    let second = app.rollouts(&viewer, "top=1&skip=1").json().await;
+    assert_eq!((second["count"].clone(), ids(&second)), (json!(3), vec![w]));
+    let stranger = app.token("stranger", ALL_SCOPES);
+    assert_eq!(app.rollouts(&stranger, "").json().await["count"], 0);
 }

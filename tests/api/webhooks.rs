@@ -377,6 +377,116 @@ async fn every_event_type_arrives_signed_with_its_documented_payload_in_commit_o
 }
 
 #[tokio::test]
+async fn a_rollout_sends_each_rollout_event_in_the_order_of_its_transitions_with_who_and_why() {
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    receiver.serve(socket);
+    let app = spawn_app_with(fast_webhooks).await;
+    let rollout_types = [
+        "rollout.wave_completed",
+        "rollout.awaiting_approval",
+        "rollout.completed",
+        "rollout.paused",
+        "rollout.rolled_back",
+    ];
+    let (_, endpoint) = app
+        .admin_with_webhook(
+            &format!("http://127.0.0.1:{port}/in"),
+            json!({"eventTypes": rollout_types}),
+        )
+        .await;
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    let fleet = app
+        .fleet()
+        .administered_by("ops")
+        .deployments(3)
+        .newer("1.1.0")
+        .await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let created = app
+        .created_rollout(
+            &ops,
+            json!({
+                "name": "portal 1.1",
+                "waves": [{"name": "canary", "size": 1}, {"name": "rest", "gate": "manual"}],
+            }),
+        )
+        .await;
+    let rollout = id_of(&created);
+
+    // A wave, its gate, a pause and resume there, the approval, the end, a rollback.
+    app.rollout_in(&ops, &rollout, "AwaitingApproval").await;
+    app.rollout_action(&ops, &rollout, "pause", "hold on")
+        .ok()
+        .await;
+    app.rollout_action(&ops, &rollout, "resume", "").ok().await;
+    app.rollout_action(&ops, &rollout, "approve", "go")
+        .ok()
+        .await;
+    app.rollout_in(&ops, &rollout, "Succeeded").await;
+    app.rollout_action(&ops, &rollout, "rollback", "undo")
+        .ok()
+        .await;
+    app.rollout_in(&ops, &rollout, "RolledBack").await;
+
+    let got = receiver
+        .until("seven rollout events", |got| got.len() >= 7)
+        .await;
+    let types: Vec<String> = got.iter().map(Received::event_type).collect();
+    assert_eq!(
+        types,
+        [
+            "rollout.wave_completed",
+            "rollout.awaiting_approval",
+            "rollout.paused",
+            "rollout.awaiting_approval",
+            "rollout.wave_completed",
+            "rollout.completed",
+            "rollout.rolled_back",
+        ],
+        "one rollout's events in the order of its transitions"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 7, "nothing else: {types:?}");
+    let bodies: Vec<Value> = got.iter().map(Received::json).collect();
+    for (r, body) in got.iter().zip(&bodies) {
+        assert_eq!(verifying_signatures(r, &secret), 1, "{r:?}");
+        assert_eq!(body["data"]["tenantId"], app.tenant.as_str());
+        assert_eq!(body["data"]["rolloutId"], rollout.as_str());
+        assert_eq!(body["data"]["rolloutName"], "portal 1.1");
+        assert!(body["data"].get("folderKey").is_none(), "tenant-wide");
+    }
+    let canary = &bodies[0]["data"];
+    assert_eq!(canary["wave"]["index"], 0);
+    assert_eq!(canary["wave"]["name"], "canary");
+    assert_eq!(canary["wave"]["status"], "Succeeded");
+    assert!(canary["wave"]["operationId"].is_string());
+    assert_eq!(canary["counters"]["total"], 1);
+    assert_eq!(canary["counters"]["updated"], 1);
+    assert_eq!(canary["actor"], "uplift");
+    assert_eq!(bodies[1]["data"]["status"], "AwaitingApproval");
+    assert_eq!(bodies[1]["data"]["wave"]["name"], "rest");
+    let paused = &bodies[2]["data"];
+    assert_eq!(paused["status"], "Paused");
+    assert_eq!(paused["previousStatus"], "AwaitingApproval");
+    assert_eq!(paused["actor"], "ops");
+    assert_eq!(paused["comment"], "hold on");
+    assert!(paused["requestId"].is_string(), "{paused}");
+    assert_eq!(bodies[4]["data"]["wave"]["name"], "rest");
+    assert_eq!(bodies[4]["data"]["counters"]["updated"], 2);
+    let completed = &bodies[5]["data"];
+    assert_eq!(completed["status"], "Succeeded");
+    assert_eq!(completed["counters"]["total"], 3);
+    assert_eq!(completed["counters"]["updated"], 3);
+    let rolled_back = &bodies[6]["data"];
+    assert_eq!(rolled_back["status"], "RolledBack");
+    assert_eq!(rolled_back["counters"]["rolledBack"], 3);
+    for d in &fleet.deployments {
+        assert_eq!(app.deployment(&d.id).await.version, 1);
+    }
+}
+
+#[tokio::test]
 async fn a_receiver_that_is_down_then_answers_500s_then_is_too_slow_still_gets_every_event_once_up()
 {
     let (socket, port) = listener();

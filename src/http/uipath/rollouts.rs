@@ -25,7 +25,7 @@ use crate::{
     operations::{self, Workers},
     rollouts::{
         self, Action, Gate, MAX_BAKE_SECONDS, MAX_WAVES, NewRollout, OnFailure, Plan, Request,
-        RolloutView, Size, Tolerance, WaveFolder, WavePlan, Window, WindowSpec,
+        RolloutTarget, RolloutView, Size, Tolerance, WaveFolder, WavePlan, Window, WindowSpec,
     },
 };
 
@@ -38,7 +38,9 @@ pub struct CreateRollout {
     /// The tenant's deployments (in the folders the caller may see) matching every
     /// criterion; `includeSubfolders` is not used here (waves name folders).
     pub selector: Option<SelectorBody>,
-    /// `"latest"` (default) or `{"version": N}`.
+    /// `"latest"` (default), `{"version": N}` (that version of every selected app), or
+    /// `{"versions": {"<appSystemName>": N or "1.1.0", …}}`: a version per app, naming
+    /// every selected app, each version published (else a 400 naming each).
     #[schema(value_type = Option<Object>)]
     pub target: Option<serde_json::Value>,
     /// In order; 1 to 50 (required).
@@ -53,7 +55,7 @@ pub struct CreateRollout {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WaveBody {
-    /// Default `wave-N`.
+    /// 1 to 100 characters, distinct among the waves; default `wave-N`.
     pub name: Option<String>,
     /// The folders the wave draws from (default: everything not in an earlier wave).
     #[serde(default)]
@@ -128,8 +130,9 @@ impl CreateRollout {
                 "waves must list 1 to {MAX_WAVES} waves"
             )));
         }
+        let names = wave_names(&self.waves)?;
         let mut waves = Vec::with_capacity(self.waves.len());
-        for (n, wave) in self.waves.into_iter().enumerate() {
+        for ((n, wave), name) in self.waves.into_iter().enumerate().zip(names) {
             let bake_seconds = wave.bake_seconds.unwrap_or(0);
             if bake_seconds > MAX_BAKE_SECONDS {
                 return Err(ApiError::bad_request(format!(
@@ -137,7 +140,7 @@ impl CreateRollout {
                 )));
             }
             waves.push(WavePlan {
-                name: wave.name.unwrap_or_else(|| format!("wave-{n}")),
+                name,
                 folders: wave
                     .folders
                     .into_iter()
@@ -195,12 +198,49 @@ impl CreateRollout {
         Ok(Plan {
             name,
             selector: self.selector.map(Into::into).unwrap_or_default(),
-            target: parse_target(self.target.as_ref())?,
+            target: match self.target.as_ref().and_then(RolloutTarget::parse_per_app) {
+                Some(per_app) => per_app?,
+                None => RolloutTarget::Same(parse_target(self.target.as_ref())?),
+            },
             waves,
             window,
             four_eyes: self.approval.is_some_and(|a| a.four_eyes),
             on_failure: OnFailure::parse(self.on_failure.as_deref())?,
         })
+    }
+}
+
+/// The longest wave name.
+const MAX_WAVE_NAME_CHARS: usize = 100;
+
+/// Each wave's name (trimmed; default `wave-N`), or a 400 naming every wave whose name
+/// is empty, too long, or another wave's too (names identify waves in the timeline,
+/// the events and the CLI's progress).
+fn wave_names(waves: &[WaveBody]) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = waves
+        .iter()
+        .enumerate()
+        .map(|(n, w)| match &w.name {
+            None => format!("wave-{n}"),
+            Some(name) => name.trim().to_string(),
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        if name.is_empty() || name.chars().count() > MAX_WAVE_NAME_CHARS {
+            problems.push(format!(
+                "waves[{n}].name must be 1 to {MAX_WAVE_NAME_CHARS} characters"
+            ));
+        } else if let Some(first) = names[..n].iter().position(|other| other == name) {
+            problems.push(format!(
+                "waves[{n}].name '{name}' is already the name of waves[{first}]"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(names)
+    } else {
+        Err(ApiError::bad_request(problems.join("; ")))
     }
 }
 
