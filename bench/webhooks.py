@@ -4,6 +4,8 @@ see docs/benchmarks.md, "Webhooks").
 
     bench/webhooks.py BINARY [--count N] [--quick]
 
+bench/run.sh runs it (with its own arguments) before bench/run.py.
+
 Two replicas of BINARY on one scratch PostgreSQL database (free ports, 127.0.0.1 only)
 and a receiver here on 127.0.0.1 (asyncio, HTTP/1.1 keep-alive, answers 204 at once,
 allowed by UPLIFT_WEBHOOK_ALLOW_NETWORKS).
@@ -22,6 +24,7 @@ machine may be shared; it exits 1 only when an event is missing.
 """
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -144,6 +147,7 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--count", type=int, default=10000, help="deployments upgraded in each run")
     parser.add_argument("--quick", action="store_true", help="1,000 deployments (CI)")
+    parser.add_argument("--large", type=int, help="bench/run.sh's option for bench/run.py; not used here")
     options = parser.parse_args()
     count = 1000 if options.quick else options.count
 
@@ -196,10 +200,8 @@ def main():
         ]
     finally:
         for server in servers:
-            try:
+            with contextlib.suppress(Exception):  # cleaning up, perhaps after a failure
                 server.stop()
-            except Exception:  # noqa: BLE001 - cleaning up after a failure
-                pass
         db.drop()
         receiver.stop()
 
