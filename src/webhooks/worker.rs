@@ -26,6 +26,9 @@ use crate::metrics::Metrics;
 /// Events one fan-out pass takes.
 const FAN_OUT_BATCH: u64 = 500;
 
+/// Further tries of a round's recording that failed (each well inside the lease).
+const SETTLE_RETRIES: usize = 3;
+
 pub struct Relay {
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -227,7 +230,17 @@ async fn send(context: &Context, claimed: Claimed) -> Sent {
 
 async fn record(context: &Context, sent: &[Sent]) {
     let started = std::time::Instant::now();
-    match relay::settle(&context.db, &context.owner, sent, &context.policy).await {
+    // A recording that failed (a lock wait past `lock_timeout` on a loaded database)
+    // is tried again while the lease still holds: left `sending`, the whole round
+    // would be sent a second time once the lease lapsed.
+    let mut result = relay::settle(&context.db, &context.owner, sent, &context.policy).await;
+    for _ in 0..SETTLE_RETRIES {
+        let Err(e) = &result else { break };
+        tracing::info!(error = %e, "recording webhook attempts again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = relay::settle(&context.db, &context.owner, sent, &context.policy).await;
+    }
+    match result {
         Ok(settled) => {
             tracing::debug!(
                 settled = sent.len(),
