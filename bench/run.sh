@@ -26,4 +26,5 @@ if [ -z "$binary" ]; then
   cargo build --release --locked --bin uplift
   binary=target/release/uplift
 fi
+python3 bench/webhooks.py "$binary" "$@"
 exec python3 bench/run.py "$binary" "$@"

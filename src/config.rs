@@ -194,7 +194,7 @@ impl Default for Settings {
             webhook_allow_networks: Vec::new(),
             webhook_allow_http: false,
             webhook_poll_ms: 250,
-            webhook_concurrency: 16,
+            webhook_concurrency: 64,
             webhook_relay: true,
             operation_lease_seconds: 15,
             operation_workers: 2,

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use entity::{folder, webhook_endpoint};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionSession,
+    TransactionTrait,
 };
 
 use super::{
@@ -14,7 +15,7 @@ use super::{
     message::{FORMAT_CLOUDEVENTS, FORMAT_STANDARD},
     signing,
 };
-use crate::{error::Error, outbox::EventType};
+use crate::{db, error::Error, outbox::EventType};
 
 /// The most endpoints one tenant may register.
 pub const MAX_ENDPOINTS: u64 = 50;
@@ -108,12 +109,15 @@ fn description(raw: &str) -> Result<String, Error> {
     Ok(raw.to_string())
 }
 
-pub async fn create<C: ConnectionTrait>(
+pub async fn create<C>(
     db: &C,
     guard: &Guard,
     tenant: &str,
     fields: EndpointFields,
-) -> Result<webhook_endpoint::Model, Error> {
+) -> Result<webhook_endpoint::Model, Error>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let url = fields
         .url
         .as_deref()
@@ -128,9 +132,13 @@ pub async fn create<C: ConnectionTrait>(
     .await?;
     let format = format(fields.format.as_deref().unwrap_or(FORMAT_STANDARD))?;
     let description = description(fields.description.as_deref().unwrap_or(""))?;
+    // The count and the insert are one transaction under the tenant's endpoint lock:
+    // two creates at once must not both see 49 and make 51.
+    let txn = db::begin_write(db).await?;
+    lock_tenant_endpoints(&txn, tenant).await?;
     let existing = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::TenantId.eq(tenant))
-        .count(db)
+        .count(&txn)
         .await?;
     if existing >= MAX_ENDPOINTS {
         return Err(Error::Conflict(format!(
@@ -156,9 +164,25 @@ pub async fn create<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     Ok(model)
+}
+
+/// Serializes the creates of one tenant's endpoints until the transaction ends: a
+/// transaction-scoped advisory lock on PostgreSQL (there is no tenant row to lock);
+/// on SQLite the transaction already holds the one write lock (`db::begin_write`).
+async fn lock_tenant_endpoints<C: ConnectionTrait>(txn: &C, tenant: &str) -> Result<(), Error> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || $1, 0))",
+            [tenant.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 pub async fn find<C: ConnectionTrait>(

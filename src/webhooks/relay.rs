@@ -5,10 +5,17 @@
 //! sender died is claimed again once its lease lapsed and sent again with the same
 //! `webhook-id` (at least once). A delivery is claimable only when no earlier event
 //! with its ordering key (its deployment, app or operation) is still open for the
-//! same endpoint, nor still waiting for fan-out: one endpoint receives a
-//! deployment's events one at a time, in commit order.
+//! same endpoint, nor any earlier event still waiting for fan-out: one endpoint
+//! receives a deployment's events one at a time, in commit order.
+//!
+//! The fan-out check is against the oldest event not yet fanned out (one read of the
+//! partial index of undispatched rows), not per ordering key: per key, PostgreSQL
+//! planned a hash anti-join over the whole outbox (its statistics, taken while rows
+//! were undispatched, promised thousands): 67 ms of each claim at 20,000 events.
+//! Fan-out runs in `seq` order, so what this holds back is about one pass's worth; a
+//! row that commits late holds back the later deliveries until the next pass takes it.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -18,8 +25,8 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionSession, TransactionTrait, Value,
-    sea_query::Expr,
+    EntityTrait, ExprTrait, QueryFilter, QuerySelect, Statement, TransactionSession,
+    TransactionTrait, Value, sea_query::Expr,
 };
 
 use super::{policy::WebhookPolicy, transport::Failure};
@@ -33,8 +40,8 @@ use crate::db;
 /// one is delivered or given up.
 const WINDOW: usize = 256;
 
-/// Up to `$2` deliveries of the window that no earlier event of their ordering key
-/// holds back (still open for the same endpoint, or not yet fanned out), with their
+/// Up to `$2` deliveries of the window that no earlier event holds back (one of their
+/// ordering key still open for the same endpoint, or any not yet fanned out), with their
 /// owner (set only when a sender's lease lapsed: a settled attempt clears it).
 /// `{state}` picks the window: due pending deliveries, or lapsed sending ones.
 const DUE: &str = r#"
@@ -54,10 +61,9 @@ WHERE e.enabled
       SELECT 1 FROM webhook_deliveries p
       WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
         AND p.event_seq < d.event_seq AND p.status IN ('pending', 'sending'))
-  AND NOT EXISTS (
-      SELECT 1 FROM webhook_events ev
-      WHERE NOT ev.dispatched AND ev.ordering_key = d.ordering_key
-        AND ev.seq < d.event_seq)
+  AND d.event_seq < COALESCE(
+      (SELECT min(ev.seq) FROM webhook_events ev WHERE NOT ev.dispatched),
+      9223372036854775807)
 ORDER BY d.next_attempt_at
 LIMIT $2
 "#;
@@ -99,20 +105,12 @@ pub struct Claimed {
     pub taken_over: bool,
 }
 
-pub async fn claim<C>(
-    db: &C,
-    owner: &str,
-    policy: &WebhookPolicy,
-    limit: usize,
-) -> Result<Vec<Claimed>, DbErr>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+/// Whether any delivery is due (read without the write lock): an idle relay asks
+/// this before it claims, so it does not take SQLite's one writer (or a PostgreSQL
+/// transaction) every poll. A busy one claims straight away.
+pub async fn anything_due<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
     let now = Utc::now();
-    let backend = db.get_database_backend();
-    let until = expiry(now, policy.lease());
-    // Looked at without the write lock first (see `fanout::fan_out`).
-    let due_now = webhook_delivery::Entity::find()
+    let due = webhook_delivery::Entity::find()
         .select_only()
         .column(webhook_delivery::Column::Id)
         .filter(
@@ -132,9 +130,23 @@ where
         .into_tuple::<String>()
         .one(db)
         .await?;
-    if due_now.is_none() {
-        return Ok(Vec::new());
-    }
+    Ok(due.is_some())
+}
+
+/// Claims up to `limit` due deliveries (lapsed leases first), at most one per
+/// (endpoint, ordering key): the next is claimable only once this one is settled.
+pub async fn claim<C>(
+    db: &C,
+    owner: &str,
+    policy: &WebhookPolicy,
+    limit: usize,
+) -> Result<Vec<Claimed>, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
+    let now = Utc::now();
+    let backend = db.get_database_backend();
+    let until = expiry(now, policy.lease());
     let txn = db::begin_write(db).await?;
     let mut ids: Vec<String> = Vec::with_capacity(limit);
     let mut taken = Vec::new();
@@ -255,6 +267,11 @@ pub struct Sent {
 /// of failures longer than `disable_after` disables it; a success ends the run). A
 /// failure to record leaves the batch `sending`: once the lease lapses it is sent
 /// again (at least once).
+///
+/// The statements do not grow with the batch where it matters: the fence is one read
+/// (locking the rows still held on PostgreSQL; SQLite's one writer holds them anyway)
+/// and every delivered one is marked by one update; only failures, each with its own
+/// next attempt, are one statement each.
 pub async fn settle<C>(
     db: &C,
     owner: &str,
@@ -266,7 +283,22 @@ where
 {
     let now = Utc::now();
     let txn = db::begin_write(db).await?;
+    let held: HashSet<String> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
+        .filter(
+            webhook_delivery::Column::Id.is_in(sent.iter().map(|s| s.claimed.delivery.id.clone())),
+        )
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
+        .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
+        .lock_exclusive()
+        .into_tuple::<String>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
     let mut outcomes = Vec::with_capacity(sent.len());
+    let mut delivered = Vec::with_capacity(sent.len());
     let mut attempts_made = Vec::with_capacity(sent.len());
     // Per endpoint: (any delivered, any failed, any 410).
     let mut effects: Vec<(String, bool, bool, bool)> = Vec::new();
@@ -277,6 +309,10 @@ where
     } in sent
     {
         let delivery = &claimed.delivery;
+        if !held.contains(&delivery.id) {
+            outcomes.push(Settled::Fenced);
+            continue;
+        }
         let attempts = delivery.attempts + 1;
         let (status_code, error) = match result {
             Ok(code) => (Some(*code), None),
@@ -295,39 +331,28 @@ where
             (Err(_), Some(_)) => Settled::Retrying,
             (Err(_), None) => Settled::Failed,
         };
-        let status = match outcome {
-            Settled::Delivered => DeliveryStatus::Succeeded,
-            Settled::Retrying => DeliveryStatus::Pending,
-            _ => DeliveryStatus::Failed,
-        };
-        let next_at = next.map_or(now, |wait| expiry(now, wait));
-        let updated = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Status, Expr::value(status))
-            .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
-            .col_expr(
-                webhook_delivery::Column::NextAttemptAt,
-                Expr::value(next_at),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                webhook_delivery::Column::LeaseExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                webhook_delivery::Column::DeliveredAt,
-                Expr::value((outcome == Settled::Delivered).then_some(now)),
-            )
-            .filter(webhook_delivery::Column::Id.eq(&delivery.id))
-            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
-            .filter(webhook_delivery::Column::LeaseOwner.eq(owner))
-            .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            outcomes.push(Settled::Fenced);
-            continue;
+        if outcome == Settled::Delivered {
+            delivered.push(delivery.id.clone());
+        } else {
+            let status = match outcome {
+                Settled::Retrying => DeliveryStatus::Pending,
+                _ => DeliveryStatus::Failed,
+            };
+            let next_at = next.map_or(now, |wait| expiry(now, wait));
+            released(webhook_delivery::Entity::update_many())
+                .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+                .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+                .col_expr(
+                    webhook_delivery::Column::NextAttemptAt,
+                    Expr::value(next_at),
+                )
+                .col_expr(
+                    webhook_delivery::Column::DeliveredAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(webhook_delivery::Column::Id.eq(&delivery.id))
+                .exec(&txn)
+                .await?;
         }
         outcomes.push(outcome);
         attempts_made.push(webhook_attempt::ActiveModel {
@@ -352,6 +377,22 @@ where
         entry.1 |= outcome == Settled::Delivered;
         entry.2 |= outcome != Settled::Delivered;
         entry.3 |= gone;
+    }
+    for chunk in delivered.chunks(500) {
+        released(webhook_delivery::Entity::update_many())
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Succeeded),
+            )
+            .col_expr(
+                webhook_delivery::Column::Attempts,
+                Expr::col(webhook_delivery::Column::Attempts).add(1),
+            )
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(webhook_delivery::Column::DeliveredAt, Expr::value(now))
+            .filter(webhook_delivery::Column::Id.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
     }
     for chunk in attempts_made.chunks(500) {
         webhook_attempt::Entity::insert_many(chunk.to_vec())
@@ -387,6 +428,21 @@ where
     }
     txn.commit().await?;
     Ok(outcomes)
+}
+
+/// An update of deliveries that ends their claim (no owner, no lease).
+fn released(
+    update: sea_orm::UpdateMany<webhook_delivery::Entity>,
+) -> sea_orm::UpdateMany<webhook_delivery::Entity> {
+    update
+        .col_expr(
+            webhook_delivery::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            webhook_delivery::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
 }
 
 async fn endpoint_after<C: ConnectionTrait>(
@@ -446,8 +502,13 @@ pub async fn gauges<C: ConnectionTrait>(db: &C) -> Result<(i64, i64), DbErr> {
     Ok((retrying as i64, disabled as i64))
 }
 
-/// Deletes events past the retention (their deliveries and attempts go with them).
-pub async fn purge<C: ConnectionTrait>(db: &C, retention: Duration) -> Result<u64, DbErr> {
+/// Deletes events past the retention (their deliveries and attempts go with them), in
+/// one transaction: a failure between the deletes leaves nothing half-purged (no event
+/// whose deliveries are gone while it still counts for "replay since").
+pub async fn purge<C>(db: &C, retention: Duration) -> Result<u64, DbErr>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
     // A bounded pass: the sweep comes back for the rest.
     let old: Vec<i64> = webhook_event::Entity::find()
@@ -462,17 +523,19 @@ pub async fn purge<C: ConnectionTrait>(db: &C, retention: Duration) -> Result<u6
     if old.is_empty() {
         return Ok(0);
     }
+    let txn = db::begin_write(db).await?;
     let mut purged = 0;
     for chunk in old.chunks(500) {
         webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::EventSeq.is_in(chunk.to_vec()))
-            .exec(db)
+            .exec(&txn)
             .await?;
         purged += webhook_event::Entity::delete_many()
             .filter(webhook_event::Column::Seq.is_in(chunk.to_vec()))
-            .exec(db)
+            .exec(&txn)
             .await?
             .rows_affected;
     }
+    txn.commit().await?;
     Ok(purged)
 }

@@ -26,6 +26,9 @@ use crate::metrics::Metrics;
 /// Events one fan-out pass takes.
 const FAN_OUT_BATCH: u64 = 500;
 
+/// Further tries of a round's recording that failed (each well inside the lease).
+const SETTLE_RETRIES: usize = 3;
+
 pub struct Relay {
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
@@ -96,18 +99,33 @@ impl Relay {
 }
 
 async fn relay_loop(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    // The previous round's results, being recorded while this round claims and sends:
+    // its deliveries are still `sending` until then, so nothing queued behind them (the
+    // same ordering key, the same endpoint) can be claimed early.
+    let mut recording: Option<JoinHandle<()>> = None;
+    // Whether the last round found work: then the next claims without looking first.
+    let mut busy = false;
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        let mut busy = false;
-        match fanout::fan_out(&context.db, FAN_OUT_BATCH).await {
-            Ok(n) => busy |= n > 0,
-            Err(e) => tracing::warn!(error = %e, "could not fan out webhook events"),
+        let fanned_out = match fanout::fan_out(&context.db, FAN_OUT_BATCH).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not fan out webhook events");
+                false
+            }
+        };
+        let look = busy || fanned_out || relay::anything_due(&context.db).await.unwrap_or(true);
+        busy = fanned_out;
+        if !look {
+            idle(&context, &mut stop).await;
+            continue;
         }
         // One round of sends per claim: every claimed delivery is sent within about
         // one timeout, well inside its lease (twice the timeout), so no other replica
-        // takes one over while it waits its turn here.
+        // takes one over while it waits its turn here. A claim holds at most one
+        // delivery per (endpoint, ordering key), so they are all sent at once.
         let limit = context.policy.concurrency;
         let round = std::time::Instant::now();
         match relay::claim(&context.db, &context.owner, &context.policy, limit).await {
@@ -123,26 +141,42 @@ async fn relay_loop(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
                     .collect()
                     .await;
                 let send_ms = round.elapsed().as_millis() - claim_ms;
-                record(&context, &sent).await;
-                tracing::debug!(
-                    claimed = n,
-                    claim_ms,
-                    send_ms,
-                    settle_ms = round.elapsed().as_millis() - claim_ms - send_ms,
-                    "relay round"
-                );
+                // One recording at a time: it is one transaction, and the next
+                // round's results wait for it rather than pile up.
+                if let Some(previous) = recording.take() {
+                    let _ = previous.await;
+                }
+                tracing::debug!(claimed = n, claim_ms, send_ms, "relay round");
+                let context = context.clone();
+                recording = Some(tokio::spawn(async move { record(&context, &sent).await }));
             }
-            Ok(_) => {}
+            // Nothing claimable while the last round is being recorded may only mean
+            // that what is due waits behind it (its ordering key): look again once
+            // it is recorded, not at the next poll.
+            Ok(_) => {
+                if let Some(previous) = recording.take() {
+                    let _ = previous.await;
+                    busy = true;
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "could not claim webhook deliveries"),
         }
-        if busy {
-            continue;
+        if !busy {
+            idle(&context, &mut stop).await;
         }
-        tokio::select! {
-            _ = context.wake.notified() => {}
-            _ = tokio::time::sleep(context.policy.poll) => {}
-            _ = stop.changed() => {}
-        }
+    }
+    // Stopping: what was sent is recorded before the relay ends.
+    if let Some(last) = recording {
+        let _ = last.await;
+    }
+}
+
+/// Waits for the next poll, a wake-up or the stop.
+async fn idle(context: &Context, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = context.wake.notified() => {}
+        _ = tokio::time::sleep(context.policy.poll) => {}
+        _ = stop.changed() => {}
     }
 }
 
@@ -195,8 +229,24 @@ async fn send(context: &Context, claimed: Claimed) -> Sent {
 }
 
 async fn record(context: &Context, sent: &[Sent]) {
-    match relay::settle(&context.db, &context.owner, sent, &context.policy).await {
+    let started = std::time::Instant::now();
+    // A recording that failed (a lock wait past `lock_timeout` on a loaded database)
+    // is tried again while the lease still holds: left `sending`, the whole round
+    // would be sent a second time once the lease lapsed.
+    let mut result = relay::settle(&context.db, &context.owner, sent, &context.policy).await;
+    for _ in 0..SETTLE_RETRIES {
+        let Err(e) = &result else { break };
+        tracing::info!(error = %e, "recording webhook attempts again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = relay::settle(&context.db, &context.owner, sent, &context.policy).await;
+    }
+    match result {
         Ok(settled) => {
+            tracing::debug!(
+                settled = sent.len(),
+                settle_ms = started.elapsed().as_millis(),
+                "relay round recorded"
+            );
             for (sent, settled) in sent.iter().zip(settled) {
                 let claimed = &sent.claimed;
                 if settled == Settled::Fenced {

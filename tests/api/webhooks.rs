@@ -589,6 +589,73 @@ async fn a_receiver_that_is_down_then_answers_500s_then_is_too_slow_still_gets_e
 }
 
 #[tokio::test]
+async fn many_deployments_sent_concurrently_each_arrive_in_their_own_commit_order_through_failures()
+{
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    // Failures scattered among the first sends: each holds back its deployment's
+    // later events, and only those.
+    for n in 0..12 {
+        let status = if n % 3 == 0 { 500 } else { 204 };
+        receiver.answer_next(status, Duration::ZERO, None);
+    }
+    receiver.serve(socket);
+    let app = spawn_app_with(|settings| {
+        fast_webhooks(settings);
+        settings.webhook_concurrency = 8;
+    })
+    .await;
+    let fleet = app
+        .fleet()
+        .administered_by("ops")
+        .deployments(30)
+        .newer("1.1.0")
+        .await;
+    let (admin, _) = app
+        .admin_with_webhook(
+            &format!("http://127.0.0.1:{port}/in"),
+            json!({"eventTypes": ["deployment.upgraded"]}),
+        )
+        .await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    app.bulk_call(&ops, folder, &fleet.ids()).ok().await;
+    for version in ["1.2.0", "1.3.0"] {
+        app.publish_call(&admin, "Portal", version).ok().await;
+        app.bulk_call(&ops, folder, &fleet.ids()).ok().await;
+    }
+
+    let distinct = |got: &[Received]| {
+        let mut seen: Vec<String> = Vec::new();
+        got.iter()
+            .filter(|r| {
+                let fresh = !seen.contains(&r.id());
+                seen.push(r.id());
+                fresh
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let got = receiver
+        .until("90 distinct events", |got| distinct(got).len() >= 90)
+        .await;
+    assert!(receiver.attempts() > got.len(), "some answers were 500s");
+    for id in fleet.ids() {
+        let versions: Vec<i64> = distinct(&got)
+            .iter()
+            .map(Received::json)
+            .filter(|e| e["data"]["deploymentId"] == id.as_str())
+            .map(|e| e["data"]["toVersion"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            versions,
+            [2, 3, 4],
+            "deployment {id}'s events in commit order"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_410_disables_the_endpoint_and_retry_after_is_honoured() {
     let (socket, port) = listener();
     let receiver = Receiver::new();
@@ -1041,6 +1108,28 @@ async fn only_a_tenant_wide_administrator_manages_webhooks_and_bad_fields_are_na
     app.webhooks_call(Method::GET, "/not-an-id", &admin)
         .problem(404)
         .await;
+}
+
+#[tokio::test]
+async fn creates_racing_for_the_last_endpoints_never_pass_the_tenants_limit_of_50() {
+    let app = spawn_app_with(fast_webhooks).await;
+    app.grant("admin", Role::Administrator, None).await;
+    let admin = app.token("admin", ALL_SCOPES);
+    let body = |n: usize| json!({"url": format!("https://h{n}.example/uplift")});
+    for n in 0..45 {
+        app.create_webhook(&admin, body(n)).expect(201).await;
+    }
+    // 20 at once for the last 5 places: a count read before another's insert
+    // committed would let more than 5 in.
+    let answers = futures_util::future::join_all(
+        (45..65).map(|n| app.create_webhook(&admin, body(n)).send()),
+    )
+    .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201; 5].as_slice(), &[409; 15]].concat());
+    let list = app.webhooks_call(Method::GET, "", &admin).json().await;
+    assert_eq!(list["count"], 50);
 }
 
 impl TestApp {

@@ -283,6 +283,16 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no webhook endpoint {id} in this tenant"))
 }
 
+/// Every call here is tenant-wide: the token's scope for `permission`, then the
+/// caller's tenant-wide role.
+async fn allowed(
+    state: &AppState,
+    caller: &UiPathCaller,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    caller.needs(permission)?.in_tenant(&state.db).await
+}
+
 async fn endpoint(state: &AppState, caller: &UiPathCaller, id: &str) -> Result<Endpoint, ApiError> {
     endpoints::find(&state.db, caller.tenant_id(), id)
         .await?
@@ -309,10 +319,7 @@ pub async fn create_webhook(
     caller: UiPathCaller,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let policy = registered::<WebhookPolicy>(&req)?;
     let body: CreateWebhook = fields_of(body.0)?;
     if let Some(answer) = idempotency::claim(&req).await? {
@@ -355,10 +362,7 @@ pub async fn list_webhooks(
     state: web::Data<AppState>,
     caller: UiPathCaller,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksView)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksView).await?;
     let PageParams { top, skip } = PageParams::from_query(req.query_string())?;
     let (count, page) = endpoints::list(&state.db, caller.tenant_id(), top, skip).await?;
     Ok(HttpResponse::Ok().json(WebhooksPage {
@@ -385,10 +389,7 @@ pub async fn get_webhook(
     caller: UiPathCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksView)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksView).await?;
     let found = endpoint(&state, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(WebhookView::from(found)))
 }
@@ -415,10 +416,7 @@ pub async fn update_webhook(
     path: web::Path<String>,
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let policy = registered::<WebhookPolicy>(&req)?;
     let body: UpdateWebhook = fields_of(body.0)?;
     if let Some(answer) = idempotency::claim(&req).await? {
@@ -462,10 +460,7 @@ pub async fn delete_webhook(
     caller: UiPathCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     if !endpoints::delete(&state.db, caller.tenant_id(), &path).await? {
         return Err(not_found(&path));
     }
@@ -493,10 +488,7 @@ pub async fn rotate_webhook_secret(
     path: web::Path<String>,
     _body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let policy = registered::<WebhookPolicy>(&req)?;
     if let Some(answer) = idempotency::claim(&req).await? {
         return Ok(answer);
@@ -532,10 +524,7 @@ pub async fn webhook_deliveries(
     caller: UiPathCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksView)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksView).await?;
     let params: DeliveryParams = parse_query(req.query_string())?;
     let (top, skip) = (params.top, params.skip);
     let found = endpoint(&state, &caller, &path).await?;
@@ -576,10 +565,7 @@ pub async fn replay_webhook_delivery(
     path: web::Path<(String, String)>,
     _body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let (endpoint_id, delivery_id) = path.into_inner();
     let found = endpoint(&state, &caller, &endpoint_id).await?;
     if let Some(answer) = idempotency::claim(&req).await? {
@@ -620,10 +606,7 @@ pub async fn replay_webhook(
     path: web::Path<String>,
     _body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let params: ReplayParams = parse_query(req.query_string())?;
     let since = params
         .since
@@ -665,10 +648,7 @@ pub async fn test_webhook(
     path: web::Path<String>,
     _body: OptionalJsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    caller
-        .needs(Permission::WebhooksManage)?
-        .in_tenant(&state.db)
-        .await?;
+    allowed(&state, &caller, Permission::WebhooksManage).await?;
     let found = endpoint(&state, &caller, &path).await?;
     if let Some(answer) = idempotency::claim(&req).await? {
         return Ok(answer);
