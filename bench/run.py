@@ -441,24 +441,24 @@ def granted_sql(binary, path):
                       {3: ":folder_key", 7: ":subject", 9: "'Administrator,FolderAdministrator'"})
 
 
-def sqlite_script(path, seed_info, ids):
-    """The statements uplift's engine issues per item on SQLite, one transaction each."""
-    tenant, folder = seed_info["tenantId"], seed_info["folderId"]
+def sqlite_script(path, seed_info, ids, binary):
+    """The statements uplift's engine issues per item on SQLite, one transaction each:
+    BEGIN IMMEDIATE, the item's statements as the binary prints them (`uplift debug sql
+    upgrade-item --backend sqlite`, from `src/upgrade/sqlite.rs`) with values in place
+    of the bound ones, COMMIT."""
+    params = {
+        1: "__ID__", 2: f"'{seed_info['tenantId']}'", 3: str(seed_info["folderId"]), 4: "NULL",
+        5: "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')", 6: "'sqlite3'", 7: "NULL", 8: "NULL",
+        9: "'upgrade'", 10: "lower(hex(randomblob(16)))", 11: "'deployment.upgraded'",
+    }
+    args = [binary, "debug", "sql", "upgrade-item", "--backend", "sqlite"] + [
+        f"--param={n}={text}" for n, text in params.items()]
+    item = subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
     with open(path, "w") as f:
         f.write("PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\nPRAGMA foreign_keys=ON;\n"
                 "PRAGMA busy_timeout=2000;\n")
         for i in ids:
-            f.write(
-                "BEGIN IMMEDIATE;\n"
-                f"SELECT d.id, d.version, d.app_id, a.system_name FROM deployments d JOIN apps a ON a.id = d.app_id "
-                f"WHERE d.id = '{i}' AND d.tenant_id = '{tenant}' AND d.folder_id = {folder};\n"
-                f"SELECT version FROM app_versions WHERE app_id = (SELECT app_id FROM deployments WHERE id = '{i}') "
-                "AND published = 1 ORDER BY version DESC LIMIT 1;\n"
-                f"UPDATE deployments SET version = 3, updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = '{i}';\n"
-                "INSERT INTO deployment_events (tenant_id, deployment_id, kind, from_version, to_version, actor, "
-                f"request_id, created_at) VALUES ('{tenant}', '{i}', 'upgrade', 1, 3, 'sqlite3', NULL, "
-                "strftime('%Y-%m-%d %H:%M:%f', 'now'));\n"
-                "COMMIT;\n")
+            f.write("BEGIN IMMEDIATE;\n" + item.replace("__ID__", f"'{i}'") + "\nCOMMIT;\n")
 
 
 def draw_charts(figures, out_dir):
@@ -631,7 +631,7 @@ def main():
         server.stop()
         subprocess.run(["sqlite3", sqlite_file, "UPDATE deployments SET version = 1;"], check=True)
         script = os.path.join(workdir, "engine.sqlite.sql")
-        sqlite_script(script, lite_seed, lite_ids)
+        sqlite_script(script, lite_seed, lite_ids, binary)
         started = time.perf_counter()
         with open(script) as stdin:
             subprocess.run(["sqlite3", sqlite_file], stdin=stdin, stdout=subprocess.DEVNULL, check=True)

@@ -111,15 +111,11 @@ where
     C: ConnectionTrait + TransactionTrait,
 {
     if db.get_database_backend() == DbBackend::Sqlite {
-        SQLITE_WRITERS_WAITING.fetch_add(1, Ordering::SeqCst);
-        let begun = db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await;
-        SQLITE_WRITERS_WAITING.fetch_sub(1, Ordering::SeqCst);
-        begun
+        waiting_for_sqlite_write_lock(db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        }))
+        .await
     } else {
         db.begin().await
     }
@@ -129,6 +125,23 @@ where
 /// handler is not fair: a writer that commits and begins again at once (an operation's
 /// worker, item after item) would keep a waiting one out until its busy timeout.
 static SQLITE_WRITERS_WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `begin`, a `BEGIN IMMEDIATE` on SQLite, counted among the writers waiting for
+/// the write lock until it returns (see [`yield_to_waiting_writers`]).
+pub async fn waiting_for_sqlite_write_lock<F: Future>(begin: F) -> F::Output {
+    /// Uncounts the writer however the wait ends, also when its request is dropped
+    /// mid-wait (a client gone): a count left behind would hold every yielding writer
+    /// back for its longest wait from then on.
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            SQLITE_WRITERS_WAITING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    SQLITE_WRITERS_WAITING.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting;
+    begin.await
+}
 
 /// Lets the write transactions waiting for SQLite's lock go first (for at most
 /// `longest`): called by a writer about to begin its next transaction of a long run.

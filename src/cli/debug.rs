@@ -1,12 +1,13 @@
 //! `uplift debug …`: looks inside the service for its own tooling.
-//! `uplift debug sql upgrade-item` prints the statement the engine sends per item on
-//! PostgreSQL, and `upgrade-item-where-granted` the one a one-id call sends (grant
-//! check and upgrade together), so the benchmark runs exactly those statements (no
-//! hand copy to drift).
+//! `uplift debug sql upgrade-item [--backend sqlite]` prints the SQL the engine sends per
+//! item, and `upgrade-item-where-granted` the statement a one-id call sends on
+//! PostgreSQL (grant check and upgrade together), so the benchmark runs exactly those
+//! (no hand copy to drift).
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use uplift::upgrade::{
-    POSTGRES_UPGRADE_ITEM_SQL, POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, with_params,
+    POSTGRES_UPGRADE_ITEM_SQL, POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, SQLITE_UPGRADE_ITEM_SQL,
+    with_params,
 };
 
 #[derive(Debug, Subcommand)]
@@ -18,23 +19,35 @@ pub enum DebugCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SqlCommand {
-    /// The per-item upgrade statement on PostgreSQL. $1…$8 are the deployment id, the
-    /// tenant, the folder id, the target version (NULL: the latest), the change's time,
-    /// the event kind, the actor and the request id.
+    /// The per-item upgrade SQL. On PostgreSQL one statement, $1…$8: the deployment id,
+    /// the tenant, the folder id, the target version (NULL: the latest), the change's
+    /// time, the event kind, the actor and the request id. On SQLite the statements
+    /// sent together inside `BEGIN IMMEDIATE` … `COMMIT`, ?1…?11: the deployment id, the
+    /// tenant, the folder id, the target version, the change's time, the actor, the
+    /// request id, the operation id, the event kind, the outbox row's id and the
+    /// webhook event type.
     UpgradeItem {
-        /// Replace placeholder $N by this SQL text, as `N=TEXT` (repeatable), e.g.
-        /// `--param 4=NULL --param 5='now()'`.
+        #[arg(long, value_enum, default_value_t = Backend::Postgres)]
+        backend: Backend,
+        /// Replace placeholder N ($N on PostgreSQL, ?N on SQLite) by this SQL text, as
+        /// `N=TEXT` (repeatable), e.g. `--param 4=NULL --param 5='now()'`.
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(usize, String)>,
     },
     /// A one-id call's statement on PostgreSQL: the caller's grant on the folder and
-    /// the upgrade in one. As `upgrade-item`, except that $3 is the folder's key and $9
-    /// the roles that grant the permission, comma-separated.
+    /// the upgrade in one. As `upgrade-item` on PostgreSQL, except that $3 is the
+    /// folder's key and $9 the roles that grant the permission, comma-separated.
     UpgradeItemWhereGranted {
         /// As for `upgrade-item`.
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(usize, String)>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
 }
 
 fn parse_param(raw: &str) -> Result<(usize, String), String> {
@@ -43,18 +56,22 @@ fn parse_param(raw: &str) -> Result<(usize, String), String> {
         .ok_or_else(|| format!("{raw:?} is not N=TEXT"))?;
     let number = number
         .trim()
-        .trim_start_matches('$')
+        .trim_start_matches(['$', '?'])
         .parse::<usize>()
         .ok()
-        .filter(|n| (1..=9).contains(n))
-        .ok_or_else(|| format!("{number:?} is not a placeholder number from 1 to 9"))?;
+        .filter(|n| (1..=11).contains(n))
+        .ok_or_else(|| format!("{number:?} is not a placeholder number from 1 to 11"))?;
     Ok((number, text.to_string()))
 }
 
 pub fn run(command: DebugCommand) {
     match command {
-        DebugCommand::Sql(SqlCommand::UpgradeItem { params }) => {
-            print_statement(POSTGRES_UPGRADE_ITEM_SQL, &params);
+        DebugCommand::Sql(SqlCommand::UpgradeItem { backend, params }) => {
+            let sql = match backend {
+                Backend::Postgres => POSTGRES_UPGRADE_ITEM_SQL,
+                Backend::Sqlite => SQLITE_UPGRADE_ITEM_SQL,
+            };
+            print_statement(sql, &params);
         }
         DebugCommand::Sql(SqlCommand::UpgradeItemWhereGranted { params }) => {
             print_statement(POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, &params);
@@ -74,8 +91,9 @@ mod tests {
     fn a_param_names_its_placeholder_and_keeps_the_rest_verbatim() {
         assert_eq!(parse_param("4=NULL").unwrap(), (4, "NULL".into()));
         assert_eq!(parse_param("$5=now()").unwrap(), (5, "now()".into()));
+        assert_eq!(parse_param("?11='x'").unwrap(), (11, "'x'".into()));
         assert_eq!(parse_param("2=a=b").unwrap(), (2, "a=b".into()));
-        assert!(parse_param("10=x").is_err());
+        assert!(parse_param("12=x").is_err());
         assert!(parse_param("0=x").is_err());
         assert!(parse_param("x").is_err());
     }

@@ -3,8 +3,9 @@
 //! database backend:
 //!
 //! ```text
-//! PostgreSQL: one statement per item, its own transaction      (postgres.rs)
-//! SQLite:     BEGIN IMMEDIATE; read; read; UPDATE; INSERT; COMMIT (sqlite.rs)
+//! PostgreSQL: one statement per item, its own transaction          (postgres.rs)
+//! SQLite:     BEGIN IMMEDIATE; the item's statements in one call; COMMIT,
+//!             one connection held for the call                       (sqlite.rs)
 //! ```
 //!
 //! Either way the deployment is re-checked for tenant and folder inside the
@@ -18,7 +19,7 @@ use std::{
 };
 
 use futures_util::{StreamExt, stream};
-use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 
 use super::{
     item::{self, ItemError, ItemResult, UpgradeItem},
@@ -57,13 +58,14 @@ pub enum Target {
     skip_all,
     fields(tenant = job.tenant_id, folder = job.folder_id, items = ids.len(), dry_run = job.dry_run)
 )]
-pub async fn upgrade<C>(db: &C, job: &BulkUpgrade<'_>, ids: &[String]) -> Vec<Outcome>
-where
-    C: ConnectionTrait + TransactionTrait,
-{
+pub async fn upgrade(
+    db: &DatabaseConnection,
+    job: &BulkUpgrade<'_>,
+    ids: &[String],
+) -> Vec<Outcome> {
     match db.get_database_backend() {
         DbBackend::Postgres => run(db, job, ids, &PostgresStatement).await,
-        _ => run(db, job, ids, &SqliteTransaction).await,
+        _ => run(db, job, ids, &SqliteTransaction::on(db)).await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! One deployment's upgrade, behind one trait with two implementations: PostgreSQL's
 //! single statement (`postgres.rs`) and SQLite's transaction (`sqlite.rs`). The engine
 //! picks one per bulk call from the database backend; both give the same answers, and
-//! the reads both dry runs and SQLite use are here.
+//! the reads of dry runs are here.
 
 use chrono::{DateTime, Utc};
 use entity::{app, app_version, deployment};
@@ -49,7 +49,7 @@ pub(crate) trait UpgradeItem: Sync {
 }
 
 /// The deployment (in the job's tenant and folder) and its app's system name.
-pub(super) async fn find_current<C: ConnectionTrait>(
+async fn find_current<C: ConnectionTrait>(
     db: &C,
     job: &BulkUpgrade<'_>,
     id: &str,
@@ -66,7 +66,7 @@ pub(super) async fn find_current<C: ConnectionTrait>(
 }
 
 /// The job's target version of the app, and when it was published.
-pub(super) async fn find_target<C: ConnectionTrait>(
+async fn find_target<C: ConnectionTrait>(
     db: &C,
     job: &BulkUpgrade<'_>,
     app_id: i32,

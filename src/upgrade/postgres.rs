@@ -220,57 +220,19 @@ FROM granted LEFT JOIN cur ON true
 "#
 );
 
-/// `sql` with each `$N` placeholder named in `params` replaced by its SQL text (for
-/// tools such as pgbench that take literal SQL). Unnamed placeholders stay.
-pub fn with_params(sql: &str, params: &[(usize, String)]) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let digits = rest[at + 1..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
-        let number = rest[at + 1..at + 1 + digits].parse::<usize>().ok();
-        match number.and_then(|n| params.iter().find(|(p, _)| *p == n)) {
-            Some((_, text)) => out.push_str(text),
-            None => out.push_str(&rest[at..at + 1 + digits]),
-        }
-        rest = &rest[at + 1 + digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upgrade::placeholders::assert_binds_exactly;
 
     #[test]
-    fn placeholders_are_replaced_by_number_not_by_prefix() {
-        let sql = "SELECT $1, $10, $2::integer, '$'";
-        let out = with_params(sql, &[(1, "a".into()), (2, "NULL".into())]);
-        assert_eq!(out, "SELECT a, $10, NULL::integer, '$'");
-    }
-
-    #[test]
-    fn the_granted_statement_binds_exactly_nine_parameters() {
-        let all: Vec<(usize, String)> = (1..=9).map(|n| (n, format!("p{n}"))).collect();
-        let filled = with_params(UPGRADE_ITEM_WHERE_GRANTED, &all);
-        assert!(!filled.contains('$'), "{filled}");
-        for n in 1..=9 {
-            assert!(filled.contains(&format!("p{n}")), "$%{n} unused");
-        }
-        assert!(filled.contains("d.folder_id = (SELECT id FROM granted)"));
+    fn the_granted_statement_binds_exactly_nine_parameters_and_upgrades_in_the_granted_folder() {
+        assert_binds_exactly(UPGRADE_ITEM_WHERE_GRANTED, 9);
+        assert!(UPGRADE_ITEM_WHERE_GRANTED.contains("d.folder_id = (SELECT id FROM granted)"));
     }
 
     #[test]
     fn the_statement_binds_exactly_eight_parameters() {
-        let all: Vec<(usize, String)> = (1..=8).map(|n| (n, format!("p{n}"))).collect();
-        let filled = with_params(UPGRADE_ITEM, &all);
-        assert!(!filled.contains('$'), "{filled}");
-        for n in 1..=8 {
-            assert!(filled.contains(&format!("p{n}")), "$%{n} unused");
-        }
+        assert_binds_exactly(UPGRADE_ITEM, 8);
     }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bulk_upgrade;
+mod bulk_upgrade_records;
 mod catalog;
 mod cli_operations;
 mod client;
