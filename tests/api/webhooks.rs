@@ -376,6 +376,48 @@ async fn every_event_type_arrives_signed_with_its_documented_payload_in_commit_o
     assert!(first["webhookId"].as_str().unwrap().starts_with("evt_"));
 }
 
+/// Found by scripts/chaos.py: an operation created already finished (its selector
+/// matched nothing) wrote no `operation.completed`, so a subscriber waiting for it
+/// never heard it end.
+#[tokio::test]
+async fn an_operation_with_nothing_to_do_is_announced_completed_like_any_other() {
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    receiver.serve(socket);
+    let app = spawn_app_with(fast_webhooks).await;
+    let (_, endpoint) = app
+        .admin_with_webhook(
+            &format!("http://127.0.0.1:{port}/in"),
+            json!({"eventTypes": ["operation.completed"]}),
+        )
+        .await;
+    let fleet = app.fleet().administered_by("ops").await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let created = app
+        .create_operation(
+            &ops,
+            &fleet.folder.key,
+            json!({"selector": {"appSystemNames": [fleet.system_name], "onlyOutdated": true}}),
+        )
+        .accepted()
+        .await;
+    assert_eq!(created["status"], "Succeeded", "{created}");
+    assert_eq!(created["counters"]["total"], 0, "{created}");
+
+    let got = receiver
+        .until("the operation's completion", |got| !got.is_empty())
+        .await;
+    let completed = got[0].json();
+    assert_eq!(completed["type"], "operation.completed");
+    assert_eq!(completed["data"]["operationId"], created["id"]);
+    assert_eq!(completed["data"]["status"], "Succeeded");
+    assert_eq!(completed["data"]["counters"]["total"], 0);
+    assert_eq!(
+        verifying_signatures(&got[0], endpoint["secret"].as_str().unwrap()),
+        1
+    );
+}
+
 #[tokio::test]
 async fn a_receiver_that_is_down_then_answers_500s_then_is_too_slow_still_gets_every_event_once_up()
 {
