@@ -4,6 +4,7 @@
 //! action that does not apply.
 
 use entity::{deployment, folder};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uplift::{access::Role, service::events::EventKind};
 
@@ -397,6 +398,64 @@ async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_ve
     app.create_rollout(&token, json!({"name": "again", "waves": [{}]}))
         .expect(201)
         .await;
+}
+
+/// Found by scripts/chaos.py: a rollback step moved a deployment back onto a version
+/// unpublished since the wave (every other move refuses an unpublished version).
+#[tokio::test]
+async fn a_rollback_leaves_alone_a_deployment_whose_previous_version_was_unpublished() {
+    let app = spawn_app().await;
+    let (_, deployments) = spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    app.grant("admin", Role::Administrator, None).await;
+    let admin = app.token("admin", ALL_SCOPES);
+    let created = app
+        .create_rollout(&token, json!({"name": "undo", "waves": [{}]}))
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+    let system = app.deployment(&deployments[0][0].id).await.app_id;
+    let system = entity::app::Entity::find_by_id(system)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .system_name;
+    app.unpublish_call(&admin, &system, 1).expect(204).await;
+
+    app.rollout_action(&token, &rollout, "rollback", "revert")
+        .json()
+        .await;
+
+    let done = app.rollout_in(&token, &rollout, "RolledBack").await;
+    for d in deployments.iter().flatten() {
+        assert_eq!(
+            app.deployment(&d.id).await.version,
+            2,
+            "still on a published version"
+        );
+        let kinds: Vec<EventKind> = app
+            .events(&d.id)
+            .await
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Deploy, EventKind::Upgrade],
+            "no rollback event"
+        );
+    }
+    assert_eq!(done["waves"][0]["rolledBack"], 0, "{done}");
+    let detail = done["timeline"].as_array().unwrap().last().unwrap()["detail"].clone();
+    assert!(
+        detail.as_str().unwrap().contains("2 left alone"),
+        "the timeline says why: {detail}"
+    );
 }
 
 /// A folder "Mixed" with deployments of "Portal" (upgradable) and one of "Broken"
