@@ -35,6 +35,16 @@ async fn spread(
     (folders, deployments)
 }
 
+/// Creates a rollout (expecting 201): its body.
+async fn created(app: &TestApp, token: &str, body: Value) -> Value {
+    app.create_rollout(token, body)
+        .expect(201)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()
+}
+
 fn id(rollout: &Value) -> String {
     rollout["id"].as_str().expect("a rollout id").to_string()
 }
@@ -57,6 +67,15 @@ fn timeline_kinds(rollout: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The kinds of a deployment's events, oldest first.
+async fn kinds_of(app: &TestApp, deployment_id: &str) -> Vec<EventKind> {
+    app.events(deployment_id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
 async fn upgrades_of(app: &TestApp, deployment_id: &str) -> usize {
     app.events(deployment_id)
         .await
@@ -73,23 +92,19 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
         spread(&app, "lead", &[("Canary", 2), ("East", 4), ("West", 4)]).await;
     let token = app.token("lead", ALL_SCOPES);
 
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "portal 1.1",
-                "waves": [
-                    {"name": "canary", "folders": [{"key": folders[0].key}]},
-                    {"name": "quarter", "size": "25%"},
-                    {"name": "rest", "size": 1},
-                ],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "portal 1.1",
+            "waves": [
+                {"name": "canary", "folders": [{"key": folders[0].key}]},
+                {"name": "quarter", "size": "25%"},
+                {"name": "rest", "size": 1},
+            ],
+        }),
+    )
+    .await;
 
     // 25% of 10 is 2 (rounded down); the last wave takes the other 6 whatever its size.
     assert_eq!(wave_sizes(&created), vec![2, 2, 6]);
@@ -209,23 +224,19 @@ async fn a_manual_gate_waits_for_approve_and_four_eyes_refuses_the_creator() {
         .await;
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "gated",
-                "approval": {"fourEyes": true},
-                "waves": [
-                    {"folders": [{"key": folders[0].key}]},
-                    {"gate": "manual"},
-                ],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "gated",
+            "approval": {"fourEyes": true},
+            "waves": [
+                {"folders": [{"key": folders[0].key}]},
+                {"gate": "manual"},
+            ],
+        }),
+    )
+    .await;
     let rollout = id(&created);
     let waiting = app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     assert_eq!(waiting["currentWave"], 1);
@@ -266,13 +277,7 @@ async fn an_action_that_does_not_apply_is_a_409_that_names_the_states_allowing_i
     let app = spawn_app().await;
     spread(&app, "lead", &[("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(&token, json!({"name": "one", "waves": [{}]}))
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(&app, &token, json!({"name": "one", "waves": [{}]})).await;
     app.rollout_in(&token, &id(&created), "Succeeded").await;
 
     let problem = app
@@ -303,22 +308,18 @@ async fn abort_during_a_bake_leaves_the_next_wave_alone_and_retry_finishes_the_r
     let app = spawn_app().await;
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "baked",
-                "waves": [
-                    {"folders": [{"key": folders[0].key}], "bakeSeconds": 2},
-                    {},
-                ],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "baked",
+            "waves": [
+                {"folders": [{"key": folders[0].key}], "bakeSeconds": 2},
+                {},
+            ],
+        }),
+    )
+    .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     assert!(
@@ -356,16 +357,12 @@ async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_ve
     let app = spawn_app().await;
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({"name": "undo", "waves": [{"folders": [{"key": folders[0].key}]}, {}]}),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({"name": "undo", "waves": [{"folders": [{"key": folders[0].key}]}, {}]}),
+    )
+    .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "Succeeded").await;
 
@@ -407,25 +404,17 @@ async fn a_rollback_leaves_alone_a_deployment_whose_previous_version_was_unpubli
     let app = spawn_app().await;
     let (_, deployments) = spread(&app, "lead", &[("East", 2)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    app.grant("admin", Role::Administrator, None).await;
-    let admin = app.token("admin", ALL_SCOPES);
-    let created = app
-        .create_rollout(&token, json!({"name": "undo", "waves": [{}]}))
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(&app, &token, json!({"name": "undo", "waves": [{}]})).await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "Succeeded").await;
-    let system = app.deployment(&deployments[0][0].id).await.app_id;
-    let system = entity::app::Entity::find_by_id(system)
+    let app_id = app.deployment(&deployments[0][0].id).await.app_id;
+    let system = entity::app::Entity::find_by_id(app_id)
         .one(&app.db)
         .await
         .unwrap()
         .unwrap()
         .system_name;
-    app.unpublish_call(&admin, &system, 1).expect(204).await;
+    app.withdraw_version(&system, 1).await;
 
     app.rollout_action(&token, &rollout, "rollback", "revert")
         .json()
@@ -438,12 +427,7 @@ async fn a_rollback_leaves_alone_a_deployment_whose_previous_version_was_unpubli
             2,
             "still on a published version"
         );
-        let kinds: Vec<EventKind> = app
-            .events(&d.id)
-            .await
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = kinds_of(&app, &d.id).await;
         assert_eq!(
             kinds,
             vec![EventKind::Deploy, EventKind::Upgrade],
@@ -487,20 +471,16 @@ async fn a_wave_over_its_failure_budget_pauses_the_rollout_with_the_reason() {
     let app = spawn_app().await;
     let (_, _, broken) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "budget",
-                "selector": {"onlyOutdated": false},
-                "waves": [{"maxConcurrency": 1, "maxFailures": 0}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "budget",
+            "selector": {"onlyOutdated": false},
+            "waves": [{"maxConcurrency": 1, "maxFailures": 0}],
+        }),
+    )
+    .await;
 
     let paused = app.rollout_in(&token, &id(&created), "Paused").await;
 
@@ -517,21 +497,17 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
     let app = spawn_app().await;
     let (_, good, _) = mixed(&app, "lead").await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "auto-undo",
-                "onFailure": "rollback",
-                "selector": {"onlyOutdated": false},
-                "waves": [{"maxConcurrency": 1}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "auto-undo",
+            "onFailure": "rollback",
+            "selector": {"onlyOutdated": false},
+            "waves": [{"maxConcurrency": 1}],
+        }),
+    )
+    .await;
 
     let done = app.rollout_in(&token, &id(&created), "RolledBack").await;
 
@@ -542,12 +518,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
             1,
             "its exact previous version"
         );
-        let kinds: Vec<EventKind> = app
-            .events(&d.id)
-            .await
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = kinds_of(&app, &d.id).await;
         match kinds.as_slice() {
             [EventKind::Deploy] => {}
             [EventKind::Deploy, EventKind::Upgrade, EventKind::Rollback] => restored += 1,
@@ -576,27 +547,23 @@ async fn a_rollout_outside_its_window_waits_and_starts_by_itself_when_the_window
     let seconds: i64 = now.format("%S").to_string().parse().unwrap();
     let opens = now + chrono::Duration::seconds(if seconds >= 55 { 120 } else { 60 } - seconds);
     let closes = opens + chrono::Duration::minutes(3);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "nightly",
-                "window": {
-                    "timeZone": "UTC",
-                    "weekly": [{
-                        "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-                        "start": opens.format("%H:%M").to_string(),
-                        "end": closes.format("%H:%M").to_string(),
-                    }],
-                },
-                "waves": [{}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "nightly",
+            "window": {
+                "timeZone": "UTC",
+                "weekly": [{
+                    "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                    "start": opens.format("%H:%M").to_string(),
+                    "end": closes.format("%H:%M").to_string(),
+                }],
+            },
+            "waves": [{}],
+        }),
+    )
+    .await;
     let rollout = id(&created);
 
     let waiting = app.rollout_in(&token, &rollout, "WaitingForWindow").await;
@@ -703,19 +670,15 @@ async fn a_paused_bake_resumes_with_its_original_deadline() {
     let app = spawn_app().await;
     let (folders, deployments) = spread(&app, "lead", &[("Canary", 1), ("East", 1)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "paused bake",
-                "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "paused bake",
+            "waves": [{"folders": [{"key": folders[0].key}], "bakeSeconds": 3}, {}],
+        }),
+    )
+    .await;
     let rollout = id(&created);
     let baking = app.rollout_in(&token, &rollout, "Baking").await;
     let deadline = baking["bakeUntil"].clone();
@@ -756,19 +719,15 @@ async fn approving_a_wave_needs_apps_edit_in_every_folder_of_that_wave() {
         .await;
     let token = app.token("lead", ALL_SCOPES);
     let owner = app.token("canary-owner", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "gated",
-                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "gated",
+            "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+        }),
+    )
+    .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
 
@@ -796,19 +755,15 @@ async fn a_wave_whose_folders_the_creator_may_no_longer_edit_fails_the_rollout_i
     app.grant("reviewer", Role::Administrator, None).await;
     let token = app.token("lead", ALL_SCOPES);
     let reviewer = app.token("reviewer", ALL_SCOPES);
-    let created = app
-        .create_rollout(
-            &token,
-            json!({
-                "name": "revoked",
-                "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
-            }),
-        )
-        .expect(201)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let created = created(
+        &app,
+        &token,
+        json!({
+            "name": "revoked",
+            "waves": [{"folders": [{"key": folders[0].key}]}, {"gate": "manual"}],
+        }),
+    )
+    .await;
     let rollout = id(&created);
     app.rollout_in(&token, &rollout, "AwaitingApproval").await;
     app.revoke("lead", Role::FolderAdministrator, Some(&folders[1]))
