@@ -514,6 +514,10 @@ def main():
         failed = report(args, world, stats, run_seconds, settle_seconds, nudged)
     finally:
         platform.stop()
+    if failed:
+        print(f"  logs: nginx in {platform.workdir}, replicas in " + ", ".join(r.dir for r in platform.replicas))
+    else:
+        __import__("shutil").rmtree(platform.workdir, ignore_errors=True)
     sys.exit(1 if failed else 0)
 
 
