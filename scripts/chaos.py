@@ -14,6 +14,7 @@ import argparse
 import collections
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ except ImportError:
     python = os.path.join(venv, "bin", "python")
     os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
 import chaos_checks  # noqa: E402
-from common import TENANT, PrivateCluster, Server, call, psql, wait_ready  # noqa: E402
+from common import TENANT, PrivateCluster, Server, call, free_port, http_status, psql, wait_ready  # noqa: E402
 from nginx import local_config, nginx_binary  # noqa: E402
 
 LEASE = 3  # operation and idempotency leases (s): a SIGSTOP of 2-3 leases outlives them
@@ -115,7 +116,7 @@ class Platform:
         for r in self.replicas:
             r.start()
         nginx = nginx_binary()
-        port = __import__("common").free_port()
+        port = free_port()
         conf = local_config(self.replicas, port, self.workdir)
         error_log = os.path.join(self.workdir, "error.log")
         self.proxy = subprocess.Popen([nginx, "-e", "stderr", "-p", self.workdir, "-c", conf, "-g", "daemon off;"],
@@ -346,7 +347,7 @@ def client(n, world, deadline, max_requests):
             kind, path, read_folder = rng.choice(reads)
             if rng.random() < 0.1:
                 started = time.monotonic()
-                status = __import__("common").http_status(p.base + rng.choice(["/console/", "/console/main.js"]), 10)
+                status = http_status(p.base + rng.choice(["/console/", "/console/main.js"]), 10)
                 record(stats, "console page", status or 0, {} if status else None, started)
             else:
                 do(kind, "GET", path, token, read_folder)
@@ -517,7 +518,7 @@ def main():
     if failed:
         print(f"  logs: nginx in {platform.workdir}, replicas in " + ", ".join(r.dir for r in platform.replicas))
     else:
-        __import__("shutil").rmtree(platform.workdir, ignore_errors=True)
+        shutil.rmtree(platform.workdir, ignore_errors=True)
     sys.exit(1 if failed else 0)
 
 
