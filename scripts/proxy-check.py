@@ -13,7 +13,6 @@ the other; the history in the database is consistent. Installs Debian's nginx wh
 missing."""
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,53 +23,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "reliability"))
 from common import (BASE_PATH, TENANT, ScratchDatabase, Server, call, free_port,  # noqa: E402
                     invariant_violations, setup_tenant, wait_ready)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def nginx_binary():
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if found:
-        return found
-    print("installing nginx (Debian package)", flush=True)
-    # Keep the package's service from starting on port 80: only our own instance runs.
-    policy = "/usr/sbin/policy-rc.d"
-    had_policy = os.path.exists(policy)
-    if not had_policy:
-        with open(policy, "w") as f:
-            f.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
-    finally:
-        if not had_policy:
-            os.remove(policy)
-    return "/usr/sbin/nginx"
-
-
-def local_config(replicas, port, workdir):
-    """deploy/nginx.conf with the compose service names replaced by local addresses."""
-    with open(os.path.join(ROOT, "deploy", "nginx.conf")) as f:
-        conf = f.read()
-    for i, replica in enumerate(replicas, start=1):
-        conf, n = re.subn(rf"server uplift-{i}:8080", f"server 127.0.0.1:{replica.port}", conf)
-        assert n == 1, f"deploy/nginx.conf has no upstream uplift-{i}:8080"
-    conf, n = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", conf)
-    assert n == 1, "deploy/nginx.conf does not listen on port 80"
-    # Runtime files in the scratch directory rather than the system's.
-    conf = f"pid {workdir}/nginx.pid;\n" + conf.replace(
-        "http {", "http {\n" + "".join(
-            f"    {kind}_temp_path {workdir}/{kind};\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")), 1)
-    conf = conf.replace("access_log /dev/stdout;", f"access_log {workdir}/access.log;")
-    path = os.path.join(workdir, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(conf)
-    return path
-
+from nginx import local_config, nginx_binary  # noqa: E402
 
 def get(url, headers=None, data=None, method="GET"):
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)

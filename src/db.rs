@@ -175,20 +175,33 @@ pub fn is_lock_conflict(err: &DbErr) -> bool {
     }
 }
 
-/// True when the database could not be reached at all (as opposed to refusing a query).
+/// True when the database could not be reached at all, or ended the session under the
+/// query (as opposed to refusing the query): nothing of the transaction committed, so
+/// the caller may retry.
 pub fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        _ => matches!(
-            sqlx_error(err),
+        _ => match sqlx_error(err) {
             Some(
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
-        ),
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(db_err)) => {
+                session_ended(db_err.code().as_deref().unwrap_or_default())
+            }
+            _ => false,
+        },
     }
+}
+
+/// PostgreSQL codes of a session the server ended: a shutdown or restart (57P01
+/// admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now), the
+/// idle-in-transaction timeout uplift sets (25P03; a process paused inside a
+/// transaction meets it when it resumes), and the connection exceptions (class 08).
+fn session_ended(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "57P03" | "25P03") || code.starts_with("08")
 }
 
 /// True when a unique constraint refused the write.
@@ -237,6 +250,17 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_session_ended_by_the_server_is_unavailable_and_a_refused_query_is_not() {
+        for code in ["57P01", "57P02", "57P03", "25P03", "08006", "08003"] {
+            assert!(super::session_ended(code), "{code}");
+        }
+        // lock timeout, unique violation, syntax error, SQLite busy: the query was refused.
+        for code in ["55P03", "23505", "42601", "5", ""] {
+            assert!(!super::session_ended(code), "{code}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@ pub struct Model {
     pub outcome: Option<String>,
     pub from_version: Option<i32>,
     pub to_version: Option<i32>,
-    /// `rolled_back`, `already_previous` or `changed_since`.
+    /// `rolled_back`, `already_previous`, `changed_since` or `previous_unpublished`.
     pub rollback: Option<String>,
     /// The version the rollout moves it to (`target.versions`); `None`: the
     /// rollout's target (latest, or its one version).

@@ -3,6 +3,7 @@ PostgreSQL databases and the invariants checked straight from the database."""
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,44 @@ class ScratchDatabase:
 
     def drop(self):
         psql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster of this script's own (initdb in a scratch directory, on a
+    free port of 127.0.0.1), so it can be stopped and restarted without touching the
+    shared server. `url` is its database `uplift`."""
+
+    BIN_DIR = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="uplift-pg-")
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.port = free_port()
+        self._as_postgres(f"{self.BIN_DIR}/initdb", "-D", self.dir, "-A", "trust", "-U", "postgres")
+        self.start()
+        self.admin_url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        psql(self.admin_url, "CREATE DATABASE uplift")
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/uplift"
+
+    @staticmethod
+    def _as_postgres(*args):
+        subprocess.run(["su", "postgres", "-c", " ".join(args)], check=True, capture_output=True)
+
+    def pg_ctl(self, action, extra=""):
+        self._as_postgres(f"{self.BIN_DIR}/pg_ctl", "-D", self.dir, "-w", "-l", f"{self.dir}/log", action, extra)
+
+    def start(self):
+        self.pg_ctl("start", f"-o '-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1'")
+
+    def stop(self, mode="fast"):
+        self.pg_ctl("stop", f"-m {mode}")
+
+    def destroy(self):
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def log_tail(path, lines=40):

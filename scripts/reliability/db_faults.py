@@ -6,38 +6,17 @@ that met the outage failed (internal or conflict) and the rest upgraded, /readyz
 finishes the work, without being restarted.
 
 Usage: db_faults.py BINARY [IDS]"""
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 
-from common import Server, call, free_port, invariant_violations, psql, seed_deployments, setup_tenant
+from common import PrivateCluster, Server, call, invariant_violations, psql, seed_deployments, setup_tenant
 
 binary = sys.argv[1]
 count = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
-bin_dir = "/usr/lib/postgresql/15/bin"
-cluster = tempfile.mkdtemp(prefix="uplift-pg-")
-shutil.chown(cluster, "postgres", "postgres")
-port = free_port()
-
-
-def as_postgres(*args):
-    subprocess.run(["su", "postgres", "-c", " ".join(args)], check=True, capture_output=True)
-
-
-def pg_ctl(action, extra=""):
-    as_postgres(f"{bin_dir}/pg_ctl", "-D", cluster, "-w", "-l", f"{cluster}/log", action, extra)
-
-
-as_postgres(f"{bin_dir}/initdb", "-D", cluster, "-A", "trust", "-U", "postgres")
-pg_ctl("start", f"-o '-p {port} -k {cluster} -c listen_addresses=127.0.0.1'")
-admin = f"postgres://postgres@127.0.0.1:{port}/postgres"
-psql(admin, "CREATE DATABASE uplift")
-url = f"postgres://postgres@127.0.0.1:{port}/uplift"
+cluster = PrivateCluster()
+url = cluster.url
 server = Server(binary, url, max_bulk_items=count, max_body_bytes=count * 64 + 4096, upgrade_concurrency=1)
 failed = True
 try:
@@ -60,9 +39,9 @@ try:
     upgraded = lambda: int(psql(url, f"SELECT count(*) FROM deployments WHERE app_id = {app_id} AND version = 2")[0][0])
     while upgraded() < count // 10:
         time.sleep(0.02)
-    pg_ctl("stop", "-m fast")
+    cluster.stop()
     ready_while_down = {server.ready() for _ in range(10) if not time.sleep(0.2)}
-    pg_ctl("start", f"-o '-p {port} -k {cluster} -c listen_addresses=127.0.0.1'")
+    cluster.start()
     thread.join()
     body = answer["body"] or {}
     codes = {}
@@ -93,9 +72,5 @@ try:
     print("  ->", "FAILED" if failed else "ok")
 finally:
     server.stop()
-    try:
-        pg_ctl("stop", "-m immediate")
-    except subprocess.CalledProcessError:
-        pass
-    shutil.rmtree(cluster, ignore_errors=True)
+    cluster.destroy()
 sys.exit(1 if failed else 0)

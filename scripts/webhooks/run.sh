@@ -11,13 +11,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 uplift=${1:-$repo/target/debug/uplift}
 count=${2:-500}
-pins=$(sha256sum "$here/requirements.txt" | cut -c1-16)
-venv=$repo/target/webhooks-venv-$pins
-if [ ! -f "$venv/.installed" ]; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  touch "$venv/.installed"
-fi
+venv=$("$here/venv.sh")
 export PYTHONDONTWRITEBYTECODE=1
 exec "$venv/bin/python" "$here/verify.py" "$uplift" "$count"

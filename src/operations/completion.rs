@@ -1,5 +1,6 @@
 //! The `operation.completed` webhook event, written in the transaction that gives the
-//! operation its final status (`lease::finish`, `monitor::cancel`).
+//! operation its final status (`lease::finish`, `monitor::cancel`, and the creation of
+//! an operation with nothing to do, which is finished as it is created).
 
 use chrono::Utc;
 use entity::operation::{self, OperationStatus};
@@ -44,6 +45,22 @@ pub(super) async fn record<C: ConnectionTrait>(
             })),
             at: Utc::now(),
         },
+    )
+    .await
+}
+
+/// The event of an operation created finished because it has no items (a selector
+/// matching nothing, an empty wave): its subscribers hear it completed like any other.
+pub(super) async fn record_empty<C: ConnectionTrait>(
+    txn: &C,
+    operation: &operation::Model,
+) -> Result<(), DbErr> {
+    record(
+        txn,
+        operation,
+        OperationStatus::Succeeded,
+        None,
+        &Counters::default(),
     )
     .await
 }

@@ -128,6 +128,9 @@ where
         update.finished_at = Set(Some(now));
     }
     let created = update.update(&txn).await?;
+    if total == 0 {
+        super::completion::record_empty(&txn, &created).await?;
+    }
     txn.commit().await?;
     Ok(created)
 }

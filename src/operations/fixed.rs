@@ -92,7 +92,9 @@ pub async fn create_fixed<C: ConnectionTrait>(
     }
     .insert(txn)
     .await?;
-    if !empty {
+    if empty {
+        super::completion::record_empty(txn, &created).await?;
+    } else {
         insert_items(txn, &id, new.items).await?;
     }
     Ok(created)

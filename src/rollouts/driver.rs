@@ -308,7 +308,10 @@ async fn advance<C: sea_orm::ConnectionTrait + TransactionTrait>(
                     .len();
                 let left = entity::rollout_deployment::Entity::find()
                     .filter(entity::rollout_deployment::Column::RolloutId.eq(&current.id))
-                    .filter(entity::rollout_deployment::Column::Rollback.eq("changed_since"))
+                    .filter(
+                        entity::rollout_deployment::Column::Rollback
+                            .is_in(["changed_since", "previous_unpublished"]),
+                    )
                     .all(txn)
                     .await?
                     .len();
@@ -324,7 +327,7 @@ async fn advance<C: sea_orm::ConnectionTrait + TransactionTrait>(
                         actor: &driver,
                         comment: None,
                         detail: Some(format!(
-                            "{restored} deployments restored to their previous version; {left} changed since and left alone"
+                            "{restored} deployments restored to their previous version; {left} left alone (changed since, or their previous version withdrawn)"
                         )),
                         wave: None,
                     },

@@ -21,6 +21,7 @@ use crate::{
     operations::{self, FixedItem, FixedOperation},
     service::{
         Actor,
+        deployments::is_published,
         events::{self, Change, EventKind},
     },
     upgrade::Target,
@@ -569,7 +570,8 @@ pub enum Reverted {
 
 /// Restores one upgraded deployment (newest wave first) to the exact version it had
 /// before, with a `rollback` event, in the caller's transaction; a deployment changed
-/// since by someone else is left alone and recorded as `changed_since`.
+/// since by someone else is left alone and recorded as `changed_since`, one whose
+/// previous version is no longer published as `previous_unpublished`.
 pub async fn revert_one<C: ConnectionTrait>(
     txn: &C,
     current: &rollout::Model,
@@ -592,7 +594,17 @@ pub async fn revert_one<C: ConnectionTrait>(
         .lock_exclusive()
         .one(txn)
         .await?;
+    // A deployment moves only onto a published version: one whose previous version was
+    // withdrawn since the wave stays where it is (a version row read under a share lock,
+    // as every other move does, so an unpublish cannot slip in before the commit).
+    let previous_published = match (&found, next.from_version) {
+        (Some(found), Some(from)) => is_published(txn, found.app_id, from).await?,
+        _ => false,
+    };
     let result = match (found, next.from_version, next.to_version) {
+        (Some(found), Some(_), Some(to)) if found.version == to && !previous_published => {
+            "previous_unpublished"
+        }
         (Some(found), Some(from), Some(to)) if found.version == to => {
             deployment::Entity::update_many()
                 .col_expr(deployment::Column::Version, Expr::value(from))

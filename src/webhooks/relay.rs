@@ -32,12 +32,13 @@ use sea_orm::{
 use super::{policy::WebhookPolicy, transport::Failure};
 use crate::db;
 
-/// The oldest due deliveries a claim looks at (locked, on PostgreSQL, `SKIP LOCKED`,
-/// while it decides). Bounding the window keeps a claim's cost flat however long the
-/// queue grows (the ordering checks run for these rows only); the price is that a
-/// window full of deliveries held back by their ordering key (one deployment with more
-/// than this many events queued behind a failing one) delays the others until that
-/// one is delivered or given up.
+/// The due deliveries of the oldest events a claim looks at (locked, on PostgreSQL,
+/// `SKIP LOCKED`, while it decides). Bounding the window keeps a claim's cost flat
+/// however long the queue grows (the ordering checks run for these rows only); the
+/// price is that a window full of deliveries held back by their ordering key (one
+/// deployment with more than this many events queued behind a failing one) delays the
+/// others until that one's retry is due; being the oldest event, it is then in the
+/// window.
 const WINDOW: usize = 256;
 
 /// Up to `$2` deliveries of the window that no earlier event holds back (one of their
@@ -77,9 +78,13 @@ enum Window {
 
 fn due(window: Window, backend: DbBackend) -> String {
     let (state, order) = match window {
+        // In event order, not by due time: a delivery retried later than the events
+        // queued behind it (its backoff pushed `next_attempt_at` past theirs) must
+        // still come first in the window, or a window full of those blocked
+        // successors would hold it out for ever.
         Window::Pending => (
             "c.status = 'pending' AND c.next_attempt_at <= $1",
-            "c.next_attempt_at",
+            "c.event_seq",
         ),
         Window::Lapsed => (
             "c.status = 'sending' AND c.lease_expires_at < $1",

@@ -213,3 +213,77 @@ async fn a_locked_deployment_of_another_folder_is_not_found_not_a_conflict() {
     assert_eq!(app.deployment(&other).await.version, 1, "left unchanged");
     assert_eq!(app.events(&other).await.len(), 1, "no event written for it");
 }
+
+/// Found by scripts/chaos.py: a replica paused (SIGSTOP) inside a transaction past
+/// PostgreSQL's idle-in-transaction timeout found its session ended on resuming and
+/// answered 500. A session the server ends under a request (that timeout, a shutdown,
+/// `pg_terminate_backend`) commits nothing: it is a 503 to retry, like a database
+/// that cannot be reached. Here the server ends the session of a PATCH waiting for a
+/// row lock. SQLite has no server to end a session: PostgreSQL only.
+#[tokio::test]
+async fn a_request_whose_database_session_the_server_ends_is_a_503_to_retry_not_a_500() {
+    use sea_orm::{ConnectionTrait, QuerySelect, Statement, TransactionTrait};
+    if !is_postgres() {
+        eprintln!(
+            "a_request_whose_database_session_the_server_ends_is_a_503_to_retry_not_a_500: \
+             needs PostgreSQL (UPLIFT_TEST_POSTGRES_URL)"
+        );
+        return;
+    }
+    let app = spawn_app_with(|s| s.lock_timeout_ms = 20_000).await;
+    let folder = app.folder("Ops").await;
+    app.grant("ci-ops", Role::FolderAdministrator, Some(&folder))
+        .await;
+    let published = app.publish("Portal", "1.0.0").await;
+    let deployed = app.deploy(&folder, &published.app.system_name, 1).await;
+    let (id, title) = (deployed.id, deployed.title);
+    let holder = app.db.begin().await.unwrap();
+    deployment::Entity::find_by_id(id.clone())
+        .lock_exclusive()
+        .one(&holder)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = app.token("ci-ops", crate::helpers::ALL_SCOPES);
+
+    let edit = app.edit_deployed(&token, &folder.key, &id, json!({"title": "Renamed"}));
+    let terminate = async {
+        // The PATCH's session, waiting for the holder's lock: ended by the server.
+        for _ in 0..200 {
+            let ended = app
+                .db
+                .query_one_raw(Statement::from_string(
+                    app.db.get_database_backend(),
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                     AND pid <> pg_backend_pid()",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<i64>(0)
+                .unwrap();
+            if ended > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the PATCH never waited for the lock");
+    };
+    let (answer, ()) = tokio::join!(edit.expect(503), terminate);
+    let problem: Value = answer.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:uplift:problem:unavailable",
+        "{problem}"
+    );
+    holder.rollback().await.unwrap();
+
+    assert_eq!(
+        app.deployment(&id).await.title,
+        title,
+        "nothing of the PATCH was kept"
+    );
+    app.edit_deployed(&token, &folder.key, &id, json!({"title": "Renamed"}))
+        .expect(200)
+        .await;
+}

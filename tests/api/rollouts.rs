@@ -4,6 +4,7 @@
 //! action that does not apply.
 
 use entity::{deployment, folder};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uplift::{access::Role, service::events::EventKind};
 
@@ -64,6 +65,15 @@ async fn refused_naming(app: &TestApp, token: &str, plan: Value, expected: &[&st
         assert!(detail.contains(wanted), "{wanted:?} not in {detail}");
     }
     detail
+}
+
+/// The kinds of a deployment's events, oldest first.
+async fn kinds_of(app: &TestApp, deployment_id: &str) -> Vec<EventKind> {
+    app.events(deployment_id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
 }
 
 async fn upgrades_of(app: &TestApp, deployment_id: &str) -> usize {
@@ -383,6 +393,53 @@ async fn a_finished_rollout_rolls_back_every_deployment_to_its_exact_previous_ve
         .await;
 }
 
+/// Found by scripts/chaos.py: a rollback step moved a deployment back onto a version
+/// unpublished since the wave (every other move refuses an unpublished version).
+#[tokio::test]
+async fn a_rollback_leaves_alone_a_deployment_whose_previous_version_was_unpublished() {
+    let app = spawn_app().await;
+    let (_, deployments) = spread(&app, "lead", &[("East", 2)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .created_rollout(&token, json!({"name": "undo", "waves": [{}]}))
+        .await;
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "Succeeded").await;
+    let app_id = app.deployment(&deployments[0][0].id).await.app_id;
+    let system = entity::app::Entity::find_by_id(app_id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .system_name;
+    app.withdraw_version(&system, 1).await;
+
+    app.rollout_action(&token, &rollout, "rollback", "revert")
+        .json()
+        .await;
+
+    let done = app.rollout_in(&token, &rollout, "RolledBack").await;
+    for d in deployments.iter().flatten() {
+        assert_eq!(
+            app.deployment(&d.id).await.version,
+            2,
+            "still on a published version"
+        );
+        let kinds = kinds_of(&app, &d.id).await;
+        assert_eq!(
+            kinds,
+            vec![EventKind::Deploy, EventKind::Upgrade],
+            "no rollback event"
+        );
+    }
+    assert_eq!(done["waves"][0]["rolledBack"], 0, "{done}");
+    let detail = done["timeline"].as_array().unwrap().last().unwrap()["detail"].clone();
+    assert!(
+        detail.as_str().unwrap().contains("2 left alone"),
+        "the timeline says why: {detail}"
+    );
+}
+
 /// A folder "Mixed" with deployments of "Portal" (upgradable) and one of "Broken"
 /// (its only version unpublished, so its upgrade fails), arranged so that at least
 /// one Portal deployment comes before the Broken one in id order (the wave's order).
@@ -459,12 +516,7 @@ async fn a_wave_over_its_budget_with_on_failure_rollback_restores_what_it_upgrad
             1,
             "its exact previous version"
         );
-        let kinds: Vec<EventKind> = app
-            .events(&d.id)
-            .await
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = kinds_of(&app, &d.id).await;
         match kinds.as_slice() {
             [EventKind::Deploy] => {}
             [EventKind::Deploy, EventKind::Upgrade, EventKind::Rollback] => restored += 1,

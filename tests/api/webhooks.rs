@@ -376,6 +376,99 @@ async fn every_event_type_arrives_signed_with_its_documented_payload_in_commit_o
     assert!(first["webhookId"].as_str().unwrap().starts_with("evt_"));
 }
 
+/// Found by scripts/chaos.py: an operation created already finished (its selector
+/// matched nothing) wrote no `operation.completed`, so a subscriber waiting for it
+/// never heard it end.
+#[tokio::test]
+async fn an_operation_with_nothing_to_do_is_announced_completed_like_any_other() {
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    receiver.serve(socket);
+    let app = spawn_app_with(fast_webhooks).await;
+    let (_, endpoint) = app
+        .admin_with_webhook(
+            &format!("http://127.0.0.1:{port}/in"),
+            json!({"eventTypes": ["operation.completed"]}),
+        )
+        .await;
+    let fleet = app.fleet().administered_by("ops").await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let created = app
+        .create_operation(
+            &ops,
+            &fleet.folder.key,
+            json!({"selector": {"appSystemNames": [fleet.system_name], "onlyOutdated": true}}),
+        )
+        .accepted()
+        .await;
+    assert_eq!(created["status"], "Succeeded", "{created}");
+    assert_eq!(created["counters"]["total"], 0, "{created}");
+
+    let got = receiver
+        .until("the operation's completion", |got| !got.is_empty())
+        .await;
+    let completed = got[0].json();
+    assert_eq!(completed["type"], "operation.completed");
+    assert_eq!(completed["data"]["operationId"], created["id"]);
+    assert_eq!(completed["data"]["status"], "Succeeded");
+    assert_eq!(completed["data"]["counters"]["total"], 0);
+    assert_eq!(
+        verifying_signatures(&got[0], endpoint["secret"].as_str().unwrap()),
+        1
+    );
+}
+
+/// Found by scripts/chaos.py (30 minutes): the claim's window held the 256 due
+/// deliveries with the earliest due time. A delivery that failed is due again later
+/// than the events of its deployment queued behind it meanwhile, so once more than 256
+/// of those waited, the window was all blocked successors and the failed one never
+/// came back into it: every replica's relay stopped delivering, for good.
+#[tokio::test]
+async fn a_failed_delivery_with_hundreds_of_events_queued_behind_it_is_retried_and_all_arrive() {
+    let (socket, port) = listener();
+    let receiver = Receiver::new();
+    receiver.serve(socket);
+    let app = spawn_app_with(|s| {
+        fast_webhooks(s);
+        // The failed delivery's retry comes after the 300 edits below were queued.
+        s.webhook_retry_schedule_seconds = vec![0, 4, 1, 1, 1, 1];
+    })
+    .await;
+    app.admin_with_webhook(
+        &format!("http://127.0.0.1:{port}/in"),
+        json!({"eventTypes": ["deployment.edited"]}),
+    )
+    .await;
+    let fleet = app.fleet().administered_by("ops").deployments(2).await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let folder = &fleet.folder.key;
+    let (d, other) = (&fleet.deployments[0].id, &fleet.deployments[1].id);
+
+    receiver.answer_next(500, Duration::ZERO, None);
+    for n in 0..300 {
+        app.edit_deployed(&ops, folder, d, json!({"title": format!("edit {n}")}))
+            .ok()
+            .await;
+    }
+    app.edit_deployed(&ops, folder, other, json!({"title": "other"}))
+        .ok()
+        .await;
+
+    let got = receiver
+        .until("the 301 edits", |got| got.len() >= 301)
+        .await;
+    let of_d: std::collections::HashSet<String> = got
+        .iter()
+        .filter(|r| r.json()["data"]["deploymentId"] == d.as_str())
+        .map(Received::id)
+        .collect();
+    assert_eq!(of_d.len(), 300, "each of d's edits arrived");
+    assert!(
+        receiver.attempts() > 301,
+        "the first attempt failed and was retried"
+    );
+}
+
 #[tokio::test]
 async fn a_rollout_sends_each_rollout_event_in_the_order_of_its_transitions_with_who_and_why() {
     let (socket, port) = listener();
