@@ -154,15 +154,16 @@ async fn take_over<C: ConnectionTrait>(
     })
 }
 
-/// Stores the answer of the call that holds the key under `lease`. A call whose lease
-/// was taken over stores nothing: the new holder's answer is the one kept.
+/// Stores the answer of the call that holds the key under `lease`. `false` when the key
+/// is no longer held under it (the lease lapsed and a retry took the key over): nothing
+/// was stored, and the new holder's answer is the one kept.
 pub async fn complete<C: ConnectionTrait>(
     db: &C,
     id: &KeyId,
     lease: &Lease,
     response: &StoredResponse,
-) -> Result<(), DbErr> {
-    idempotency_key::Entity::update_many()
+) -> Result<bool, DbErr> {
+    let stored = idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::State, Expr::value(KeyState::Done))
         .col_expr(
             idempotency_key::Column::ResponseStatus,
@@ -183,7 +184,7 @@ pub async fn complete<C: ConnectionTrait>(
         .filter(held(id, lease))
         .exec(db)
         .await?;
-    Ok(())
+    Ok(stored.rows_affected == 1)
 }
 
 /// Extends the lease of a call still in progress; `false` when the call no longer

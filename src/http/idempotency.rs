@@ -195,10 +195,35 @@ async fn settle(
                 .map(str::to_string),
         };
         match store::complete(db.get_ref(), &guard.id, &guard.lease, &stored).await {
-            Ok(()) => guard.completed = true,
-            // Released below, so a retry runs again (safely) rather than waiting for
-            // the lease to lapse.
-            Err(e) => tracing::warn!(error = %e, "could not store the idempotent answer"),
+            Ok(true) => guard.completed = true,
+            // A retry took the key over after our lease lapsed (this server was paused
+            // or cut off): the retry's answer is the one kept, so this one must not
+            // reach the client as if it were.
+            Ok(false) => {
+                guard.completed = true;
+                tracing::warn!("the idempotency key was taken over; not answering for it");
+                let taken_over = ApiError::Conflict(
+                    "a retry with this Idempotency-Key took the call over; its answer is the one kept: \
+                     repeat the request with the same key to read it"
+                        .into(),
+                );
+                return Ok(ServiceResponse::from_err(taken_over, request));
+            }
+            // Not stored (the database went away): a client must never get an answer
+            // that a retry with the same key would not give again, so it gets a 503
+            // and its retry runs the call afresh (safely: an upgrade never moves a
+            // deployment twice). Released first, so the retry need not wait for the
+            // lease to lapse.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store the idempotent answer; answering 503");
+                if store::release(db.get_ref(), &guard.id, &guard.lease)
+                    .await
+                    .is_ok()
+                {
+                    guard.completed = true;
+                }
+                return Ok(ServiceResponse::from_err(ApiError::Unavailable(e), request));
+            }
         }
     }
     if !guard.completed {

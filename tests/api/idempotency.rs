@@ -404,3 +404,72 @@ async fn a_keyed_bulk_call_retried_after_the_server_was_killed_mid_call_upgrades
         "true"
     );
 }
+
+/// Makes storing an idempotent answer fail, as it does when the database goes away
+/// between the call's work and the answer: a trigger refusing the key's move to `done`.
+async fn refuse_storing_answers(app: &TestApp) {
+    use sea_orm::ConnectionTrait;
+    let statements: &[&str] = if crate::helpers::is_postgres() {
+        &[
+            "CREATE FUNCTION uplift_test_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'injected: the answer cannot be stored'; END $$",
+            "CREATE TRIGGER uplift_test_refuse_done BEFORE UPDATE ON idempotency_keys \
+             FOR EACH ROW WHEN (NEW.state = 'done') EXECUTE FUNCTION uplift_test_refuse()",
+        ]
+    } else {
+        &[
+            "CREATE TRIGGER uplift_test_refuse_done BEFORE UPDATE ON idempotency_keys \
+           WHEN NEW.state = 'done' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        ]
+    };
+    for sql in statements {
+        app.db.execute_unprepared(sql).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_answer_that_could_not_be_stored_is_never_sent_and_the_retry_answers_for_the_key() {
+    let app = spawn_app().await;
+    let fleet = app.fleet().administered_by("editor").newer("1.1.0").await;
+    let (folder, [d]) = (&fleet.folder, fleet.each());
+    let body = ids(&[d]);
+    refuse_storing_answers(&app).await;
+
+    // The upgrade commits, but its answer cannot be kept for a retry: a 503 to retry,
+    // not a 200 that a retry with the same key would contradict.
+    let first = keyed(&app, "editor", &folder.key, "cut-off", &body)
+        .send()
+        .await;
+    assert_problem(first, 503).await;
+    assert_eq!(app.deployment(&d.id).await.version, 2);
+
+    {
+        use sea_orm::ConnectionTrait;
+        let drop = if crate::helpers::is_postgres() {
+            "DROP TRIGGER uplift_test_refuse_done ON idempotency_keys"
+        } else {
+            "DROP TRIGGER uplift_test_refuse_done"
+        };
+        app.db.execute_unprepared(drop).await.unwrap();
+    }
+    // The key was released: the retry runs at once, moves nothing twice, and its
+    // answer is the one every later retry gets.
+    let retry = keyed(&app, "editor", &folder.key, "cut-off", &body)
+        .send()
+        .await;
+    assert_eq!(retry.status(), 200);
+    assert!(retry.headers().get("idempotent-replayed").is_none());
+    let retry_body: Value = retry.json().await.unwrap();
+    assert_eq!(retry_body["updatedDeployments"][0]["previousVersion"], 2);
+    assert_eq!(retry_body["updatedDeployments"][0]["version"], 2);
+    let replay = keyed(&app, "editor", &folder.key, "cut-off", &body)
+        .send()
+        .await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap(), retry_body);
+    assert_eq!(
+        app.events(&d.id).await.len(),
+        2,
+        "the deploy and one upgrade"
+    );
+}
