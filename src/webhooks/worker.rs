@@ -91,8 +91,12 @@ impl Relay {
 
     pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().await);
-        for task in tasks {
+        // The lock is held while the tasks finish: the signal's handler and the
+        // server's end both shut down, and the second caller must return only once
+        // the tasks have (taking them out and returning at once let the process exit
+        // before the first had released its leases).
+        let mut tasks = self.tasks.lock().await;
+        for task in tasks.drain(..) {
             let _ = task.await;
         }
     }
