@@ -32,6 +32,7 @@ mod m20261201_000006_operations;
 mod m20261201_000007_webhooks;
 mod m20261201_000008_rollouts;
 mod m20261201_000009_per_app_targets;
+mod m20261201_000010_relay_queue_indexes;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_webhooks::Migration),
             Box::new(m20261201_000008_rollouts::Migration),
             Box::new(m20261201_000009_per_app_targets::Migration),
+            Box::new(m20261201_000010_relay_queue_indexes::Migration),
         ]
     }
 }

@@ -72,8 +72,11 @@ pub async fn claim<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let now = Utc::now();
     let txn = db::begin_write(db).await?;
+    // The clock is read once the write lock is held: on SQLite the begin can wait
+    // out another writer for seconds, and an instant read before it could still be
+    // inside a maintenance window (`run_until`) that has closed meanwhile.
+    let now = Utc::now();
     let Some(found) = operation::Entity::find()
         .filter(waiting_for_a_worker(now))
         // Never served first, then the one served longest ago.

@@ -70,7 +70,7 @@ async fn drive(
             if *stop.borrow() {
                 return;
             }
-            match step(&db, Utc::now()).await {
+            match step(&db).await {
                 Ok(Some(started)) => {
                     if started {
                         workers.wake();
@@ -126,8 +126,11 @@ fn due(now: DateTime<Utc>) -> Condition {
 
 /// Takes one step of one due rollout: `None` when none is due, `Some(true)` when the
 /// step created an operation (the workers are woken).
-pub async fn step(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<Option<bool>, Error> {
+pub async fn step(db: &DatabaseConnection) -> Result<Option<bool>, Error> {
     let txn = db::begin_write(db).await?;
+    // Read once the write lock is held (SQLite's begin can wait out another writer):
+    // a window's close or a bake's end is judged at the step's own instant.
+    let now = Utc::now();
     let Some(current) = rollout::Entity::find()
         .filter(due(now))
         .order_by_asc(rollout::Column::UpdatedAt)

@@ -32,61 +32,55 @@ use sea_orm::{
 use super::{policy::WebhookPolicy, transport::Failure};
 use crate::db;
 
-/// The due deliveries of the oldest events a claim looks at (locked, on PostgreSQL,
-/// `SKIP LOCKED`, while it decides). Bounding the window keeps a claim's cost flat
-/// however long the queue grows (the ordering checks run for these rows only); the
-/// price is that a window full of deliveries held back by their ordering key (one
-/// deployment with more than this many events queued behind a failing one) delays the
-/// others until that one's retry is due; being the oldest event, it is then in the
-/// window.
-const WINDOW: usize = 256;
-
-/// Up to `$2` deliveries of the window that no earlier event holds back (one of their
-/// ordering key still open for the same endpoint, or any not yet fanned out), with their
-/// owner (set only when a sender's lease lapsed: a settled attempt clears it).
-/// `{state}` picks the window: due pending deliveries, or lapsed sending ones.
+/// Up to `$2` claimable deliveries, oldest event first, with their owner (set only
+/// when a sender's lease lapsed: a settled attempt clears it). `{state}` picks them:
+/// due pending deliveries, or lapsed sending ones. Claimable means: the endpoint is
+/// enabled, no earlier delivery of the same ordering key is still open for the same
+/// endpoint, and no earlier event still waits for fan-out.
+///
+/// Every condition is checked as the rows are read, before the limit. It used to be
+/// checked on a window of the 256 oldest rows, and a window full of rows that could
+/// not go stopped every endpoint of every tenant: a disabled endpoint keeps its
+/// pending deliveries (they go out when it is enabled again), and a delivery waiting
+/// for its retry holds back the rest of its key. Such rows are now read past instead
+/// (about 0.4 µs a row on PostgreSQL: 20 ms a claim behind 50,000 of them). What is
+/// read are partial indexes of the open deliveries only (migration
+/// `m20261201_000010`): the delivered history is never walked, so a claim costs the
+/// same however long the outbox is kept (it was 17.6 ms with 130,000 delivered rows
+/// in front of the queue; 1 ms now).
 const DUE: &str = r#"
-SELECT d.id, d.previous_owner
-FROM (
-    SELECT c.id, c.endpoint_id, c.ordering_key, c.event_seq, c.next_attempt_at,
-           c.lease_owner AS previous_owner
-    FROM webhook_deliveries c
-    WHERE {state}
-    ORDER BY {order}
-    LIMIT {window}
-    {lock}
-) d
-JOIN webhook_endpoints e ON e.id = d.endpoint_id
-WHERE e.enabled
-  AND NOT EXISTS (
-      SELECT 1 FROM webhook_deliveries p
-      WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
-        AND p.event_seq < d.event_seq AND p.status IN ('pending', 'sending'))
-  AND d.event_seq < COALESCE(
+SELECT c.id, c.lease_owner AS previous_owner
+FROM webhook_deliveries c
+WHERE {state}
+  AND c.event_seq < COALESCE(
       (SELECT min(ev.seq) FROM webhook_events ev WHERE NOT ev.dispatched),
       9223372036854775807)
-ORDER BY d.next_attempt_at
+  AND c.endpoint_id IN (SELECT e.id FROM webhook_endpoints e WHERE e.enabled)
+  AND NOT EXISTS (
+      SELECT 1 FROM webhook_deliveries p
+      WHERE p.endpoint_id = c.endpoint_id AND p.ordering_key = c.ordering_key
+        AND p.event_seq < c.event_seq AND p.status IN ('pending', 'sending'))
+ORDER BY {order}
 LIMIT $2
+{lock}
 "#;
 
-/// Which deliveries a window holds: each is read in the order of its index.
+/// Which deliveries a claim reads: each is read in the order of its index.
 #[derive(Clone, Copy)]
-enum Window {
+enum Queue {
     Pending,
     Lapsed,
 }
 
-fn due(window: Window, backend: DbBackend) -> String {
-    let (state, order) = match window {
-        // In event order, not by due time: a delivery retried later than the events
-        // queued behind it (its backoff pushed `next_attempt_at` past theirs) must
-        // still come first in the window, or a window full of those blocked
-        // successors would hold it out for ever.
-        Window::Pending => (
+fn due(queue: Queue, backend: DbBackend) -> String {
+    let (state, order) = match queue {
+        // In event order, not by due time: the oldest events have waited longest,
+        // and the order is the partial index's, so the read stops at the limit.
+        Queue::Pending => (
             "c.status = 'pending' AND c.next_attempt_at <= $1",
             "c.event_seq",
         ),
-        Window::Lapsed => (
+        Queue::Lapsed => (
             "c.status = 'sending' AND c.lease_expires_at < $1",
             "c.lease_expires_at",
         ),
@@ -97,7 +91,6 @@ fn due(window: Window, backend: DbBackend) -> String {
     };
     DUE.replace("{state}", state)
         .replace("{order}", order)
-        .replace("{window}", &WINDOW.to_string())
         .replace("{lock}", lock)
 }
 
@@ -149,14 +142,16 @@ pub async fn claim<C>(
 where
     C: ConnectionTrait + TransactionTrait,
 {
-    let now = Utc::now();
     let backend = db.get_database_backend();
-    let until = expiry(now, policy.lease());
     let txn = db::begin_write(db).await?;
+    // After the begin, which can wait out another writer on SQLite: the lease runs
+    // from the moment the deliveries are taken.
+    let now = Utc::now();
+    let until = expiry(now, policy.lease());
     let mut ids: Vec<String> = Vec::with_capacity(limit);
     let mut taken = Vec::new();
     // Lapsed leases first (a dead replica's deliveries), then the due ones.
-    for window in [Window::Lapsed, Window::Pending] {
+    for queue in [Queue::Lapsed, Queue::Pending] {
         if ids.len() >= limit {
             break;
         }
@@ -164,7 +159,7 @@ where
         let rows = txn
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
-                due(window, backend),
+                due(queue, backend),
                 values,
             ))
             .await?;

@@ -469,6 +469,77 @@ async fn a_failed_delivery_with_hundreds_of_events_queued_behind_it_is_retried_a
     );
 }
 
+/// The claim used to read a window of the 256 oldest due deliveries of any endpoint
+/// and only then drop those that could not go: once the window was full of them,
+/// no endpoint of any tenant received anything. Here they are first the successors
+/// of a delivery waiting a minute for its retry, then a disabled endpoint's backlog.
+#[tokio::test]
+async fn deliveries_that_cannot_go_yet_never_hold_back_another_endpoints() {
+    let (failing_socket, failing_port) = listener();
+    let failing = Receiver::new();
+    failing.answer_always(500);
+    failing.serve(failing_socket);
+    let (socket, port) = listener();
+    let healthy = Receiver::new();
+    healthy.serve(socket);
+    let app = spawn_app_with(|s| {
+        fast_webhooks(s);
+        s.webhook_retry_schedule_seconds = vec![0, 60];
+    })
+    .await;
+    let types = json!({"eventTypes": ["deployment.edited"]});
+    let (admin, stuck) = app
+        .admin_with_webhook(
+            &format!("http://127.0.0.1:{failing_port}/in"),
+            types.clone(),
+        )
+        .await;
+    let mut other = types;
+    other["url"] = json!(format!("http://127.0.0.1:{port}/in"));
+    app.create_webhook(&admin, other).expect(201).await;
+    let fleet = app.fleet().administered_by("ops").deployments(1).await;
+    let ops = app.token("ops", ALL_SCOPES);
+    let (folder, d) = (&fleet.folder.key, &fleet.deployments[0].id);
+    let (app, ops) = (&app, &ops);
+    let edits = |from: usize| async move {
+        for n in from..from + 300 {
+            app.edit_deployed(ops, folder, d, json!({"title": format!("edit {n}")}))
+                .ok()
+                .await;
+        }
+    };
+
+    // The failing endpoint's first delivery waits 60 s for its retry; its 299
+    // successors wait behind it.
+    edits(0).await;
+    let got = healthy
+        .until("300 edits beside a key waiting for its retry", |got| {
+            got.len() >= 300
+        })
+        .await;
+    assert_eq!(failing.attempts(), 1, "its retry is a minute away");
+    let ids: std::collections::HashSet<String> = got.iter().map(Received::id).collect();
+    assert_eq!(ids.len(), 300, "each edit once");
+
+    // Disabled, the failing endpoint keeps its 300 deliveries pending.
+    let stuck_id = id_of(&stuck);
+    app.webhooks_call(Method::PATCH, &format!("/{stuck_id}"), &admin)
+        .body(json!({"enabled": false}))
+        .ok()
+        .await;
+    edits(300).await;
+    healthy
+        .until("300 more beside a disabled endpoint's backlog", |got| {
+            got.len() >= 600
+        })
+        .await;
+    let waiting = app.deliveries(&admin, &stuck_id, "status=pending").await;
+    assert_eq!(
+        waiting["count"], 300,
+        "kept for when it is enabled: {waiting}"
+    );
+}
+
 #[tokio::test]
 async fn a_rollout_sends_each_rollout_event_in_the_order_of_its_transitions_with_who_and_why() {
     let (socket, port) = listener();
