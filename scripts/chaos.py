@@ -442,14 +442,22 @@ def apply_fault(world, rng, fault):
                        capture_output=True, timeout=60)
 
 
-def settle(world, timeout):
+def settle(world, timeout, stalled_after=120):
     """Once faults have stopped: resume what is paused, approve what waits, until every
-    operation and rollout is terminal and every delivery done (or `timeout` passes)."""
+    operation and rollout is terminal and every delivery done. Gives up after `timeout`
+    unless the work left is still shrinking: a backlog that drains is waited for (up
+    to three times `timeout`), one that made no progress for `stalled_after` seconds is
+    not (a stall is reported as the violations it leaves)."""
     p = world.platform
     admin, approver = world.tokens["chaos-admin"], world.tokens["chaos-approver"]
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline, cap = started + timeout, started + 3 * timeout
+    least, progressed = None, started
     nudged = collections.Counter()
-    while time.monotonic() < deadline:
+    while True:
+        now = time.monotonic()
+        if now >= cap or (now >= deadline and now - progressed >= stalled_after):
+            break
         ops = int(psql(p.cluster.url, f"SELECT count(*) FROM operations WHERE status NOT IN "
                                       f"{chaos_checks.TERMINAL_OPERATIONS}")[0][0])
         rollouts = psql(p.cluster.url, f"SELECT id, status FROM rollouts WHERE status NOT IN "
@@ -465,6 +473,9 @@ def settle(world, timeout):
                     nudged[call(p.base, "POST", f"/rollouts/{rid}/retry", admin, body={})[0]] += 1
         if not ops and not rollouts and not pending and not undispatched:
             return nudged
+        left = ops + len(rollouts) + pending + undispatched
+        if least is None or left < least:
+            least, progressed = left, time.monotonic()
         time.sleep(1)
     return nudged
 

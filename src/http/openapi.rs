@@ -377,7 +377,16 @@ fn add_common(method: HttpMethod, operation: &mut Operation, errors_as: &ErrorBo
     if writes {
         errors.push((
             "409",
-            "A request with this Idempotency-Key is still running, or the data changed meanwhile",
+            "A request with this Idempotency-Key is still running, its lease was taken over by a retry \
+             (this answer is not the one kept for the key), or the data changed meanwhile",
+        ));
+        // Replaces the general 503: the first description of a status is the one kept.
+        errors.retain(|(status, _)| *status != "503");
+        errors.push((
+            "503",
+            "The database is unavailable, or the answer to this Idempotency-Key could not be \
+             stored: the key is free again, and a retry runs the request afresh (what the first \
+             run changed stays changed)",
         ));
         errors.push((
             "422",
