@@ -11,6 +11,7 @@ pub mod address;
 pub mod api_paths;
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod db;
 pub mod domain;

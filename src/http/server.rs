@@ -85,11 +85,13 @@ impl Application {
         })
         .listen(listener)?
         .client_request_timeout(Duration::from_secs(10))
-        .shutdown_timeout(shutdown);
+        .shutdown_timeout(shutdown)
+        // The signals are this application's (`run_until_stopped`), so that they are
+        // handled from before "listening" is logged and stop the workers too.
+        .disable_signals();
         if let Some(n) = http_workers {
             server = server.workers(n);
         }
-        tracing::info!(port, "uplift is listening");
         Ok(Application {
             port,
             server: server.run(),
@@ -106,16 +108,29 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, letting in-flight requests finish. The operation
     /// workers stop claiming at the signal, finish their items in flight and release
     /// their leases, so another replica carries on at once.
+    ///
+    /// The signal handlers are installed before "uplift is listening" is logged: a
+    /// SIGTERM sent as soon as the line appears (a supervisor, a test) is a graceful
+    /// stop, not the default action of killing the process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let signals = StopSignals::install()?;
+        tracing::info!(port = self.port, "uplift is listening");
         let (workers, relay) = (self.workers.clone(), self.relay.clone());
         let driver = self.driver.clone();
+        let http = self.server.handle();
         let on_signal = tokio::spawn(async move {
-            stop_signal().await;
-            driver.shutdown().await;
-            tokio::join!(workers.shutdown(), relay.shutdown());
+            signals.recv().await;
+            tracing::info!("stopping: no new connections, the calls in flight finish");
+            let background = async {
+                driver.shutdown().await;
+                tokio::join!(workers.shutdown(), relay.shutdown());
+            };
+            tokio::join!(http.stop(true), background);
         });
         let served = self.server.await;
-        // Stopped without a signal (the server failed): the workers stop too.
+        // Stopped without a signal (the server failed), or by one: either way the
+        // background tasks have finished when this returns (a second shutdown waits
+        // for the first).
         self.driver.shutdown().await;
         tokio::join!(self.workers.shutdown(), self.relay.shutdown());
         on_signal.abort();
@@ -123,27 +138,43 @@ impl Application {
     }
 }
 
-/// SIGTERM or SIGINT (the same signals actix-web stops on).
-async fn stop_signal() {
+/// SIGTERM and SIGINT, registered at once (so neither kills the process from then
+/// on) and awaited later.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => std::future::pending().await,
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => {}
+                _ = self.interrupt.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -22,10 +22,7 @@ use entity::{
 };
 use futures_util::{StreamExt, stream};
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait};
-use tokio::{
-    sync::{Mutex, Notify, mpsc, watch},
-    task::JoinHandle,
-};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::{
     item::{self, ItemRun},
@@ -36,6 +33,7 @@ use crate::{
     access::{self, Permission},
     app::OperationPolicy,
     auth::Principal,
+    background::Tasks,
     db,
     error::Error,
     metrics::Metrics,
@@ -46,8 +44,7 @@ use crate::{
 /// This replica's workers; cheap to share.
 pub struct Workers {
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 struct Context {
@@ -64,7 +61,6 @@ impl Workers {
     /// Starts `policy.workers` workers and the sweep on the current runtime.
     pub fn start(db: DatabaseConnection, policy: OperationPolicy, metrics: Arc<Metrics>) -> Self {
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
         let context = Arc::new(Context {
             db,
             policy,
@@ -77,15 +73,13 @@ impl Workers {
             ),
             wake: wake.clone(),
         });
-        let mut tasks: Vec<JoinHandle<()>> = (0..policy.workers)
-            .map(|_| tokio::spawn(work(context.clone(), stopped.clone())))
-            .collect();
-        tasks.push(tokio::spawn(sweep(context, stopped)));
-        Workers {
-            wake,
-            stop,
-            tasks: Mutex::new(tasks),
+        let mut tasks = Tasks::new();
+        for _ in 0..policy.workers {
+            let context = context.clone();
+            tasks.spawn(|stop| work(context, stop));
         }
+        tasks.spawn(|stop| sweep(context, stop));
+        Workers { wake, tasks }
     }
 
     /// A new operation exists: an idle worker looks now rather than at its next poll.
@@ -97,15 +91,7 @@ impl Workers {
     /// Stops claiming and starting items; returns once the items in flight finished
     /// and the leases were released.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        // The lock is held while the tasks finish: the signal's handler and the
-        // server's end both shut down, and the second caller must return only once
-        // the tasks have (taking them out and returning at once let the process exit
-        // before the first had released its leases).
-        let mut tasks = self.tasks.lock().await;
-        for task in tasks.drain(..) {
-            let _ = task.await;
-        }
+        self.tasks.shutdown().await;
     }
 }
 

@@ -15,10 +15,7 @@ use sea_orm::{
     TransactionTrait,
     sea_query::{LockBehavior, LockType, Query},
 };
-use tokio::{
-    sync::{Mutex, watch},
-    task::JoinHandle,
-};
+use tokio::sync::watch;
 
 use super::{
     progress::{self, Reverted},
@@ -27,6 +24,7 @@ use super::{
     window::WindowState,
 };
 use crate::{
+    background::Tasks,
     db,
     error::Error,
     operations::{self, OperationStatus, Workers},
@@ -34,27 +32,20 @@ use crate::{
 };
 
 pub struct Driver {
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 impl Driver {
     /// Starts the driver on the current runtime; it looks every `poll`.
     pub fn start(db: DatabaseConnection, workers: Arc<Workers>, poll: Duration) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(drive(db, workers, poll, stopped));
-        Driver {
-            stop,
-            task: Mutex::new(Some(task)),
-        }
+        let mut tasks = Tasks::new();
+        tasks.spawn(|stop| drive(db, workers, poll, stop));
+        Driver { tasks }
     }
 
     /// Stops after the step in progress (a step is one transaction).
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.lock().await.take() {
-            let _ = task.await;
-        }
+        self.tasks.shutdown().await;
     }
 }
 

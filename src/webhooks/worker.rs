@@ -9,7 +9,7 @@ use chrono::Utc;
 use futures_util::{StreamExt, stream};
 use sea_orm::DatabaseConnection;
 use tokio::{
-    sync::{Mutex, Notify, watch},
+    sync::{Notify, watch},
     task::JoinHandle,
 };
 
@@ -21,7 +21,7 @@ use super::{
     relay::{self, Claimed, Sent, Settled},
     transport::{self, Failure, HttpTransport, Transport},
 };
-use crate::metrics::Metrics;
+use crate::{background::Tasks, metrics::Metrics};
 
 /// Events one fan-out pass takes.
 const FAN_OUT_BATCH: u64 = 500;
@@ -31,8 +31,7 @@ const SETTLE_RETRIES: usize = 3;
 
 pub struct Relay {
     wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Tasks,
 }
 
 struct Context {
@@ -62,8 +61,7 @@ impl Relay {
         transport: Arc<dyn Transport>,
     ) -> Self {
         let wake = Arc::new(Notify::new());
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let mut tasks = Tasks::new();
         if policy.relay {
             let context = Arc::new(Context {
                 guard: Guard::new(lookup, policy.allow.clone(), policy.allow_http),
@@ -74,14 +72,11 @@ impl Relay {
                 wake: wake.clone(),
                 policy,
             });
-            tasks.push(tokio::spawn(relay_loop(context.clone(), stopped.clone())));
-            tasks.push(tokio::spawn(sweep(context, stopped)));
+            let relayed = context.clone();
+            tasks.spawn(|stop| relay_loop(relayed, stop));
+            tasks.spawn(|stop| sweep(context, stop));
         }
-        Relay {
-            wake,
-            stop,
-            tasks: Mutex::new(tasks),
-        }
+        Relay { wake, tasks }
     }
 
     /// Something is waiting (a test event, a replay): look now, not at the next poll.
@@ -89,16 +84,9 @@ impl Relay {
         self.wake.notify_one();
     }
 
+    /// Stops claiming; returns once the rounds in flight were sent and recorded.
     pub async fn shutdown(&self) {
-        let _ = self.stop.send(true);
-        // The lock is held while the tasks finish: the signal's handler and the
-        // server's end both shut down, and the second caller must return only once
-        // the tasks have (taking them out and returning at once let the process exit
-        // before the first had released its leases).
-        let mut tasks = self.tasks.lock().await;
-        for task in tasks.drain(..) {
-            let _ = task.await;
-        }
+        self.tasks.shutdown().await;
     }
 }
 

@@ -313,6 +313,18 @@ async fn sigterm_stops_new_connections_lets_the_call_in_flight_finish_and_exits_
     assert_eq!(code, 0);
 }
 
+/// The handlers used to be installed after "listening" was logged, so a SIGTERM
+/// sent on seeing the line (a supervisor's, or a loaded machine's late test) took
+/// the default action and killed the process.
+#[tokio::test]
+async fn sigterm_sent_as_soon_as_the_server_says_it_listens_is_a_graceful_stop() {
+    let app = spawn_app().await;
+    let mut server = Server::start(&app, &[]).await;
+    server.terminate();
+    let (code, _) = server.exit(Duration::from_secs(30)).await;
+    assert_eq!(code, 0);
+}
+
 #[tokio::test]
 async fn sigterm_exits_zero_within_the_shutdown_timeout_though_a_client_never_finishes() {
     let app = spawn_app().await;
