@@ -139,8 +139,17 @@ async fn relay_loop(context: Arc<Context>, mut stop: watch::Receiver<bool>) {
                     let _ = previous.await;
                 }
                 tracing::debug!(claimed = n, claim_ms, send_ms, "relay round");
-                let context = context.clone();
-                recording = Some(tokio::spawn(async move { record(&context, &sent).await }));
+                if n < limit {
+                    // The claim took all that could go: what is due next waits behind
+                    // these deliveries (their ordering keys), so claiming beside their
+                    // recording would find nothing. Recorded first, the next claim
+                    // can take each key's next event (a few busy keys drain at one
+                    // round per event instead of two).
+                    record(&context, &sent).await;
+                } else {
+                    let context = context.clone();
+                    recording = Some(tokio::spawn(async move { record(&context, &sent).await }));
+                }
             }
             // Nothing claimable while the last round is being recorded may only mean
             // that what is due waits behind it (its ordering key): look again once
