@@ -159,10 +159,11 @@ where
         // stale statistics also chose: 138 ms). (Turning sorts off as well made other
         // statements of the claim slow: a test's 300 events of one key took over 30 s
         // instead of 7.)
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
-        txn.execute_unprepared("SET LOCAL enable_bitmapscan = off")
-            .await?;
+        // One round trip: both in one simple-protocol query.
+        txn.execute_unprepared(
+            "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_bitmapscan = off",
+        )
+        .await?;
     }
     let mut ids: Vec<String> = Vec::with_capacity(limit);
     let mut taken = Vec::new();
