@@ -15,9 +15,9 @@ use entity::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     TransactionSession, TransactionTrait,
-    sea_query::{Expr, LockBehavior, LockType},
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 use serde_json::{Map, Value, json};
 
@@ -30,25 +30,12 @@ where
 {
     // Looked at without the write lock first: an idle relay must not take SQLite's
     // one writer (or a PostgreSQL transaction) every poll.
-    let waiting = webhook_event::Entity::find()
-        .select_only()
-        .column(webhook_event::Column::Seq)
-        .filter(webhook_event::Column::Dispatched.eq(false))
-        .limit(1)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
+    let waiting = waiting_probe().into_tuple::<i64>().one(db).await?;
     if waiting.is_none() {
         return Ok(0);
     }
     let txn = db::begin_write(db).await?;
-    let events = webhook_event::Entity::find()
-        .filter(webhook_event::Column::Dispatched.eq(false))
-        .order_by_asc(webhook_event::Column::Seq)
-        .limit(batch)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .all(&txn)
-        .await?;
+    let events = next_undispatched(batch).all(&txn).await?;
     if events.is_empty() {
         return Ok(0);
     }
@@ -115,6 +102,39 @@ where
         .await?;
     txn.commit().await?;
     Ok(events.len())
+}
+
+/// Whether any outbox row waits for its fan-out (the idle poll's look). Ordered by
+/// `seq` so that the partial index (in `seq` order) is the plan whatever the
+/// statistics say: unordered, a planner that still counts the rows as undispatched
+/// (statistics taken before they were fanned out) picks a sequential scan expecting a
+/// hit on the first page, and reads the whole outbox to find none (50 ms at 100,000).
+pub fn waiting_probe() -> Select<webhook_event::Entity> {
+    webhook_event::Entity::find()
+        .select_only()
+        .column(webhook_event::Column::Seq)
+        .filter(undispatched())
+        .order_by_asc(webhook_event::Column::Seq)
+        .limit(1)
+}
+
+/// The oldest `batch` outbox rows not fanned out, locked (rows another replica holds
+/// are skipped).
+pub fn next_undispatched(batch: u64) -> Select<webhook_event::Entity> {
+    webhook_event::Entity::find()
+        .filter(undispatched())
+        .order_by_asc(webhook_event::Column::Seq)
+        .limit(batch)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+}
+
+/// `NOT dispatched`, written as the partial index's own predicate so that the queue's
+/// reads go through it. A bound `dispatched = $1` cannot be matched to that index by
+/// PostgreSQL's cached generic plan nor by SQLite at all: every idle poll then read
+/// the whole outbox (267 buffers at 20,000 events instead of 2; up to a fifth of the
+/// database's CPU in the operations benchmark).
+fn undispatched() -> Expr {
+    Expr::col((webhook_event::Entity, webhook_event::Column::Dispatched)).not()
 }
 
 /// Completes the `data` of the events that lack it (folder key, app, package

@@ -17,7 +17,7 @@
 
 pub mod deliveries;
 pub mod endpoints;
-mod fanout;
+pub mod fanout;
 pub mod guard;
 pub mod message;
 pub mod policy;

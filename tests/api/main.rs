@@ -23,6 +23,7 @@ mod metrics;
 mod object_access;
 mod operations;
 mod permissions;
+mod query_plans;
 mod rainbond;
 mod regressions;
 mod rollouts;
