@@ -45,6 +45,14 @@ pub struct Model {
     /// No new batch of items is taken from this instant on (a maintenance window's
     /// close, or a pause); `None`: no limit.
     pub run_until: Option<DateTimeUtc>,
+    /// Every item with `seq` up to this one is settled, and counted in the `settled_*`
+    /// columns (settled items never change): reads count only the items after it.
+    pub settled_through: i32,
+    pub settled_updated: i32,
+    pub settled_unchanged: i32,
+    pub settled_failed: i32,
+    pub settled_skipped: i32,
+    pub settled_canceled: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

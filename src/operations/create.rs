@@ -87,6 +87,12 @@ where
         rollout_id: Set(None),
         rollout_wave: Set(None),
         run_until: Set(None),
+        settled_through: Set(0),
+        settled_updated: Set(0),
+        settled_unchanged: Set(0),
+        settled_failed: Set(0),
+        settled_skipped: Set(0),
+        settled_canceled: Set(0),
     }
     .insert(&txn)
     .await?;

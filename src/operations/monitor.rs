@@ -268,6 +268,8 @@ async fn settle_as_canceled<C: ConnectionTrait>(
         .filter(operation::Column::Id.eq(&operation.id))
         .exec(txn)
         .await?;
+    // Every item is settled now: folded once, every later read is one row.
+    super::counters::fold(txn, &operation.id, super::counters::FoldUpTo::All).await?;
     // Its `operation.completed` webhook event, in the same transaction (a rollout's
     // abort cancels through here too).
     let counts = super::counters::of(txn, &operation.id).await?;

@@ -4,13 +4,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use entity::{
-    operation::{self, OperationStatus},
-    operation_item::{self, ItemStatus},
-};
+use entity::operation::{self, OperationStatus};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Iterable, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -48,38 +45,35 @@ pub async fn snapshot<C: ConnectionTrait>(db: &C) -> Result<OperationsSnapshot, 
             (status.as_str(), n)
         })
         .collect();
-    let unfinished = operation::Entity::find()
+    // Each unfinished operation's pending items from its counters (its settled head
+    // and pending tail are on its row): a count of every item would read the whole
+    // table every sweep.
+    let unfinished: Vec<(String, chrono::DateTime<Utc>)> = operation::Entity::find()
         .select_only()
         .column(operation::Column::Id)
+        .column(operation::Column::CreatedAt)
         .filter(
             operation::Column::Status
                 .is_in([OperationStatus::NotStarted, OperationStatus::Running]),
         )
-        .into_query();
-    let pending: Option<i64> = operation_item::Entity::find()
-        .select_only()
-        .expr(Expr::col(operation_item::Column::Seq).count())
-        .filter(operation_item::Column::OperationId.in_subquery(unfinished.clone()))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
-        .into_tuple()
-        .one(db)
-        .await?;
-    let waiting = operation_item::Entity::find()
-        .select_only()
-        .column(operation_item::Column::OperationId)
-        .filter(operation_item::Column::OperationId.in_subquery(unfinished))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
-        .into_query();
-    let oldest = operation::Entity::find()
-        .filter(operation::Column::Id.in_subquery(waiting))
         .order_by_asc(operation::Column::CreatedAt)
-        .one(db)
+        .into_tuple()
+        .all(db)
         .await?;
+    let mut pending: i64 = 0;
+    let mut oldest = None;
+    for (id, created_at) in unfinished {
+        let waiting = super::counters::of(db, &id).await?.pending;
+        if waiting > 0 {
+            oldest.get_or_insert(created_at);
+            pending += i64::try_from(waiting).unwrap_or(i64::MAX);
+        }
+    }
     Ok(OperationsSnapshot {
         by_status,
-        pending_items: pending.unwrap_or(0),
-        oldest_pending_seconds: oldest.map_or(0, |o| {
-            std::cmp::max((Utc::now() - o.created_at).num_seconds(), 0)
+        pending_items: pending,
+        oldest_pending_seconds: oldest.map_or(0, |created_at| {
+            std::cmp::max((Utc::now() - created_at).num_seconds(), 0)
         }),
     })
 }

@@ -21,6 +21,7 @@ mod keyed_checks;
 mod limits;
 mod metrics;
 mod object_access;
+mod operation_counters;
 mod operations;
 mod permissions;
 mod query_plans;

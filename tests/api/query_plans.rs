@@ -6,7 +6,7 @@
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, QueryTrait, Statement, TransactionTrait, Value,
 };
-use uplift::webhooks::fanout;
+use uplift::{operations, webhooks::fanout};
 
 use crate::helpers::spawn_app;
 
@@ -31,6 +31,63 @@ async fn the_fan_out_reads_undispatched_events_through_their_partial_index_whate
             "{name} does not read the partial index:\n{plan}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_batch_of_a_new_operation_is_read_along_the_primary_key_not_sorted_out_of_every_item() {
+    let app = spawn_app().await;
+    // Rows the statistics know nothing of (the table not analyzed since they were
+    // written), as when a large operation has just been created.
+    let new = "00000000-0000-0000-0000-00000000000b";
+    insert_operation(&app.db, new, 20_000, "pending").await;
+
+    let txn = app.db.begin().await.unwrap();
+    if backend(&app.db) == DbBackend::Postgres {
+        txn.execute_unprepared(operations::PLAN_NEXT_PENDING)
+            .await
+            .unwrap();
+    }
+    let query = operations::next_pending(new, 500, 500).build(backend(&app.db));
+    let plan = explain(&txn, query).await;
+    let in_key_order = match backend(&app.db) {
+        DbBackend::Postgres => {
+            plan.contains("Index Scan using operation_items_pkey") && !plan.contains("Sort")
+        }
+        _ => plan.contains("(operation_id=? AND seq>?)") && !plan.contains("TEMP B-TREE"),
+    };
+    assert!(in_key_order, "the batch is not read in key order:\n{plan}");
+}
+
+/// An operation with `items` items in `status`, written directly (no worker runs it).
+async fn insert_operation(db: &DatabaseConnection, id: &str, items: u32, status: &str) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO operations (id, tenant_id, folder_id, kind, status, request, created_by, created_at, \
+         dry_run, max_concurrency, total, lease_generation, claim_cursor) \
+         VALUES ('{id}', 't', 1, 'upgrade', 'Running', '{{}}', 'someone', CURRENT_TIMESTAMP, false, 8, {items}, 0, 0)"
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {items}) \
+         INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status) \
+         SELECT '{id}', i, 'd-' || i, 'd-' || i, 1, '{status}' FROM n"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The plan of `query` with its values bound (a custom plan on PostgreSQL), inside the
+/// caller's transaction and so with its settings.
+async fn explain<C: ConnectionTrait>(txn: &C, query: Statement) -> String {
+    let backend = txn.get_database_backend();
+    let prefix = match backend {
+        DbBackend::Postgres => "EXPLAIN",
+        _ => "EXPLAIN QUERY PLAN",
+    };
+    let values = query.values.map(|v| v.0).unwrap_or_default();
+    let explain =
+        Statement::from_sql_and_values(backend, format!("{prefix} {}", query.sql), values);
+    plan_text(backend, txn.query_all_raw(explain).await.unwrap())
 }
 
 fn plan_text(backend: DbBackend, rows: Vec<sea_orm::QueryResult>) -> String {

@@ -1,0 +1,144 @@
+//! An operation's counters come from three places read in one statement: the settled
+//! head kept on the operation's row, the items between it and the claim cursor counted
+//! one by one, and the pending tail after the cursor. Whatever the split, they are the
+//! items' own states.
+
+use entity::operation;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use serde_json::json;
+use uplift::operations::{self, Counters};
+
+use crate::helpers::{WRITE_SCOPES, spawn_app, spawn_app_with};
+
+const ID: &str = "00000000-0000-0000-0000-0000000000c1";
+
+/// An operation of ten items in `states` (seq 1 first), its head folded through
+/// `settled_through` with `head` counts, its cursor at `cursor`.
+async fn stored(
+    db: &DatabaseConnection,
+    status: &str,
+    states: [&str; 10],
+    cursor: i32,
+    settled_through: i32,
+    head_updated: i32,
+) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO operations (id, tenant_id, folder_id, kind, status, request, created_by, created_at, \
+         dry_run, max_concurrency, total, lease_generation, claim_cursor, settled_through, settled_updated) \
+         VALUES ('{ID}', 't', 1, 'upgrade', '{status}', '{{}}', 'someone', CURRENT_TIMESTAMP, false, 8, 10, 1, \
+         {cursor}, {settled_through}, {head_updated})"
+    ))
+    .await
+    .unwrap();
+    for (i, state) in states.iter().enumerate() {
+        db.execute_unprepared(&format!(
+            "INSERT INTO operation_items (operation_id, seq, raw_id, folder_id, status) \
+             VALUES ('{ID}', {}, 'd', 1, '{state}')",
+            i + 1
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+async fn counters(db: &DatabaseConnection) -> Counters {
+    let operation = operation::Entity::find_by_id(ID.to_string())
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    operations::snapshot(db, operation).await.unwrap().counters
+}
+
+#[tokio::test]
+async fn a_running_operations_counters_add_its_settled_head_the_items_up_to_its_cursor_and_its_pending_tail()
+ {
+    let app = spawn_app().await;
+    let states = [
+        "updated",
+        "updated",
+        "failed",
+        "running",
+        "updated",
+        "unchanged",
+        "pending",
+        "pending",
+        "pending",
+        "pending",
+    ];
+    stored(&app.db, "Running", states, 6, 2, 2).await;
+    assert_eq!(
+        counters(&app.db).await,
+        Counters {
+            total: 10,
+            pending: 4,
+            running: 1,
+            updated: 3,
+            unchanged: 1,
+            failed: 1,
+            ..Counters::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_finished_operation_not_folded_yet_has_every_item_after_its_head_counted() {
+    let app = spawn_app().await;
+    // As an operation finished before the settled head existed (head 0), or by a
+    // cancel that settled its tail.
+    let states = [
+        "updated", "updated", "failed", "canceled", "canceled", "canceled", "canceled", "canceled",
+        "canceled", "canceled",
+    ];
+    stored(&app.db, "Canceled", states, 3, 0, 0).await;
+    let counted = counters(&app.db).await;
+    assert_eq!(
+        (
+            counted.total,
+            counted.updated,
+            counted.failed,
+            counted.canceled,
+            counted.pending
+        ),
+        (10, 2, 1, 7, 0)
+    );
+}
+
+#[tokio::test]
+async fn an_operation_run_in_small_batches_ends_with_every_item_folded_and_counters_equal_to_its_items()
+ {
+    let app = spawn_app_with(|s| s.operation_batch_items = 3).await;
+    let fleet = app.outdated_fleet("ci-bot", 20).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let mut listed = fleet.ids();
+    listed.push("not-a-deployment".into());
+    let created = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"deploymentIds": listed, "maxConcurrency": 2}),
+        )
+        .accepted()
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let done = app.finished_operation(&token, &fleet.folder.key, &id).await;
+    let c = &done["counters"];
+    assert_eq!(
+        (
+            c["total"].as_u64(),
+            c["updated"].as_u64(),
+            c["failed"].as_u64()
+        ),
+        (Some(21), Some(20), Some(1))
+    );
+    let row = operation::Entity::find_by_id(id.clone())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.settled_through, row.settled_updated, row.settled_failed),
+        (21, 20, 1),
+        "the finish folds every item: a read of a finished operation is one row"
+    );
+}
