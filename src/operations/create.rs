@@ -3,6 +3,8 @@
 //! exists. A selector is resolved by the database (`INSERT … SELECT`), so a 100,000-
 //! deployment operation never holds its ids in memory.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use entity::{
     app, deployment, folder,
@@ -18,9 +20,10 @@ use sea_orm::{
 use super::request::{Selection, Selector, UpgradeRequest};
 use crate::{
     db,
+    domain::DeploymentId,
     error::Error,
     service::{Actor, folders, listing},
-    upgrade::{self, Target},
+    upgrade::Target,
 };
 
 pub struct NewOperation<'a> {
@@ -37,7 +40,7 @@ pub struct NewOperation<'a> {
 /// Creates the operation with its items; an empty selection is created finished
 /// (`Succeeded`, `total: 0`).
 #[tracing::instrument(skip_all, fields(tenant = new.tenant_id, folder = new.folder.id))]
-pub async fn create<C>(db: &C, new: NewOperation<'_>) -> Result<operation::Model, Error>
+pub async fn create<C>(db: &C, mut new: NewOperation<'_>) -> Result<operation::Model, Error>
 where
     C: ConnectionTrait + TransactionTrait,
 {
@@ -96,8 +99,10 @@ where
     }
     .insert(&txn)
     .await?;
-    let total = match &new.request.selection {
-        Selection::Ids(ids) => insert_listed(&txn, &id, new.folder.id, ids).await?,
+    let total = match &mut new.request.selection {
+        // Taken out of the request: the ids are dropped as soon as they are written
+        // into the statement's one parameter, not held beside it.
+        Selection::Ids(ids) => insert_listed(&txn, &id, new.folder.id, std::mem::take(ids)).await?,
         Selection::Selector(selector) => {
             insert_selected(
                 &txn,
@@ -148,13 +153,13 @@ async fn insert_listed<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
     folder_id: i32,
-    ids: &[String],
+    ids: Vec<String>,
 ) -> Result<usize, Error> {
-    let items = upgrade::distinct(ids);
-    if items.is_empty() {
+    let (listed, count) = listed_json(&ids);
+    drop(ids);
+    if count == 0 {
         return Ok(0);
     }
-    let listed = listed_json(&items);
     let backend = txn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => INSERT_LISTED_POSTGRES,
@@ -172,19 +177,35 @@ async fn insert_listed<C: ConnectionTrait>(
     Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
 }
 
-/// `[[raw, canonical or null], …]`, written straight into one string: a `Value` tree
-/// of 100,000 pairs would cost tens of MiB for a moment.
-fn listed_json(items: &[upgrade::Item]) -> String {
-    let mut json = String::with_capacity(items.len() * 84 + 2);
+/// `[[raw, canonical or null], …]` of each distinct id once (compared in canonical
+/// form; the first spelling and the order kept, as `upgrade::distinct`), and how many.
+/// Written straight into one string, with only the canonical ids' 128-bit values kept
+/// to find repeats: a `Value` tree, or distinct items with copies of each id, would
+/// cost tens of MiB for a moment at 100,000 ids.
+fn listed_json(ids: &[String]) -> (String, usize) {
+    let mut seen_uuids: HashSet<u128> = HashSet::with_capacity(ids.len());
+    let mut seen_others: HashSet<&str> = HashSet::new();
+    let mut json = String::with_capacity(ids.len() * 84 + 2);
+    let mut count = 0;
     json.push('[');
-    for (n, item) in items.iter().enumerate() {
-        if n > 0 {
+    for raw in ids {
+        let canonical = DeploymentId::parse(raw);
+        let first = match &canonical {
+            Some(id) => seen_uuids
+                .insert(uuid::Uuid::parse_str(id.as_str()).map_or(0, |uuid| uuid.as_u128())),
+            None => seen_others.insert(raw.as_str()),
+        };
+        if !first {
+            continue;
+        }
+        if count > 0 {
             json.push(',');
         }
+        count += 1;
         json.push('[');
         // Serialising a `str` cannot fail.
-        json.push_str(&serde_json::to_string(&item.raw).unwrap_or_default());
-        match &item.canonical {
+        json.push_str(&serde_json::to_string(raw).unwrap_or_default());
+        match &canonical {
             Some(id) => {
                 json.push_str(",\"");
                 json.push_str(id.as_str());
@@ -195,7 +216,7 @@ fn listed_json(items: &[upgrade::Item]) -> String {
         json.push(']');
     }
     json.push(']');
-    json
+    (json, count)
 }
 
 const INSERT_LISTED_POSTGRES: &str = r#"
@@ -286,6 +307,7 @@ async fn insert_selected<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upgrade;
 
     #[test]
     fn listed_ids_are_written_as_json_pairs_of_the_raw_and_the_canonical_id() {
@@ -293,8 +315,8 @@ mod tests {
             "6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string(),
             "not \"a\" uuid\\".to_string(),
         ];
-        let parsed: serde_json::Value =
-            serde_json::from_str(&listed_json(&upgrade::distinct(&ids))).unwrap();
+        let (json, count) = listed_json(&ids);
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             parsed,
             serde_json::json!([
@@ -302,6 +324,29 @@ mod tests {
                 [ids[1], null]
             ])
         );
-        assert_eq!(listed_json(&[]), "[]");
+        assert_eq!(count, 2);
+        assert_eq!(listed_json(&[]), ("[]".to_string(), 0));
+    }
+
+    #[test]
+    fn listed_ids_are_written_once_each_first_spelling_first_as_the_sync_call_does() {
+        let ids: Vec<String> = [
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+            "x",
+            "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "x",
+            "{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
+            "y",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (json, count) = listed_json(&ids);
+        let parsed: Vec<(String, Option<String>)> = serde_json::from_str(&json).unwrap();
+        let sync: Vec<(String, Option<String>)> = upgrade::distinct(&ids)
+            .into_iter()
+            .map(|item| (item.raw, item.canonical.map(|id| id.as_str().to_string())))
+            .collect();
+        assert_eq!(parsed, sync);
+        assert_eq!(count, sync.len());
     }
 }

@@ -292,6 +292,30 @@ async fn the_set_of_items_is_fixed_when_the_operation_is_created() {
 }
 
 #[tokio::test]
+async fn the_monitor_keeps_the_request_with_a_count_of_the_listed_ids_instead_of_the_ids() {
+    let app = spawn_app_with(|s| s.operation_workers = 0).await;
+    let fleet = app.outdated_fleet("ci-bot", 2).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let mut listed = fleet.ids();
+    listed.push(listed[0].clone());
+    let monitor = app
+        .create_operation(
+            &token,
+            &fleet.folder.key,
+            json!({"deploymentIds": listed, "maxConcurrency": 2, "maxFailures": "50%"}),
+        )
+        .accepted()
+        .await;
+    let request = &monitor["request"];
+    assert_eq!(request["deploymentIdCount"], 3, "as listed, duplicates too");
+    assert!(request.get("deploymentIds").is_none(), "{request}");
+    assert_eq!(request["maxConcurrency"], 2);
+    assert_eq!(request["maxFailures"], "50%");
+    assert_eq!(request["dryRun"], false);
+    assert_eq!(monitor["counters"]["total"], 2, "duplicates once");
+}
+
+#[tokio::test]
 async fn bad_operation_requests_are_refused_naming_the_field_and_create_nothing() {
     let app = spawn_app().await;
     let fleet = app.fleet().administered_by("ci-bot").await;

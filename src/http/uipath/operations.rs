@@ -140,13 +140,22 @@ impl CreateUpgradeOperation {
     /// ignores, and a listed ids' count instead of the ids (up to 100,000 of them;
     /// `/items` lists them).
     fn as_recorded(&self) -> Result<serde_json::Value, ApiError> {
-        let mut recorded = serde_json::to_value(self)
+        // Serialised without the ids: as JSON values they would cost tens of MiB for a
+        // moment at 100,000 ids, only to be dropped again.
+        let without_ids = CreateUpgradeOperation {
+            deployment_ids: None,
+            selector: self.selector.clone(),
+            target: self.target.clone(),
+            max_failures: self.max_failures.clone(),
+            max_concurrency: self.max_concurrency,
+            dry_run: self.dry_run,
+        };
+        let mut recorded = serde_json::to_value(&without_ids)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("the request as JSON: {e}")))?;
         if let Some(fields) = recorded.as_object_mut()
-            && let Some(ids) = fields.remove("deploymentIds")
+            && let Some(ids) = &self.deployment_ids
         {
-            let count = ids.as_array().map_or(0, Vec::len);
-            fields.insert("deploymentIdCount".into(), count.into());
+            fields.insert("deploymentIdCount".into(), ids.len().into());
         }
         Ok(recorded)
     }
