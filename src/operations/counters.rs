@@ -142,31 +142,21 @@ pub async fn fold<C: ConnectionTrait>(
     if through == from {
         return Ok(());
     }
-    let more = |column: operation::Column, n: u64| {
-        Expr::col(column).add(i32::try_from(n).unwrap_or(i32::MAX))
-    };
-    operation::Entity::update_many()
-        .col_expr(operation::Column::SettledThrough, Expr::value(through))
-        .col_expr(
-            operation::Column::SettledUpdated,
-            more(operation::Column::SettledUpdated, head.updated),
-        )
-        .col_expr(
-            operation::Column::SettledUnchanged,
-            more(operation::Column::SettledUnchanged, head.unchanged),
-        )
-        .col_expr(
-            operation::Column::SettledFailed,
-            more(operation::Column::SettledFailed, head.failed),
-        )
-        .col_expr(
-            operation::Column::SettledSkipped,
-            more(operation::Column::SettledSkipped, head.skipped),
-        )
-        .col_expr(
-            operation::Column::SettledCanceled,
-            more(operation::Column::SettledCanceled, head.canceled),
-        )
+    let mut update = operation::Entity::update_many()
+        .col_expr(operation::Column::SettledThrough, Expr::value(through));
+    for (column, n) in [
+        (operation::Column::SettledUpdated, head.updated),
+        (operation::Column::SettledUnchanged, head.unchanged),
+        (operation::Column::SettledFailed, head.failed),
+        (operation::Column::SettledSkipped, head.skipped),
+        (operation::Column::SettledCanceled, head.canceled),
+    ] {
+        update = update.col_expr(
+            column,
+            Expr::col(column).add(i32::try_from(n).unwrap_or(i32::MAX)),
+        );
+    }
+    update
         .filter(operation::Column::Id.eq(operation_id))
         .filter(operation::Column::SettledThrough.eq(from))
         .exec(txn)

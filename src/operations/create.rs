@@ -90,12 +90,8 @@ where
         rollout_id: Set(None),
         rollout_wave: Set(None),
         run_until: Set(None),
-        settled_through: Set(0),
-        settled_updated: Set(0),
-        settled_unchanged: Set(0),
-        settled_failed: Set(0),
-        settled_skipped: Set(0),
-        settled_canceled: Set(0),
+        // The settled head and its counts start at the columns' defaults (0).
+        ..Default::default()
     }
     .insert(&txn)
     .await?;

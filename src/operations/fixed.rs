@@ -89,12 +89,8 @@ pub async fn create_fixed<C: ConnectionTrait>(
         rollout_id: Set(Some(new.rollout_id.to_string())),
         rollout_wave: Set(Some(new.rollout_wave)),
         run_until: Set(new.run_until),
-        settled_through: Set(0),
-        settled_updated: Set(0),
-        settled_unchanged: Set(0),
-        settled_failed: Set(0),
-        settled_skipped: Set(0),
-        settled_canceled: Set(0),
+        // The settled head and its counts start at the columns' defaults (0).
+        ..Default::default()
     }
     .insert(txn)
     .await?;
