@@ -25,8 +25,8 @@ use entity::{
     operation_item::{self, ItemStatus},
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, Select, TransactionSession, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Select, TransactionSession, TransactionTrait,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 
@@ -251,6 +251,9 @@ async fn take_next<C: ConnectionTrait>(
     lease: Duration,
     batch: usize,
 ) -> Result<Vec<operation_item::Model>, DbErr> {
+    // Along the primary key from the cursor (`db::QUEUE_READ_PLAN`): a new operation's
+    // items are in no statistics yet.
+    db::plan_queue_read(txn).await?;
     let mut items = take_batch(txn, operation_id, generation, cursor, batch).await?;
     if items.is_empty() && cursor > 0 {
         items = take_batch(txn, operation_id, generation, 0, batch).await?;
@@ -284,9 +287,6 @@ async fn take_batch<C: ConnectionTrait>(
 ) -> Result<Vec<operation_item::Model>, DbErr> {
     // The batch's last seq first, then one range update over the primary key: an
     // `IN (subquery … LIMIT)` was planned as a scan of every item of the operation.
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(PLAN_NEXT_PENDING).await?;
-    }
     let seqs: Vec<i32> = next_pending(operation_id, after, batch)
         .into_tuple()
         .all(txn)
@@ -330,14 +330,6 @@ pub fn next_pending(
         .order_by_asc(operation_item::Column::Seq)
         .limit(batch as u64)
 }
-
-/// Sent on PostgreSQL inside the claim's transaction, before `next_pending`. A new
-/// operation's items are not in the table's statistics yet (autovacuum analyzes the
-/// table a minute or more later), so the planner counts on a handful of rows and
-/// picks a bitmap scan of every item left, sorted for the first `batch`: 45–120 ms a
-/// batch at 100,000 items, a fifth of the database's time in the benchmark, where the
-/// primary key read in order takes 0.2 ms.
-pub const PLAN_NEXT_PENDING: &str = "SET LOCAL enable_bitmapscan = off";
 
 /// Puts the operation's `running` items (of `generation`, or of any) back to pending.
 async fn return_to_pending<C: ConnectionTrait>(

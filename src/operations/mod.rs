@@ -37,7 +37,7 @@ pub use entity::{
 };
 pub use fixed::{FixedItem, FixedOperation, create_fixed, set_run_until};
 pub use item::OPERATION_ITEM as POSTGRES_OPERATION_ITEM_SQL;
-pub use lease::{PLAN_NEXT_PENDING, next_pending};
+pub use lease::next_pending;
 pub use monitor::{
     Snapshot, cancel, cancel_within, find, items, list, load, outcome, outcomes, snapshot,
 };

@@ -148,23 +148,8 @@ where
     // from the moment the deliveries are taken.
     let now = Utc::now();
     let until = expiry(now, policy.lease());
-    if backend == DbBackend::Postgres {
-        // The claim must read the queue in its index's order and stop at the limit.
-        // A queue table's statistics are stale by nature (it fills and drains between
-        // two analyses), and so is a plan cached while it was small: a connection's
-        // prepared claim kept the plan made when the table held a few rows (read them
-        // all, check each one's ordering key, sort), 1.2 s a claim with 41,000 pending
-        // against 2 ms read in order. So the claim is planned at each run with its own
-        // values and the table's current size, and never as a bitmap scan (which the
-        // stale statistics also chose: 138 ms). (Turning sorts off as well made other
-        // statements of the claim slow: a test's 300 events of one key took over 30 s
-        // instead of 7.)
-        // One round trip: both in one simple-protocol query.
-        txn.execute_unprepared(
-            "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_bitmapscan = off",
-        )
-        .await?;
-    }
+    // In the partial indexes' order, planned at each run (`db::QUEUE_READ_PLAN`).
+    db::plan_queue_read(&txn).await?;
     let mut ids: Vec<String> = Vec::with_capacity(limit);
     let mut taken = Vec::new();
     // Lapsed leases first (a dead replica's deliveries), then the due ones.

@@ -42,11 +42,7 @@ async fn a_batch_of_a_new_operation_is_read_along_the_primary_key_not_sorted_out
     insert_operation(&app.db, new, 20_000, "pending").await;
 
     let txn = app.db.begin().await.unwrap();
-    if backend(&app.db) == DbBackend::Postgres {
-        txn.execute_unprepared(operations::PLAN_NEXT_PENDING)
-            .await
-            .unwrap();
-    }
+    uplift::db::plan_queue_read(&txn).await.unwrap();
     let query = operations::next_pending(new, 500, 500).build(backend(&app.db));
     let plan = explain(&txn, query).await;
     let in_key_order = match backend(&app.db) {
