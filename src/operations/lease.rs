@@ -384,7 +384,8 @@ async fn still_held<C: ConnectionTrait>(
         .await
 }
 
-/// Extends the lease; `false` when this generation no longer holds the operation.
+/// Extends the lease; `false` when this generation no longer holds the operation or
+/// gave it back.
 pub async fn renew<C: ConnectionTrait>(
     db: &C,
     operation_id: &str,
@@ -397,6 +398,12 @@ pub async fn renew<C: ConnectionTrait>(
             Expr::value(expiry(Utc::now(), lease)),
         )
         .filter(held(operation_id, generation))
+        // A release keeps the generation (the next claim raises it). A renewal sent
+        // before the release and applied after it (the heartbeat's statement is not
+        // withdrawn when its task is aborted, and on SQLite it can wait out another
+        // writer for seconds) must not lease the operation again for a whole lease
+        // to a holder that has gone.
+        .filter(operation::Column::LeaseExpiresAt.is_not_null())
         .exec(db)
         .await?;
     Ok(renewed.rows_affected == 1)

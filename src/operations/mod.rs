@@ -23,7 +23,7 @@ mod counters;
 mod create;
 mod fixed;
 mod item;
-mod lease;
+pub mod lease;
 mod monitor;
 mod request;
 mod retention;

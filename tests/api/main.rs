@@ -22,6 +22,7 @@ mod limits;
 mod metrics;
 mod object_access;
 mod operation_counters;
+mod operation_leases;
 mod operations;
 mod permissions;
 mod query_plans;
