@@ -142,89 +142,120 @@ where
     Ok(created)
 }
 
-/// One item per distinct listed id, numbered in the order given, by one statement: the
-/// ids travel as one JSON array (`[[raw, canonical or null], …]`) that the database
-/// unpacks, rather than as seven bound values per row.
+/// One item per distinct listed id, numbered in the order given, by one statement per
+/// `ITEMS_PER_INSERT` ids: each statement's ids travel as one JSON array
+/// (`[[raw, canonical or null], …]`) that the database unpacks, rather than as seven
+/// bound values per row.
 async fn insert_listed<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
     folder_id: i32,
     ids: Vec<String>,
 ) -> Result<usize, Error> {
-    let (listed, count) = listed_json(&ids);
-    drop(ids);
-    if count == 0 {
-        return Ok(0);
-    }
     let backend = txn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => INSERT_LISTED_POSTGRES,
         _ => INSERT_LISTED_SQLITE,
     };
-    let values: Vec<Value> = vec![
-        operation_id.into(),
-        folder_id.into(),
-        ItemStatus::Pending.as_str().into(),
-        listed.into(),
-    ];
-    let inserted = txn
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    Ok(usize::try_from(inserted.rows_affected()).unwrap_or(usize::MAX))
+    let mut listed = ListedIds::new(ids);
+    let mut total = 0;
+    loop {
+        let (chunk, count) = listed.next_chunk(ITEMS_PER_INSERT);
+        if count == 0 {
+            return Ok(total);
+        }
+        let values: Vec<Value> = vec![
+            operation_id.into(),
+            folder_id.into(),
+            ItemStatus::Pending.as_str().into(),
+            chunk.into(),
+            i32::try_from(total).unwrap_or(i32::MAX).into(),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        total += count;
+    }
 }
 
-/// `[[raw, canonical or null], …]` of each distinct id once (compared in canonical
-/// form; the first spelling and the order kept, as `upgrade::distinct`), and how many.
-/// Written straight into one string, with only the canonical ids' 128-bit values kept
-/// to find repeats: a `Value` tree, or distinct items with copies of each id, would
-/// cost tens of MiB for a moment at 100,000 ids.
-fn listed_json(ids: &[String]) -> (String, usize) {
-    let mut seen_uuids: HashSet<u128> = HashSet::with_capacity(ids.len());
-    let mut seen_others: HashSet<&str> = HashSet::new();
-    let mut json = String::with_capacity(ids.len() * 84 + 2);
-    let mut count = 0;
-    json.push('[');
-    for raw in ids {
-        let canonical = DeploymentId::parse(raw);
-        let first = match &canonical {
-            Some(id) => seen_uuids
-                .insert(uuid::Uuid::parse_str(id.as_str()).map_or(0, |uuid| uuid.as_u128())),
-            None => seen_others.insert(raw.as_str()),
-        };
-        if !first {
-            continue;
+/// The listed ids, consumed in chunks of `[[raw, canonical or null], …]` JSON with each
+/// distinct id once (compared in canonical form; the first spelling and the order
+/// kept, as `upgrade::distinct`). Only the canonical ids' 128-bit values are kept to
+/// find repeats, and each id is dropped once written: a `Value` tree, or distinct items
+/// with copies of each id, would cost tens of MiB for a moment at 100,000 ids.
+struct ListedIds {
+    ids: std::vec::IntoIter<String>,
+    seen_uuids: HashSet<u128>,
+    /// Ids that are no UUID (each becomes a `not_found` item): few, kept whole.
+    seen_others: HashSet<String>,
+}
+
+impl ListedIds {
+    fn new(ids: Vec<String>) -> Self {
+        ListedIds {
+            seen_uuids: HashSet::with_capacity(ids.len()),
+            seen_others: HashSet::new(),
+            ids: ids.into_iter(),
         }
-        if count > 0 {
-            json.push(',');
-        }
-        count += 1;
+    }
+
+    /// The next at most `max` distinct ids not seen before, and how many.
+    fn next_chunk(&mut self, max: usize) -> (String, usize) {
+        let mut json = String::with_capacity(max.min(self.ids.len()) * 84 + 2);
+        let mut count = 0;
         json.push('[');
-        // Serialising a `str` cannot fail.
-        json.push_str(&serde_json::to_string(raw).unwrap_or_default());
-        match &canonical {
-            Some(id) => {
-                json.push_str(",\"");
-                json.push_str(id.as_str());
-                json.push('"');
+        while count < max {
+            let Some(raw) = self.ids.next() else { break };
+            let canonical = DeploymentId::parse(&raw);
+            let first = match &canonical {
+                Some(id) => self
+                    .seen_uuids
+                    .insert(uuid::Uuid::parse_str(id.as_str()).map_or(0, |uuid| uuid.as_u128())),
+                None => !self.seen_others.contains(&raw),
+            };
+            if !first {
+                continue;
             }
-            None => json.push_str(",null"),
+            if count > 0 {
+                json.push(',');
+            }
+            count += 1;
+            json.push('[');
+            // Serialising a `str` cannot fail.
+            json.push_str(&serde_json::to_string(&raw).unwrap_or_default());
+            match &canonical {
+                Some(id) => {
+                    json.push_str(",\"");
+                    json.push_str(id.as_str());
+                    json.push('"');
+                }
+                None => {
+                    json.push_str(",null");
+                    self.seen_others.insert(raw);
+                }
+            }
+            json.push(']');
         }
         json.push(']');
+        (json, count)
     }
-    json.push(']');
-    (json, count)
 }
+
+/// The most items one statement inserts. Statements stay small enough that no
+/// connection keeps a buffer of a whole large operation: the driver keeps each
+/// connection's write buffer at the largest message it ever sent, so one 100,000-id
+/// statement left about 8 MiB behind on every pooled connection that ever carried one.
+pub(super) const ITEMS_PER_INSERT: usize = 2_000;
 
 const INSERT_LISTED_POSTGRES: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
-SELECT $1, t.n::integer, t.item->>0, t.item->>1, $2, $3
+SELECT $1, $5 + t.n::integer, t.item->>0, t.item->>1, $2, $3
 FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS t(item, n)
 "#;
 
 const INSERT_LISTED_SQLITE: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
-SELECT ?, t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), ?, ?
-FROM json_each(?) AS t
+SELECT ?1, ?5 + t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), ?2, ?3
+FROM json_each(?4) AS t
 "#;
 
 /// One item per matching deployment, numbered in id order, by one statement.
@@ -305,13 +336,29 @@ mod tests {
     use super::*;
     use crate::upgrade;
 
+    /// Every chunk `ListedIds` gives at `max` ids a chunk, parsed.
+    fn chunks(ids: &[String], max: usize) -> Vec<Vec<(String, Option<String>)>> {
+        let mut listed = ListedIds::new(ids.to_vec());
+        let mut all = Vec::new();
+        loop {
+            let (json, count) = listed.next_chunk(max);
+            let parsed: Vec<(String, Option<String>)> = serde_json::from_str(&json).unwrap();
+            assert_eq!(parsed.len(), count, "{json}");
+            if count == 0 {
+                return all;
+            }
+            assert!(count <= max);
+            all.push(parsed);
+        }
+    }
+
     #[test]
     fn listed_ids_are_written_as_json_pairs_of_the_raw_and_the_canonical_id() {
         let ids = [
             "6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string(),
             "not \"a\" uuid\\".to_string(),
         ];
-        let (json, count) = listed_json(&ids);
+        let (json, count) = ListedIds::new(ids.to_vec()).next_chunk(10);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             parsed,
@@ -321,11 +368,14 @@ mod tests {
             ])
         );
         assert_eq!(count, 2);
-        assert_eq!(listed_json(&[]), ("[]".to_string(), 0));
+        assert_eq!(
+            ListedIds::new(Vec::new()).next_chunk(10),
+            ("[]".to_string(), 0)
+        );
     }
 
     #[test]
-    fn listed_ids_are_written_once_each_first_spelling_first_as_the_sync_call_does() {
+    fn listed_ids_are_written_once_each_first_spelling_first_as_the_sync_call_does_across_chunks() {
         let ids: Vec<String> = [
             "6F9619FF-8B86-D011-B42D-00C04FC964FF",
             "x",
@@ -333,16 +383,19 @@ mod tests {
             "x",
             "{6f9619ff-8b86-d011-b42d-00c04fc964ff}",
             "y",
+            "00000000-0000-0000-0000-000000000001",
+            "y",
         ]
         .map(String::from)
         .to_vec();
-        let (json, count) = listed_json(&ids);
-        let parsed: Vec<(String, Option<String>)> = serde_json::from_str(&json).unwrap();
         let sync: Vec<(String, Option<String>)> = upgrade::distinct(&ids)
             .into_iter()
             .map(|item| (item.raw, item.canonical.map(|id| id.as_str().to_string())))
             .collect();
-        assert_eq!(parsed, sync);
-        assert_eq!(count, sync.len());
+        for max in [1, 2, 3, 100] {
+            let chunks = chunks(&ids, max);
+            assert_eq!(chunks.concat(), sync, "{max} a chunk");
+            assert_eq!(chunks.len(), sync.len().div_ceil(max), "{max} a chunk");
+        }
     }
 }

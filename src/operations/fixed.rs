@@ -14,6 +14,7 @@ use sea_orm::{
     Statement, Value, sea_query::Expr,
 };
 
+use super::create::ITEMS_PER_INSERT;
 use crate::{error::Error, service::Actor, upgrade::Target};
 
 /// An operation over `items`, as a rollout's wave.
@@ -102,38 +103,44 @@ pub async fn create_fixed<C: ConnectionTrait>(
     Ok(created)
 }
 
-/// One statement: the items travel as one JSON array `[[id, folder, target], …]`.
+/// One statement per `ITEMS_PER_INSERT` items, each chunk's items travelling as one JSON
+/// array `[[id, folder, target], …]`.
 async fn insert_items<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
     items: &[FixedItem],
 ) -> Result<(), Error> {
-    let listed = serde_json::Value::Array(
-        items
-            .iter()
-            .map(|i| serde_json::json!([i.deployment_id, i.folder_id, i.target_version]))
-            .collect(),
-    )
-    .to_string();
     let backend = txn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => INSERT_POSTGRES,
         _ => INSERT_SQLITE,
     };
-    let values: Vec<Value> = vec![
-        operation_id.into(),
-        ItemStatus::Pending.as_str().into(),
-        listed.into(),
-    ];
-    txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+    for (n, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
+        let listed = serde_json::Value::Array(
+            chunk
+                .iter()
+                .map(|i| serde_json::json!([i.deployment_id, i.folder_id, i.target_version]))
+                .collect(),
+        )
+        .to_string();
+        let values: Vec<Value> = vec![
+            operation_id.into(),
+            ItemStatus::Pending.as_str().into(),
+            listed.into(),
+            i32::try_from(n * ITEMS_PER_INSERT)
+                .unwrap_or(i32::MAX)
+                .into(),
+        ];
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
     Ok(())
 }
 
 const INSERT_POSTGRES: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status,
                              target_version)
-SELECT $1, t.n::integer, t.item->>0, t.item->>0, (t.item->>1)::integer, $2,
+SELECT $1, $4 + t.n::integer, t.item->>0, t.item->>0, (t.item->>1)::integer, $2,
        (t.item->>2)::integer
 FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(item, n)
 "#;
@@ -141,9 +148,9 @@ FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS t(item, n)
 const INSERT_SQLITE: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status,
                              target_version)
-SELECT ?, t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[0]'),
-       json_extract(t.value, '$[1]'), ?, json_extract(t.value, '$[2]')
-FROM json_each(?) AS t
+SELECT ?1, ?4 + t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[0]'),
+       json_extract(t.value, '$[1]'), ?2, json_extract(t.value, '$[2]')
+FROM json_each(?3) AS t
 "#;
 
 /// Sets the instant from which the operation takes no new batch (`None`: no limit).

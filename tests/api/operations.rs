@@ -316,6 +316,43 @@ async fn the_monitor_keeps_the_request_with_a_count_of_the_listed_ids_instead_of
 }
 
 #[tokio::test]
+async fn listed_ids_past_one_insert_statement_are_numbered_in_the_order_given_with_repeats_once() {
+    // More ids than one insert statement carries (2,000): the seqs run on across
+    // statements, and an id repeated in a later statement is still left out.
+    let app = spawn_app_with(|s| s.operation_workers = 0).await;
+    let fleet = app.outdated_fleet("ci-bot", 1).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let mut listed: Vec<String> = (1..=4_500u32)
+        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .collect();
+    listed.insert(1_999, fleet.ids()[0].clone());
+    listed.push(listed[3].to_uppercase());
+    listed.push(listed[2_500].clone());
+    let monitor = app
+        .create_operation(&token, &fleet.folder.key, json!({"deploymentIds": listed}))
+        .accepted()
+        .await;
+    assert_eq!(monitor["counters"]["total"], 4_501);
+    assert_eq!(monitor["counters"]["pending"], 4_501);
+    let id = operation_id(&monitor);
+    for (skip, expected) in [(0, 0), (1_995, 1_995), (3_995, 3_995), (4_500, 4_500)] {
+        let page = app
+            .operation_items(
+                &token,
+                &fleet.folder.key,
+                &id,
+                &format!("?top=5&skip={skip}"),
+            )
+            .json()
+            .await;
+        let first = &page["value"][0];
+        assert_eq!(first["seq"], expected + 1, "{page}");
+        assert_eq!(first["id"], listed[expected], "{page}");
+        assert_eq!(page["count"], 4_501);
+    }
+}
+
+#[tokio::test]
 async fn bad_operation_requests_are_refused_naming_the_field_and_create_nothing() {
     let app = spawn_app().await;
     let fleet = app.fleet().administered_by("ci-bot").await;
