@@ -143,8 +143,8 @@ where
 }
 
 /// One item per distinct listed id, numbered in the order given, by one statement per
-/// `ITEMS_PER_INSERT` ids: each statement's ids travel as one JSON array
-/// (`[[raw, canonical or null], …]`) that the database unpacks, rather than as seven
+/// `STATEMENT_BYTES` of ids: each statement's ids travel as one JSON array (`[[raw],
+/// [raw, canonical], [raw, null], …]`) that the database unpacks, rather than as seven
 /// bound values per row.
 async fn insert_listed<C: ConnectionTrait>(
     txn: &C,
@@ -160,7 +160,7 @@ async fn insert_listed<C: ConnectionTrait>(
     let mut listed = ListedIds::new(ids);
     let mut total = 0;
     loop {
-        let (chunk, count) = listed.next_chunk(ITEMS_PER_INSERT);
+        let (chunk, count) = listed.next_chunk(STATEMENT_BYTES);
         if count == 0 {
             return Ok(total);
         }
@@ -177,8 +177,9 @@ async fn insert_listed<C: ConnectionTrait>(
     }
 }
 
-/// The listed ids, consumed in chunks of `[[raw, canonical or null], …]` JSON with each
-/// distinct id once (compared in canonical form; the first spelling and the order
+/// The listed ids, consumed in chunks of JSON with each distinct id once: `[raw]` when
+/// it is a deployment id as written, `[raw, canonical]` when it is one spelled
+/// otherwise, `[raw, null]` when it is none. Each distinct id is written once (compared in canonical form; the first spelling and the order
 /// kept, as `upgrade::distinct`). Only the canonical ids' 128-bit values are kept to
 /// find repeats, and each id is dropped once written: a `Value` tree, or distinct items
 /// with copies of each id, would cost tens of MiB for a moment at 100,000 ids.
@@ -198,12 +199,13 @@ impl ListedIds {
         }
     }
 
-    /// The next at most `max` distinct ids not seen before, and how many.
-    fn next_chunk(&mut self, max: usize) -> (String, usize) {
-        let mut json = String::with_capacity(max.min(self.ids.len()) * 84 + 2);
+    /// The next distinct ids not seen before, about `max_bytes` of them (the chunk
+    /// ends with the first id that reaches it), and how many.
+    fn next_chunk(&mut self, max_bytes: usize) -> (String, usize) {
+        let mut json = String::with_capacity(max_bytes.min(self.ids.len() * 84) + 84);
         let mut count = 0;
         json.push('[');
-        while count < max {
+        while count == 0 || json.len() < max_bytes {
             let Some(raw) = self.ids.next() else { break };
             let canonical = DeploymentId::parse(&raw);
             let first = match &canonical {
@@ -223,6 +225,7 @@ impl ListedIds {
             // Serialising a `str` cannot fail.
             json.push_str(&serde_json::to_string(&raw).unwrap_or_default());
             match &canonical {
+                Some(id) if id.as_str() == raw => {}
                 Some(id) => {
                     json.push_str(",\"");
                     json.push_str(id.as_str());
@@ -240,21 +243,26 @@ impl ListedIds {
     }
 }
 
-/// The most items one statement inserts. Statements stay small enough that no
-/// connection keeps a buffer of a whole large operation: the driver keeps each
-/// connection's write buffer at the largest message it ever sent, so one 100,000-id
-/// statement left about 8 MiB behind on every pooled connection that ever carried one.
-pub(super) const ITEMS_PER_INSERT: usize = 2_000;
+/// About how many bytes of items one insert statement carries. Below one TLS record
+/// (16 KiB), for two reasons. The driver (sqlx) leaves Nagle's algorithm on, so a
+/// message of several records, written in several writes, has its tail held back until
+/// PostgreSQL's delayed acknowledgement, 40 ms a statement. And it keeps each
+/// connection's write buffer at the largest message it ever sent: one 100,000-id
+/// statement left about 8 MiB behind on every pooled connection that carried one.
+pub(super) const STATEMENT_BYTES: usize = 15_000;
 
 const INSERT_LISTED_POSTGRES: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
-SELECT $1, $5 + t.n::integer, t.item->>0, t.item->>1, $2, $3
+SELECT $1, $5 + t.n::integer, t.item->>0,
+       CASE jsonb_array_length(t.item) WHEN 1 THEN t.item->>0 ELSE t.item->>1 END, $2, $3
 FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS t(item, n)
 "#;
 
 const INSERT_LISTED_SQLITE: &str = r#"
 INSERT INTO operation_items (operation_id, seq, raw_id, deployment_id, folder_id, status)
-SELECT ?1, ?5 + t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, '$[1]'), ?2, ?3
+SELECT ?1, ?5 + t.key + 1, json_extract(t.value, '$[0]'),
+       CASE json_array_length(t.value) WHEN 1 THEN json_extract(t.value, '$[0]')
+           ELSE json_extract(t.value, '$[1]') END, ?2, ?3
 FROM json_each(?4) AS t
 "#;
 
@@ -336,40 +344,50 @@ mod tests {
     use super::*;
     use crate::upgrade;
 
-    /// Every chunk `ListedIds` gives at `max` ids a chunk, parsed.
-    fn chunks(ids: &[String], max: usize) -> Vec<Vec<(String, Option<String>)>> {
+    /// Every chunk `ListedIds` gives at `max_bytes` a chunk, as (raw, canonical) pairs.
+    fn chunks(ids: &[String], max_bytes: usize) -> Vec<Vec<(String, Option<String>)>> {
         let mut listed = ListedIds::new(ids.to_vec());
         let mut all = Vec::new();
         loop {
-            let (json, count) = listed.next_chunk(max);
-            let parsed: Vec<(String, Option<String>)> = serde_json::from_str(&json).unwrap();
+            let (json, count) = listed.next_chunk(max_bytes);
+            let parsed: Vec<Vec<Option<String>>> = serde_json::from_str(&json).unwrap();
             assert_eq!(parsed.len(), count, "{json}");
             if count == 0 {
                 return all;
             }
-            assert!(count <= max);
-            all.push(parsed);
+            all.push(parsed.into_iter().map(pair).collect());
+        }
+    }
+
+    /// What the insert statements read from one item.
+    fn pair(item: Vec<Option<String>>) -> (String, Option<String>) {
+        let raw = item[0].clone().unwrap();
+        match item.get(1) {
+            None => (raw.clone(), Some(raw)),
+            Some(canonical) => (raw, canonical.clone()),
         }
     }
 
     #[test]
-    fn listed_ids_are_written_as_json_pairs_of_the_raw_and_the_canonical_id() {
+    fn listed_ids_are_written_as_the_raw_id_with_its_canonical_form_when_it_differs() {
         let ids = [
             "6F9619FF-8B86-D011-B42D-00C04FC964FF".to_string(),
             "not \"a\" uuid\\".to_string(),
+            "6f9619ff-8b86-d011-b42d-00c04fc964fe".to_string(),
         ];
-        let (json, count) = ListedIds::new(ids.to_vec()).next_chunk(10);
+        let (json, count) = ListedIds::new(ids.to_vec()).next_chunk(10_000);
         let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             parsed,
             serde_json::json!([
                 [ids[0], "6f9619ff-8b86-d011-b42d-00c04fc964ff"],
-                [ids[1], null]
+                [ids[1], null],
+                [ids[2]]
             ])
         );
-        assert_eq!(count, 2);
+        assert_eq!(count, 3);
         assert_eq!(
-            ListedIds::new(Vec::new()).next_chunk(10),
+            ListedIds::new(Vec::new()).next_chunk(10_000),
             ("[]".to_string(), 0)
         );
     }
@@ -392,10 +410,29 @@ mod tests {
             .into_iter()
             .map(|item| (item.raw, item.canonical.map(|id| id.as_str().to_string())))
             .collect();
-        for max in [1, 2, 3, 100] {
-            let chunks = chunks(&ids, max);
-            assert_eq!(chunks.concat(), sync, "{max} a chunk");
-            assert_eq!(chunks.len(), sync.len().div_ceil(max), "{max} a chunk");
+        for max_bytes in [1, 50, 100, 10_000] {
+            let chunks = chunks(&ids, max_bytes);
+            assert_eq!(chunks.concat(), sync, "{max_bytes} bytes a chunk");
+            assert!(chunks.iter().all(|c| !c.is_empty()));
         }
+        assert_eq!(chunks(&ids, 1).len(), sync.len(), "an id a chunk");
+        assert_eq!(chunks(&ids, 10_000).len(), 1);
+    }
+
+    #[test]
+    fn a_chunk_of_listed_ids_ends_with_the_id_that_reaches_its_size() {
+        let ids: Vec<String> = (0..1_000u32)
+            .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+            .collect();
+        let mut listed = ListedIds::new(ids);
+        let (json, count) = listed.next_chunk(STATEMENT_BYTES);
+        assert!(
+            json.len() >= STATEMENT_BYTES && json.len() < STATEMENT_BYTES + 50,
+            "{}",
+            json.len()
+        );
+        assert!(json.len() < 16 * 1024, "one TLS record");
+        let (_, rest) = listed.next_chunk(usize::MAX);
+        assert_eq!(count + rest, 1_000);
     }
 }

@@ -14,7 +14,7 @@ use sea_orm::{
     Statement, Value, sea_query::Expr,
 };
 
-use super::create::ITEMS_PER_INSERT;
+use super::create::STATEMENT_BYTES;
 use crate::{error::Error, service::Actor, upgrade::Target};
 
 /// An operation over `items`, as a rollout's wave.
@@ -103,8 +103,8 @@ pub async fn create_fixed<C: ConnectionTrait>(
     Ok(created)
 }
 
-/// One statement per `ITEMS_PER_INSERT` items, each chunk's items travelling as one JSON
-/// array `[[id, folder, target], …]`.
+/// One statement per `STATEMENT_BYTES` of items (an item is at most 64 bytes), each
+/// chunk's items travelling as one JSON array `[[id, folder, target], …]`.
 async fn insert_items<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
@@ -115,7 +115,8 @@ async fn insert_items<C: ConnectionTrait>(
         DbBackend::Postgres => INSERT_POSTGRES,
         _ => INSERT_SQLITE,
     };
-    for (n, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
+    const PER_INSERT: usize = STATEMENT_BYTES / 64;
+    for (n, chunk) in items.chunks(PER_INSERT).enumerate() {
         let listed = serde_json::Value::Array(
             chunk
                 .iter()
@@ -127,9 +128,7 @@ async fn insert_items<C: ConnectionTrait>(
             operation_id.into(),
             ItemStatus::Pending.as_str().into(),
             listed.into(),
-            i32::try_from(n * ITEMS_PER_INSERT)
-                .unwrap_or(i32::MAX)
-                .into(),
+            i32::try_from(n * PER_INSERT).unwrap_or(i32::MAX).into(),
         ];
         txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;

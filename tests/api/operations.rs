@@ -317,39 +317,61 @@ async fn the_monitor_keeps_the_request_with_a_count_of_the_listed_ids_instead_of
 
 #[tokio::test]
 async fn listed_ids_past_one_insert_statement_are_numbered_in_the_order_given_with_repeats_once() {
-    // More ids than one insert statement carries (2,000): the seqs run on across
-    // statements, and an id repeated in a later statement is still left out.
+    // Far more ids than one insert statement carries (15 KB of them): the seqs run on
+    // across statements, an id repeated in a later statement is still left out, and
+    // ids spelled otherwise or no ids at all keep their place.
     let app = spawn_app_with(|s| s.operation_workers = 0).await;
     let fleet = app.outdated_fleet("ci-bot", 1).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let mut listed: Vec<String> = (1..=4_500u32)
         .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
         .collect();
-    listed.insert(1_999, fleet.ids()[0].clone());
+    listed.insert(999, "not a deployment id".into());
+    listed.insert(1_999, fleet.ids()[0].to_uppercase());
+    listed.insert(
+        2_999,
+        format!("{{{}}}", "00000000-0000-4000-8000-999999999999"),
+    );
     listed.push(listed[3].to_uppercase());
     listed.push(listed[2_500].clone());
+    listed.push(fleet.ids()[0].clone());
     let monitor = app
         .create_operation(&token, &fleet.folder.key, json!({"deploymentIds": listed}))
         .accepted()
         .await;
-    assert_eq!(monitor["counters"]["total"], 4_501);
-    assert_eq!(monitor["counters"]["pending"], 4_501);
+    assert_eq!(monitor["counters"]["total"], 4_503);
+    assert_eq!(monitor["counters"]["pending"], 4_503);
     let id = operation_id(&monitor);
-    for (skip, expected) in [(0, 0), (1_995, 1_995), (3_995, 3_995), (4_500, 4_500)] {
+    for at in [0, 999, 1_999, 2_999, 3_995, 4_502] {
         let page = app
-            .operation_items(
-                &token,
-                &fleet.folder.key,
-                &id,
-                &format!("?top=5&skip={skip}"),
-            )
+            .operation_items(&token, &fleet.folder.key, &id, &format!("?top=1&skip={at}"))
             .json()
             .await;
-        let first = &page["value"][0];
-        assert_eq!(first["seq"], expected + 1, "{page}");
-        assert_eq!(first["id"], listed[expected], "{page}");
-        assert_eq!(page["count"], 4_501);
+        let item = &page["value"][0];
+        assert_eq!(item["seq"], at + 1, "{page}");
+        assert_eq!(item["id"], listed[at], "{page}");
+        assert_eq!(page["count"], 4_503);
     }
+    // What a worker will upgrade: the canonical id, or nothing for a non-id.
+    let canonical = |seq: i32| {
+        let (db, id) = (app.db.clone(), id.clone());
+        async move {
+            use sea_orm::EntityTrait;
+            entity::operation_item::Entity::find_by_id((id, seq))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+                .deployment_id
+        }
+    };
+    assert_eq!(canonical(1).await.as_deref(), Some(listed[0].as_str()));
+    assert_eq!(canonical(1_000).await, None);
+    assert_eq!(canonical(2_000).await, Some(fleet.ids()[0].clone()));
+    assert_eq!(
+        canonical(3_000).await.as_deref(),
+        Some("00000000-0000-4000-8000-999999999999")
+    );
 }
 
 #[tokio::test]
