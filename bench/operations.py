@@ -5,9 +5,9 @@ bench/run.py's point 4 at the sizes given, for a quicker look than the whole run
     bench/operations.py BINARY [--size N ...] [--pairs K]
 
 Each pair is the sync bulk call over every id in calls of 1,000 (concurrency 8 inside
-each call), then one operation over the same ids (maxConcurrency 8) on a freshly
-started server, each side on a freshly reset table, back to back; the ratio is taken
-within each pair. Prints every pair and the median (of an even count the lower middle
+each call), then one operation over the same ids (maxConcurrency 8), on the same warm
+server, each side on a freshly reset table, back to back; the ratio is taken within
+each pair. Prints every pair and the median (of an even count the lower middle
 one), the time from the POST to the 202 (the create, which the sync side has no
 counterpart of) and the server's peak memory through the operation.
 """
