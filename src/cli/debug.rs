@@ -1,13 +1,17 @@
 //! `uplift debug …`: looks inside the service for its own tooling.
 //! `uplift debug sql upgrade-item [--backend sqlite]` prints the SQL the engine sends per
-//! item, and `upgrade-item-where-granted` the statement a one-id call sends on
-//! PostgreSQL (grant check and upgrade together), so the benchmark runs exactly those
-//! (no hand copy to drift).
+//! item, `upgrade-item-where-granted` the statement a one-id call sends on PostgreSQL
+//! (grant check and upgrade together), and `operation-item` the one an operation's
+//! item sends (upgrade and recorded outcome together), so the benchmarks run exactly
+//! those (no hand copy to drift).
 
 use clap::{Subcommand, ValueEnum};
-use uplift::upgrade::{
-    POSTGRES_UPGRADE_ITEM_SQL, POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, SQLITE_UPGRADE_ITEM_SQL,
-    with_params,
+use uplift::{
+    operations::POSTGRES_OPERATION_ITEM_SQL,
+    upgrade::{
+        POSTGRES_UPGRADE_ITEM_SQL, POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL,
+        SQLITE_UPGRADE_ITEM_SQL, with_params,
+    },
 };
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +46,15 @@ pub enum SqlCommand {
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(usize, String)>,
     },
+    /// An operation's item on PostgreSQL: the upgrade and its recorded outcome in one
+    /// statement. As `upgrade-item` on PostgreSQL for $1…$8 (the folder is the item's),
+    /// then $9 the operation id, $10 the claim's lease generation, $11 the item's seq
+    /// and $12 whether it is a dry run.
+    OperationItem {
+        /// As for `upgrade-item`.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(usize, String)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,8 +72,8 @@ fn parse_param(raw: &str) -> Result<(usize, String), String> {
         .trim_start_matches(['$', '?'])
         .parse::<usize>()
         .ok()
-        .filter(|n| (1..=11).contains(n))
-        .ok_or_else(|| format!("{number:?} is not a placeholder number from 1 to 11"))?;
+        .filter(|n| (1..=12).contains(n))
+        .ok_or_else(|| format!("{number:?} is not a placeholder number from 1 to 12"))?;
     Ok((number, text.to_string()))
 }
 
@@ -75,6 +88,9 @@ pub fn run(command: DebugCommand) {
         }
         DebugCommand::Sql(SqlCommand::UpgradeItemWhereGranted { params }) => {
             print_statement(POSTGRES_UPGRADE_ITEM_WHERE_GRANTED_SQL, &params);
+        }
+        DebugCommand::Sql(SqlCommand::OperationItem { params }) => {
+            print_statement(POSTGRES_OPERATION_ITEM_SQL, &params);
         }
     }
 }
@@ -93,7 +109,8 @@ mod tests {
         assert_eq!(parse_param("$5=now()").unwrap(), (5, "now()".into()));
         assert_eq!(parse_param("?11='x'").unwrap(), (11, "'x'".into()));
         assert_eq!(parse_param("2=a=b").unwrap(), (2, "a=b".into()));
-        assert!(parse_param("12=x").is_err());
+        assert_eq!(parse_param("12=false").unwrap(), (12, "false".into()));
+        assert!(parse_param("13=x").is_err());
         assert!(parse_param("0=x").is_err());
         assert!(parse_param("x").is_err());
     }
