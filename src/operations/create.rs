@@ -96,8 +96,8 @@ where
     .insert(&txn)
     .await?;
     let total = match &mut new.request.selection {
-        // Taken out of the request: the ids are dropped as soon as they are written
-        // into the statement's one parameter, not held beside it.
+        // Taken out of the request: each id is dropped as soon as it is written into
+        // its statement's parameter, not held beside it.
         Selection::Ids(ids) => insert_listed(&txn, &id, new.folder.id, std::mem::take(ids)).await?,
         Selection::Selector(selector) => {
             insert_selected(
@@ -179,8 +179,9 @@ async fn insert_listed<C: ConnectionTrait>(
 
 /// The listed ids, consumed in chunks of JSON with each distinct id once: `[raw]` when
 /// it is a deployment id as written, `[raw, canonical]` when it is one spelled
-/// otherwise, `[raw, null]` when it is none. Each distinct id is written once (compared in canonical form; the first spelling and the order
-/// kept, as `upgrade::distinct`). Only the canonical ids' 128-bit values are kept to
+/// otherwise, `[raw, null]` when it is none. Each distinct id is written once
+/// (compared in canonical form; the first spelling and the order kept, as
+/// `upgrade::distinct`). Only the canonical ids' 128-bit values are kept to
 /// find repeats, and each id is dropped once written: a `Value` tree, or distinct items
 /// with copies of each id, would cost tens of MiB for a moment at 100,000 ids.
 struct ListedIds {
@@ -413,7 +414,6 @@ mod tests {
         for max_bytes in [1, 50, 100, 10_000] {
             let chunks = chunks(&ids, max_bytes);
             assert_eq!(chunks.concat(), sync, "{max_bytes} bytes a chunk");
-            assert!(chunks.iter().all(|c| !c.is_empty()));
         }
         assert_eq!(chunks(&ids, 1).len(), sync.len(), "an id a chunk");
         assert_eq!(chunks(&ids, 10_000).len(), 1);

@@ -324,7 +324,7 @@ async fn listed_ids_past_one_insert_statement_are_numbered_in_the_order_given_wi
     let fleet = app.outdated_fleet("ci-bot", 1).await;
     let token = app.token("ci-bot", WRITE_SCOPES);
     let mut listed: Vec<String> = (1..=4_500u32)
-        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .map(|n| format!("00000000-0000-4000-8000-{n:012x}"))
         .collect();
     listed.insert(999, "not a deployment id".into());
     listed.insert(1_999, fleet.ids()[0].to_uppercase());
@@ -332,7 +332,7 @@ async fn listed_ids_past_one_insert_statement_are_numbered_in_the_order_given_wi
         2_999,
         format!("{{{}}}", "00000000-0000-4000-8000-999999999999"),
     );
-    listed.push(listed[3].to_uppercase());
+    listed.push(listed[10].to_uppercase());
     listed.push(listed[2_500].clone());
     listed.push(fleet.ids()[0].clone());
     let monitor = app
@@ -412,6 +412,10 @@ async fn bad_operation_requests_are_refused_naming_the_field_and_create_nothing(
             "appSystemNames",
         ),
         (json!({"selector": {"tags": vec!["t"; 60]}}), "tags"),
+        (
+            json!({"deploymentIds": ["6f9619ff-8b86-d011-b42d-00c04fc964ff", "x".repeat(257)]}),
+            "deploymentIds[1]",
+        ),
     ];
     for (body, named) in cases {
         let problem = app

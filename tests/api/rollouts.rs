@@ -138,6 +138,28 @@ async fn a_canary_folder_then_a_quarter_then_the_rest_are_fixed_at_creation_and_
 }
 
 #[tokio::test]
+async fn a_wave_of_more_items_than_one_insert_statement_carries_runs_each_of_them_once() {
+    // A wave's items go about 15 KB (234 items) to a statement: 500 take three.
+    let app = spawn_app().await;
+    let (_, deployments) = spread(&app, "lead", &[("East", 500)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .created_rollout(
+            &token,
+            json!({"name": "wide", "waves": [{"name": "all", "maxConcurrency": 8}]}),
+        )
+        .await;
+    assert_eq!(wave_sizes(&created), vec![500]);
+    let done = app.rollout_in(&token, &id(&created), "Succeeded").await;
+    let wave = &done["waves"][0];
+    assert_eq!(wave["counters"]["total"], 500, "{wave}");
+    assert_eq!(wave["counters"]["updated"], 500, "{wave}");
+    for d in &deployments[0] {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+    }
+}
+
+#[tokio::test]
 async fn a_plan_with_an_unknown_folder_a_bad_size_or_waves_that_leave_deployments_out_is_a_400_naming_each_problem()
  {
     let app = spawn_app().await;

@@ -39,6 +39,9 @@ use crate::{
     upgrade::{Outcome, Target},
 };
 
+/// The longest listed id an operation accepts.
+const MAX_LISTED_ID_CHARS: usize = 256;
+
 /// How soon a client should poll a monitor that is not finished.
 const POLL_AFTER_SECONDS: &str = "1";
 
@@ -46,7 +49,8 @@ const POLL_AFTER_SECONDS: &str = "1";
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUpgradeOperation {
-    /// These deployments, in this order (duplicates once). Give this or `selector`.
+    /// These deployments, in this order (duplicates once), each at most 256
+    /// characters. Give this or `selector`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_ids: Option<Vec<String>>,
     /// The folder's deployments matching every criterion. Give this or `deploymentIds`.
@@ -167,7 +171,21 @@ impl CreateUpgradeOperation {
         default_concurrency: usize,
     ) -> Result<UpgradeRequest, ApiError> {
         let selection = match (self.deployment_ids, self.selector) {
-            (Some(ids), None) => Selection::Ids(ids),
+            (Some(ids), None) => {
+                // A deployment id is a GUID (36 characters, 38 in braces); far longer is
+                // no id, and one such would make its insert statement as long.
+                if let Some((n, id)) = ids
+                    .iter()
+                    .enumerate()
+                    .find(|(_, id)| id.chars().count() > MAX_LISTED_ID_CHARS)
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "deploymentIds[{n}] is {} characters long; a deployment id has at most {MAX_LISTED_ID_CHARS}",
+                        id.chars().count()
+                    )));
+                }
+                Selection::Ids(ids)
+            }
             (None, Some(selector)) => Selection::Selector(selector.into()),
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request(
