@@ -6,22 +6,15 @@ use std::time::Duration;
 
 use entity::operation;
 use sea_orm::EntityTrait;
-use serde_json::json;
 use uplift::operations::lease;
 
-use crate::helpers::{WRITE_SCOPES, spawn_app_with};
+use crate::operations::an_operation_no_worker_runs;
 
 const LEASE: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn a_renewal_applied_after_the_release_does_not_lease_the_operation_again() {
-    let app = spawn_app_with(|s| s.operation_workers = 0).await;
-    let fleet = app.outdated_fleet("ci-bot", 2).await;
-    let token = app.token("ci-bot", WRITE_SCOPES);
-    let monitor = app
-        .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
-        .accepted()
-        .await;
+    let (app, _, _, monitor) = an_operation_no_worker_runs(2).await;
     let id = monitor["id"].as_str().unwrap().to_string();
 
     let claim = lease::claim(&app.db, "gone", LEASE, 1)

@@ -13,6 +13,26 @@ use crate::helpers::{
     ALL_SCOPES, READ_SCOPES, WRITE_SCOPES, seed_deployments, spawn_app, spawn_app_with,
 };
 
+/// An operation over a new outdated fleet of `count` in a server whose workers are off,
+/// so nothing runs it: the server, the fleet, a token that may edit it, the monitor.
+pub(crate) async fn an_operation_no_worker_runs(
+    count: usize,
+) -> (
+    crate::helpers::TestApp,
+    crate::fixtures::Fleet,
+    String,
+    Value,
+) {
+    let app = spawn_app_with(|s| s.operation_workers = 0).await;
+    let fleet = app.outdated_fleet("ci-bot", count).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let monitor = app
+        .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
+        .accepted()
+        .await;
+    (app, fleet, token, monitor)
+}
+
 fn operation_id(monitor: &Value) -> String {
     monitor["id"].as_str().expect("an operation id").to_string()
 }
@@ -269,13 +289,7 @@ async fn an_empty_selection_is_a_finished_operation_with_total_zero_not_an_error
 
 #[tokio::test]
 async fn the_set_of_items_is_fixed_when_the_operation_is_created() {
-    let app = spawn_app_with(|s| s.operation_workers = 0).await;
-    let fleet = app.outdated_fleet("ci-bot", 2).await;
-    let token = app.token("ci-bot", WRITE_SCOPES);
-    let monitor = app
-        .create_operation(&token, &fleet.folder.key, json!({"selector": {}}))
-        .accepted()
-        .await;
+    let (app, fleet, token, monitor) = an_operation_no_worker_runs(2).await;
     assert_eq!(
         monitor["status"], "NotStarted",
         "no worker runs on this replica"
