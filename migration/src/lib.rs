@@ -34,6 +34,7 @@ mod m20261201_000008_rollouts;
 mod m20261201_000009_per_app_targets;
 mod m20261201_000010_relay_queue_indexes;
 mod m20261202_000011_operation_settled_counts;
+mod m20261202_000012_operation_items_fillfactor;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_per_app_targets::Migration),
             Box::new(m20261201_000010_relay_queue_indexes::Migration),
             Box::new(m20261202_000011_operation_settled_counts::Migration),
+            Box::new(m20261202_000012_operation_items_fillfactor::Migration),
         ]
     }
 }

@@ -994,3 +994,50 @@ async fn an_operation_over_100_000_deployments_on_postgresql_finishes_with_exact
         "no other upgrade event"
     );
 }
+
+#[tokio::test]
+async fn on_postgresql_both_updates_of_every_item_stay_on_its_page() {
+    if !crate::helpers::is_postgres() {
+        return; // SQLite updates rows in place.
+    }
+    // An update that finds no room on its row's page writes the new version on
+    // another page, with a new index entry: more WAL per item, and the next
+    // operation's rows scattered among this one's (see the fillfactor migration).
+    const N: usize = 2_000;
+    let app = spawn_app().await;
+    let fleet = app.outdated_fleet("ci-bot", 0).await;
+    let ids = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, N).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+
+    let done = app
+        .operation_run_to_the_end(&token, &fleet.folder.key, json!({"deploymentIds": ids}))
+        .await;
+    assert_eq!(done["counters"]["updated"], N, "{done}");
+
+    // Each connection reports its counts when it goes idle, within about a second.
+    let sql = "SELECT n_tup_upd AS n, n_tup_hot_upd AS hot FROM pg_stat_user_tables \
+               WHERE relname = 'operation_items'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (updates, hot) = loop {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = app
+            .db
+            .query_one_raw(Statement::from_string(app.db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .expect("a row");
+        let (n, hot): (i64, i64) = (
+            row.try_get("", "n").unwrap(),
+            row.try_get("", "hot").unwrap(),
+        );
+        if n >= 2 * N as i64 || std::time::Instant::now() > deadline {
+            break (n, hot);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(updates >= 2 * N as i64, "{updates} item updates counted");
+    assert!(
+        hot * 100 >= updates * 98,
+        "{hot} of {updates} item updates stayed on their page"
+    );
+}
