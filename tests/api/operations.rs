@@ -884,14 +884,17 @@ async fn operation_metrics_count_items_by_result_and_the_queue_by_status() {
 
 /// One number from a query on the test's own database.
 async fn count_of(app: &crate::helpers::TestApp, sql: &str) -> i64 {
+    row_of(app, sql).await.try_get::<i64>("", "n").unwrap()
+}
+
+/// The one row a query on the test's own database answers.
+async fn row_of(app: &crate::helpers::TestApp, sql: &str) -> sea_orm::QueryResult {
     use sea_orm::{ConnectionTrait, Statement};
-    let row = app
-        .db
+    app.db
         .query_one_raw(Statement::from_string(app.db.get_database_backend(), sql))
         .await
         .unwrap()
-        .expect("a row");
-    row.try_get::<i64>("", "n").unwrap()
+        .expect("a row")
 }
 
 #[tokio::test]
@@ -1019,13 +1022,7 @@ async fn on_postgresql_both_updates_of_every_item_stay_on_its_page() {
                WHERE relname = 'operation_items'";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let (updates, hot) = loop {
-        use sea_orm::{ConnectionTrait, Statement};
-        let row = app
-            .db
-            .query_one_raw(Statement::from_string(app.db.get_database_backend(), sql))
-            .await
-            .unwrap()
-            .expect("a row");
+        let row = row_of(&app, sql).await;
         let (n, hot): (i64, i64) = (
             row.try_get("", "n").unwrap(),
             row.try_get("", "hot").unwrap(),
