@@ -9,7 +9,7 @@
 //! `fillfactor` 70 it had room for less than half of them, and about 30 % of the
 //! updates went to other pages, with an index entry each, scattering the next
 //! operation's rows among older ones and slowing each operation after it. At 40
-//! (16 rows a page), both updates stay on the page. New pages follow the setting;
+//! (18 rows a page), both updates stay on the page. New pages follow the setting;
 //! pages already written keep theirs.
 //!
 //! SQLite has no such setting (and updates in place).
