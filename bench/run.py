@@ -168,9 +168,14 @@ def paired_rounds(server, db, seed_info, ids, per_call, rounds):
     syncs, ops = [], []
     for _ in range(rounds):
         db.reset()
+        before = db.writes()
         syncs.append(bulk_in_calls(server, seed_info, ids, per_call))
+        sync_writes = db.writes_since(before)
         db.reset()
+        before = db.writes()
         ops.append(operation_run(server, db, seed_info, ids))
+        op_writes = db.writes_since(before)
+        log(f"  writes: sync {sync_writes}; operation {op_writes}")
         log(f"  pair: sync {syncs[-1]:.0f} items/s, operation {ops[-1]['rate']:.0f} items/s "
             f"(ratio {ops[-1]['rate'] / syncs[-1]:.2f}; first item {ops[-1]['first_ms']:.0f} ms after the 202, "
             f"{ops[-1]['gaps']:.2f} s of {ops[-1]['elapsed']:.2f} s between {ops[-1]['batches']} batches, "
@@ -279,6 +284,20 @@ class Postgres(ScratchDatabase):
         psql(self.url, "DROP TABLE IF EXISTS bench_ids; "
                        "CREATE TABLE bench_ids AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM deployments; "
                        "ALTER TABLE bench_ids ADD PRIMARY KEY (n); CREATE SEQUENCE IF NOT EXISTS bench_seq")
+
+    def writes(self):
+        """The cluster's checkpoints, buffers written out (by backends, by the
+        background writer) and WAL position: read around a side, they show whether it
+        ran a checkpoint or evicted dirty pages inside its own time (the buffer pool is
+        the cluster's, 128 MB here)."""
+        row = psql(self.url, "SELECT checkpoints_timed + checkpoints_req, buffers_backend, buffers_clean, "
+                             "pg_current_wal_lsn() - '0/0'::pg_lsn FROM pg_stat_bgwriter")[0]
+        return [float(x) for x in row]
+
+    def writes_since(self, before):
+        checkpoints, backends, bgwriter, wal = (b - a for a, b in zip(before, self.writes()))
+        return (f"{checkpoints:.0f} checkpoints, {backends:.0f} buffers written by backends and "
+                f"{bgwriter:.0f} by the background writer, {wal / 1e6:.0f} MB WAL")
 
     def reset(self):
         """Every deployment back on version 1 (an upgrade waiting), the sequence at 1."""
