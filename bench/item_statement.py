@@ -8,8 +8,8 @@ worker and no claim in the way.
 Seeds N deployments (default 20,000) on a scratch PostgreSQL database and creates one
 operation over all of them (a server with no workers, so nothing runs it), its items
 numbered in the order of `bench_ids`. Then, R times (default 5) and alternating, on
-freshly reset rows (every deployment on version 1, every item `running` under
-generation 1, the tables vacuumed, a checkpoint):
+freshly reset rows (every deployment on version 1, every item `pending` as a claim
+leaves it, the tables vacuumed, a checkpoint):
 
 - `sync`: the statement the bulk call sends per item (`uplift debug sql upgrade-item`);
 - `operation`: the one an operation's item sends (`uplift debug sql operation-item`),
@@ -76,7 +76,7 @@ def main():
             # Each side goes first every other round: the event tables only grow.
             for name, path in sorted(scripts.items(), reverse=n % 2 == 1):
                 db.reset()
-                run.psql(db.url, "UPDATE operation_items SET status = 'running', lease_generation = 1, "
+                run.psql(db.url, "UPDATE operation_items SET status = 'pending', lease_generation = NULL, "
                                  "finished_at = NULL, from_version = NULL, to_version = NULL, "
                                  f"app_system_name = NULL WHERE operation_id = '{op}'")
                 run.psql(db.url, "VACUUM operation_items")

@@ -8,7 +8,9 @@
 //! finishes: `fold`), and every item after `claim_cursor` of an unfinished operation
 //! is pending (a cancel or a stop settles them in the transaction that finishes the
 //! operation). A read counts only the items between the two, about a batch (counting
-//! all 100,000 items took 100 ms a poll).
+//! all 100,000 items took 100 ms a poll); the pending ones among them are `running`
+//! while a worker holds the operation (`lease.rs`: taking a batch writes nothing to
+//! its items).
 
 use entity::{
     operation,
@@ -67,10 +69,14 @@ pub async fn of<C: ConnectionTrait>(db: &C, operation_id: &str) -> Result<Counte
 /// `$1` as one named parameter). The items counted one by one lie after the settled
 /// head and, while the operation is unfinished, up to its claim cursor (or the head,
 /// if that is further: a finish folds every item first); both bounds are index
-/// bounds, so the read is a range of the primary key. The items after that bound are
-/// the pending tail.
+/// bounds, so the read is a range of the primary key. Those still pending while the
+/// operation is leased are the holder's, taken and not settled yet: `running`. The
+/// items after that bound are the pending tail.
 const COUNT: &str = r#"
-SELECT i.status AS status, COUNT(*) AS n
+SELECT CASE WHEN i.status = 'pending'
+                 AND (SELECT o.lease_owner FROM operations o WHERE o.id = $1) IS NOT NULL
+            THEN 'running' ELSE i.status END AS status,
+       COUNT(*) AS n
 FROM operation_items i
 WHERE i.operation_id = $1
   AND i.seq > (SELECT o.settled_through FROM operations o WHERE o.id = $1)
@@ -78,7 +84,7 @@ WHERE i.operation_id = $1
                             WHEN o.claim_cursor > o.settled_through THEN o.claim_cursor
                             ELSE o.settled_through END
                 FROM operations o WHERE o.id = $1)
-GROUP BY i.status
+GROUP BY 1
 UNION ALL
 SELECT 'pending', CASE WHEN status NOT IN ('NotStarted', 'Running') THEN 0
                        WHEN claim_cursor > settled_through THEN total - claim_cursor
@@ -101,14 +107,15 @@ pub enum FoldUpTo {
 }
 
 /// Folds the settled items after the operation's settled head into its counts, up to
-/// the first item still open. Called under the lock on the operation row that a claim,
-/// a holder's next batch and a finish hold, so two folds never overlap; it reads the
-/// row itself, so a caller's copy of it may be older.
+/// the first item still open, and answers the new head (`settled_through`). Called
+/// under the lock on the operation row that a claim, a holder's next batch and a
+/// finish hold, so two folds never overlap; it reads the row itself, so a caller's
+/// copy of it may be older.
 pub async fn fold<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
     up_to: FoldUpTo,
-) -> Result<(), DbErr> {
+) -> Result<i32, DbErr> {
     let Some((from, cursor, total)) = operation::Entity::find_by_id(operation_id.to_string())
         .select_only()
         .column(operation::Column::SettledThrough)
@@ -118,14 +125,14 @@ pub async fn fold<C: ConnectionTrait>(
         .one(txn)
         .await?
     else {
-        return Ok(());
+        return Ok(0);
     };
     let last = match up_to {
         FoldUpTo::Claimed => cursor,
         FoldUpTo::All => total,
     };
     if last <= from {
-        return Ok(());
+        return Ok(from);
     }
     let items: Vec<(i32, ItemStatus)> = operation_item::Entity::find()
         .select_only()
@@ -140,7 +147,7 @@ pub async fn fold<C: ConnectionTrait>(
         .await?;
     let (through, head) = settled_head(from, &items);
     if through == from {
-        return Ok(());
+        return Ok(from);
     }
     let mut update = operation::Entity::update_many()
         .col_expr(operation::Column::SettledThrough, Expr::value(through));
@@ -161,7 +168,7 @@ pub async fn fold<C: ConnectionTrait>(
         .filter(operation::Column::SettledThrough.eq(from))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(through)
 }
 
 /// The last seq of the settled run at the start of `items` (in `seq` order, all after

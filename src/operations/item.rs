@@ -1,7 +1,7 @@
 //! One item of an operation: its upgrade and the record of its outcome commit in one
 //! transaction, and only while the worker's claim still holds the item (the item is
-//! `running` under the claim's lease generation). A worker whose lease was taken
-//! over, or whose operation was canceled, applies and records nothing.
+//! `pending` and no later claim marked it: `lease::still_takes`). A worker whose lease
+//! was taken over, or whose operation was canceled, applies and records nothing.
 //!
 //! PostgreSQL: one statement (like the bulk call's, `upgrade/postgres.rs`), fenced by
 //! the locked item row. SQLite: one write transaction that checks the same (and the
@@ -17,6 +17,7 @@ use sea_orm::{
     TransactionSession, TransactionTrait, Value, sea_query::Expr,
 };
 
+use super::lease;
 use crate::{
     db,
     service::{Actor, events::EventKind},
@@ -32,7 +33,7 @@ pub enum ItemRun {
 }
 
 /// Upgrades (or, in a dry run, inspects) one item and records its outcome, fenced by
-/// `generation`. A database error leaves the item as it was (`running`); the caller
+/// `generation`. A database error leaves the item as it was (`pending`); the caller
 /// records it as a failure (`record_failure`).
 pub async fn run<C>(
     db: &C,
@@ -104,8 +105,7 @@ where
         .is_some();
     let held = live
         && operation_item::Entity::find_by_id((operation.id.clone(), item.seq))
-            .filter(operation_item::Column::Status.eq(ItemStatus::Running))
-            .filter(operation_item::Column::LeaseGeneration.eq(generation))
+            .filter(lease::still_takes(generation))
             .one(&txn)
             .await?
             .is_some();
@@ -199,8 +199,7 @@ pub async fn record_failure<C: ConnectionTrait>(
         .col_expr(operation_item::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(operation_item::Column::OperationId.eq(operation_id))
         .filter(operation_item::Column::Seq.eq(seq))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Running))
-        .filter(operation_item::Column::LeaseGeneration.eq(generation))
+        .filter(lease::still_takes(generation))
         .exec(db)
         .await?;
     Ok(recorded.rows_affected == 1)
@@ -212,13 +211,14 @@ pub async fn record_failure<C: ConnectionTrait>(
 /// operation id, lease generation, item seq, dry run. Answers the item's new status, or no status when the claim
 /// no longer holds the item.
 ///
-/// The fence is the item row: `settled` updates it only while it is `running` under
-/// this generation, and the deployment moves only when `settled` returned that row
-/// (`moved` reads it), so the fence, the upgrade and the outcome are one write each.
-/// A take-over puts the old holder's running items back to pending and a cancel
-/// settles them, both by updating those rows; whichever comes second waits for the
-/// row and re-checks, so an item is applied and recorded once. (The operation's own
-/// row is not locked here: eight sessions sharing a lock on one row cost PostgreSQL a
+/// The fence is the item row: `settled` updates it only while it is `pending` and
+/// marked by no claim newer than this generation, and the deployment moves only when
+/// `settled` returned that row (`moved` reads it), so the fence, the upgrade and the
+/// outcome are one write each, and the item row is written once. A take-over marks
+/// the old holder's unsettled items with its generation and a cancel settles them,
+/// both by updating those rows; whichever comes second waits for the row and
+/// re-checks, so an item is applied and recorded once. (The operation's own row is
+/// not locked here: eight sessions sharing a lock on one row cost PostgreSQL a
 /// multixact per lock and halved the throughput. Locking the item row before
 /// updating it cost a second heap write per item.)
 pub const OPERATION_ITEM: &str = concat!(
@@ -242,8 +242,8 @@ settled AS (
         to_version = GREATEST((SELECT version FROM target), (SELECT version FROM cur)),
         lease_generation = NULL,
         finished_at = $5
-    WHERE i.operation_id = $9 AND i.seq = $11 AND i.status = 'running'
-      AND i.lease_generation = $10
+    WHERE i.operation_id = $9 AND i.seq = $11 AND i.status = 'pending'
+      AND (i.lease_generation IS NULL OR i.lease_generation <= $10)
     RETURNING i.status
 ),
 moved AS (

@@ -1,21 +1,30 @@
 //! Leases on operations: how the workers of every replica share them.
 //!
 //! A claim takes one unfinished operation whose lease is free or lapsed (least
-//! recently served first, so a large operation takes turns with small ones), raises
-//! its `lease_generation` and marks the next batch of its pending items `running`
-//! under that generation. Every later write of the holder names the generation: the
-//! item statements (`item.rs`) require the item to be `running` under it, renewals
-//! and releases require the operation to carry it. A take-over or a cancel changes the
-//! generation on the operation and the state of its items, so a holder that lost its
-//! lease (paused, partitioned, killed and restarted) matches no row and writes
-//! nothing.
+//! recently served first, so a large operation takes turns with small ones) and raises
+//! its `lease_generation`; the holder then takes its items a batch at a time by moving
+//! the operation's `claim_cursor` on. Taking a batch writes nothing to the items: they
+//! stay `pending` until their own transaction settles them, so each item's row is
+//! written once. The items a holder took and has not settled are the `pending` ones up
+//! to the cursor while the operation is leased; the counters and the items call show
+//! them as `running` (`counters.rs`, `monitor.rs`).
+//!
+//! The fence is the generation. An item statement (`item.rs`) settles its item only
+//! while it is `pending` and carries no generation newer than the holder's
+//! (`lease_generation`, NULL until a claim marks it). A claim marks every item an
+//! earlier holder may still hold (the pending ones after the settled head, up to the
+//! cursor: a holder only ever takes items up to the cursor) with its own generation,
+//! and runs them first; a cancel settles them. A holder
+//! that lost its lease (paused, partitioned, killed and restarted) therefore matches
+//! no item row and writes nothing, while the new holder runs those items once more.
+//! Renewals and releases require the operation to carry the holder's generation.
 //!
 //! On PostgreSQL the claim locks the operation `FOR UPDATE SKIP LOCKED`, so two
 //! replicas never claim it at once; every other write of a holder locks the operation
 //! row too and checks the generation under that lock. The items are fenced by their
-//! own rows (`item.rs`): a take-over's update of an item in flight waits for that
-//! item's statement and then finds it settled. On SQLite writes are serialised
-//! anyway.
+//! own rows: a claim's mark of an item in flight waits for that item's statement and
+//! then finds it settled, and an item statement that waited for a claim's mark finds
+//! the newer generation. On SQLite writes are serialised anyway.
 
 use std::time::Duration;
 
@@ -110,19 +119,11 @@ where
         .filter(operation::Column::LeaseGeneration.eq(found.lease_generation))
         .exec(&txn)
         .await?;
-    // Items a lapsed holder had taken and not settled run again under this claim:
+    // Items an earlier holder took and did not settle run again under this claim, and
     // its statements can no longer match them.
-    return_to_pending(&txn, &found.id, None).await?;
-    counters::fold(&txn, &found.id, FoldUpTo::Claimed).await?;
-    let items = take_next(
-        &txn,
-        &found.id,
-        generation,
-        found.claim_cursor,
-        lease,
-        batch,
-    )
-    .await?;
+    let head = counters::fold(&txn, &found.id, FoldUpTo::Claimed).await?;
+    mark_taken(&txn, &found.id, generation, head, found.claim_cursor).await?;
+    let items = take_next(&txn, &found.id, head, found.claim_cursor, lease, batch).await?;
     let mut operation = found;
     operation.lease_generation = generation;
     operation.lease_owner = Some(owner.to_string());
@@ -148,7 +149,7 @@ where
 /// What a holder finds when its batch is done and it asks for the next one.
 #[derive(Debug)]
 pub enum NextBatch {
-    /// The next items, `running` under the holder's generation; the lease extended.
+    /// The next items after the claim cursor, which moved past them; the lease extended.
     Items(Vec<operation_item::Model>),
     /// Another operation waits for a worker: give this one back so that the next
     /// claim serves the one waiting longest.
@@ -160,14 +161,15 @@ pub enum NextBatch {
     Lost,
 }
 
-/// The holder's next batch without giving the lease back: one short transaction
-/// instead of a release and a claim, and the operation's items are not counted again.
-/// Taken while the previous batch's last items still run, so the workers never idle
-/// between batches.
+/// The holder's next batch, the pending items after `after` (the last seq it took),
+/// without giving the lease back: one short transaction instead of a release and a
+/// claim, and the operation's items are not counted again. Taken while the previous
+/// batch's last items still run, so the workers never idle between batches.
 pub async fn next_batch<C>(
     db: &C,
     operation_id: &str,
     generation: i64,
+    after: i32,
     lease: Duration,
     batch: usize,
 ) -> Result<NextBatch, DbErr>
@@ -188,7 +190,7 @@ where
     let items = take_next(
         &txn,
         operation_id,
-        generation,
+        after,
         operation.claim_cursor,
         lease,
         batch,
@@ -240,25 +242,26 @@ async fn another_waits<C: ConnectionTrait>(txn: &C, operation_id: &str) -> Resul
     Ok(waiting.is_some())
 }
 
-/// Takes the next batch after the claim cursor (from the start when nothing is left
-/// past it: items released on shutdown or taken over lie behind it), sorted by
-/// `seq`, and moves the cursor and the lease's expiry on.
+/// Takes the next batch of pending items after `after` in `seq` order, moves the
+/// claim cursor (`cursor`, as read under the lock) past them if it is not past them
+/// already, and the lease's expiry on. Nothing is written to the items.
+///
+/// A holder reads from where it took its last item, not from the cursor: after a
+/// take-over it first runs the items its predecessor took and did not settle (behind
+/// the cursor, marked with its generation by its claim), then goes on past the
+/// cursor. The cursor never moves back, so every item after it is one nobody took.
 async fn take_next<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
-    generation: i64,
+    after: i32,
     cursor: i32,
     lease: Duration,
     batch: usize,
 ) -> Result<Vec<operation_item::Model>, DbErr> {
-    // Along the primary key from the cursor (`db::QUEUE_READ_PLAN`): a new operation's
+    // Along the primary key from `after` (`db::QUEUE_READ_PLAN`): a new operation's
     // items are in no statistics yet.
     db::plan_queue_read(txn).await?;
-    let mut items = take_batch(txn, operation_id, generation, cursor, batch).await?;
-    if items.is_empty() && cursor > 0 {
-        items = take_batch(txn, operation_id, generation, 0, batch).await?;
-    }
-    items.sort_unstable_by_key(|item| item.seq);
+    let items = next_pending(operation_id, after, batch).all(txn).await?;
     let cursor = items
         .last()
         .map_or(cursor, |last| std::cmp::max(last.seq, cursor));
@@ -276,54 +279,15 @@ async fn take_next<C: ConnectionTrait>(
     Ok(items)
 }
 
-/// Marks the next `batch` pending items after `after` (in `seq` order) `running` under
-/// `generation`, and returns them.
-async fn take_batch<C: ConnectionTrait>(
-    txn: &C,
-    operation_id: &str,
-    generation: i64,
-    after: i32,
-    batch: usize,
-) -> Result<Vec<operation_item::Model>, DbErr> {
-    // The batch's last seq first, then one range update over the primary key: an
-    // `IN (subquery … LIMIT)` was planned as a scan of every item of the operation.
-    let seqs: Vec<i32> = next_pending(operation_id, after, batch)
-        .into_tuple()
-        .all(txn)
-        .await?;
-    let Some(last) = seqs.last().copied() else {
-        return Ok(Vec::new());
-    };
-    // The claim holds the operation, so the pending items in this range are exactly
-    // the ones just read.
-    operation_item::Entity::update_many()
-        .col_expr(
-            operation_item::Column::Status,
-            Expr::value(ItemStatus::Running),
-        )
-        .col_expr(
-            operation_item::Column::LeaseGeneration,
-            Expr::value(generation),
-        )
-        .filter(operation_item::Column::OperationId.eq(operation_id))
-        .filter(operation_item::Column::Seq.gt(after))
-        .filter(operation_item::Column::Seq.lte(last))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
-        .exec_with_returning(txn)
-        .await
-}
-
-/// The seqs of the next `batch` pending items after `after`, in `seq` order: read along
-/// the primary key from `after`, so a batch costs its own rows whatever the size of
-/// the operation.
+/// The next `batch` pending items after `after`, in `seq` order: read along the
+/// primary key from `after`, so a batch costs its own rows whatever the size of the
+/// operation.
 pub fn next_pending(
     operation_id: &str,
     after: i32,
     batch: usize,
 ) -> Select<operation_item::Entity> {
     operation_item::Entity::find()
-        .select_only()
-        .column(operation_item::Column::Seq)
         .filter(operation_item::Column::OperationId.eq(operation_id))
         .filter(operation_item::Column::Seq.gt(after))
         .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
@@ -331,28 +295,49 @@ pub fn next_pending(
         .limit(batch as u64)
 }
 
-/// Puts the operation's `running` items (of `generation`, or of any) back to pending.
-async fn return_to_pending<C: ConnectionTrait>(
+/// Marks with `generation` the items after the settled head `head` up to the claim
+/// cursor that are not settled: the only ones an earlier holder can still hold. Their
+/// statements then find a newer generation and write nothing. (Items `running` were
+/// marked so by the claims of earlier builds, during a rolling upgrade; they are
+/// pending again here.)
+async fn mark_taken<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
-    generation: Option<i64>,
+    generation: i64,
+    head: i32,
+    cursor: i32,
 ) -> Result<(), DbErr> {
-    let mut update = operation_item::Entity::update_many()
+    if cursor <= head {
+        return Ok(());
+    }
+    operation_item::Entity::update_many()
         .col_expr(
             operation_item::Column::Status,
             Expr::value(ItemStatus::Pending),
         )
         .col_expr(
             operation_item::Column::LeaseGeneration,
-            Expr::value(Option::<i64>::None),
+            Expr::value(generation),
         )
         .filter(operation_item::Column::OperationId.eq(operation_id))
-        .filter(operation_item::Column::Status.eq(ItemStatus::Running));
-    if let Some(generation) = generation {
-        update = update.filter(operation_item::Column::LeaseGeneration.eq(generation));
-    }
-    update.exec(txn).await?;
+        .filter(operation_item::Column::Seq.gt(head))
+        .filter(operation_item::Column::Seq.lte(cursor))
+        .filter(operation_item::Column::Status.is_in([ItemStatus::Pending, ItemStatus::Running]))
+        .exec(txn)
+        .await?;
     Ok(())
+}
+
+/// The item, if the holder of `generation` may still settle it: pending, and marked by
+/// no later claim.
+pub(super) fn still_takes(generation: i64) -> Condition {
+    Condition::all()
+        .add(operation_item::Column::Status.eq(ItemStatus::Pending))
+        .add(
+            Condition::any()
+                .add(operation_item::Column::LeaseGeneration.is_null())
+                .add(operation_item::Column::LeaseGeneration.lte(generation)),
+        )
 }
 
 fn expiry(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
@@ -409,9 +394,9 @@ pub async fn renew<C: ConnectionTrait>(
     Ok(renewed.rows_affected == 1)
 }
 
-/// Gives the operation back (its batch done, or this replica stopping): items this
-/// generation took and did not settle become pending again, and any worker may claim
-/// it at once. Finishes it instead when nothing is left to run.
+/// Gives the operation back (its batch done, or this replica stopping): any worker may
+/// claim it at once, and the items this generation took and did not settle run under
+/// the next claim. Finishes it instead when nothing is left to run.
 pub async fn release_or_finish<C>(db: &C, operation_id: &str, generation: i64) -> Result<(), DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
@@ -420,7 +405,6 @@ where
     let Some(operation) = still_held(&txn, operation_id, generation).await? else {
         return Ok(());
     };
-    return_to_pending(&txn, operation_id, Some(generation)).await?;
     let left = counters::of(&txn, operation_id).await?;
     if left.pending == 0 && left.running == 0 {
         finish(&txn, &operation, generation, None).await?;

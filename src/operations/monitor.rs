@@ -8,7 +8,7 @@ use entity::{
     operation_item::{self, ItemStatus},
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionSession, TransactionTrait, sea_query::Expr,
 };
 
@@ -101,18 +101,31 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 /// One page of the operation's items in order, with the count of those matching.
+/// Items a worker took and has not settled are stored `pending` (`lease.rs`); they
+/// are shown, and filtered, as `running`, as the counters count them.
 pub async fn items<C: ConnectionTrait>(
     db: &C,
-    operation_id: &str,
+    operation: &operation::Model,
     status: Option<ItemStatus>,
     top: u64,
     skip: u64,
 ) -> Result<(u64, Vec<operation_item::Model>), Error> {
-    let mut query =
-        operation_item::Entity::find().filter(operation_item::Column::OperationId.eq(operation_id));
-    if let Some(status) = status {
-        query = query.filter(operation_item::Column::Status.eq(status));
-    }
+    let mut query = operation_item::Entity::find()
+        .filter(operation_item::Column::OperationId.eq(&operation.id));
+    let taken = taken_by_its_holder(operation);
+    query = match status {
+        None => query,
+        Some(ItemStatus::Running) => query.filter(
+            Condition::any()
+                // As the claims of earlier builds stored them.
+                .add(operation_item::Column::Status.eq(ItemStatus::Running))
+                .add(taken.clone()),
+        ),
+        Some(ItemStatus::Pending) => query
+            .filter(operation_item::Column::Status.eq(ItemStatus::Pending))
+            .filter(taken.clone().not()),
+        Some(status) => query.filter(operation_item::Column::Status.eq(status)),
+    };
     let total = query.clone().count(db).await?;
     let page = query
         .order_by_asc(operation_item::Column::Seq)
@@ -120,7 +133,31 @@ pub async fn items<C: ConnectionTrait>(
         .limit(top)
         .all(db)
         .await?;
-    Ok((total, page))
+    let shown = page
+        .into_iter()
+        .map(|mut item| {
+            if item.status == ItemStatus::Pending && is_taken(operation, item.seq) {
+                item.status = ItemStatus::Running;
+            }
+            item
+        })
+        .collect();
+    Ok((total, shown))
+}
+
+/// The pending items the operation's holder has taken: up to its claim cursor, while
+/// it is leased.
+fn taken_by_its_holder(operation: &operation::Model) -> Condition {
+    if operation.lease_owner.is_none() {
+        return Condition::all().add(Expr::value(false));
+    }
+    Condition::all()
+        .add(operation_item::Column::Status.eq(ItemStatus::Pending))
+        .add(operation_item::Column::Seq.lte(operation.claim_cursor))
+}
+
+fn is_taken(operation: &operation::Model, seq: i32) -> bool {
+    operation.lease_owner.is_some() && seq <= operation.claim_cursor
 }
 
 /// Every settled item's outcome in order (the bulk call's answer shape).

@@ -266,6 +266,10 @@ impl Hold {
         let db = &self.context.db;
         let mut batch = first;
         loop {
+            // Batches come in `seq` order: the next one starts after this one's last.
+            let Some(after) = batch.last().map(|item| item.seq) else {
+                return;
+            };
             for item in batch {
                 if self.halted() || queue.send(item).await.is_err() {
                     return;
@@ -289,6 +293,7 @@ impl Hold {
                 db,
                 &self.operation.id,
                 self.generation,
+                after,
                 self.context.policy.lease,
                 self.context.policy.batch,
             )
@@ -340,7 +345,7 @@ impl Hold {
                         self.failed.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(false) => self.lost.store(true, Ordering::SeqCst),
-                    // Left running: the release makes it pending again.
+                    // Left pending: the next claim takes it again.
                     Err(e) => tracing::warn!(error = %e, "could not record the item's failure"),
                 }
             }

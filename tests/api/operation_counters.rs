@@ -8,12 +8,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use serde_json::json;
 use uplift::operations::{self, Counters};
 
-use crate::helpers::{WRITE_SCOPES, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, WRITE_SCOPES, spawn_app_with};
 
 const ID: &str = "00000000-0000-0000-0000-0000000000c1";
 
 /// An operation of ten items in `states` (seq 1 first), its head folded through
-/// `settled_through` with `head` counts, its cursor at `cursor`.
+/// `settled_through` with `head` counts, its cursor at `cursor`; a `Running` one is
+/// leased by a worker.
 async fn stored(
     db: &DatabaseConnection,
     status: &str,
@@ -24,9 +25,11 @@ async fn stored(
 ) {
     db.execute_unprepared(&format!(
         "INSERT INTO operations (id, tenant_id, folder_id, kind, status, request, created_by, created_at, \
-         dry_run, max_concurrency, total, lease_generation, claim_cursor, settled_through, settled_updated) \
+         dry_run, max_concurrency, total, lease_generation, claim_cursor, settled_through, settled_updated, \
+         lease_owner) \
          VALUES ('{ID}', 't', 1, 'upgrade', '{status}', '{{}}', 'someone', CURRENT_TIMESTAMP, false, 8, 10, 1, \
-         {cursor}, {settled_through}, {head_updated})"
+         {cursor}, {settled_through}, {head_updated}, {owner})",
+        owner = if status == "Running" { "'worker'" } else { "NULL" },
     ))
     .await
     .unwrap();
@@ -41,6 +44,11 @@ async fn stored(
     }
 }
 
+/// A server whose workers would not claim the operation `stored` writes.
+async fn without_workers() -> TestApp {
+    spawn_app_with(|s| s.operation_workers = 0).await
+}
+
 async fn counters(db: &DatabaseConnection) -> Counters {
     let operation = operation::Entity::find_by_id(ID.to_string())
         .one(db)
@@ -53,12 +61,13 @@ async fn counters(db: &DatabaseConnection) -> Counters {
 #[tokio::test]
 async fn a_running_operations_counters_add_its_settled_head_the_items_up_to_its_cursor_and_its_pending_tail()
  {
-    let app = spawn_app().await;
+    let app = without_workers().await;
+    // Seq 4 is taken by the worker (up to the cursor) and not settled yet.
     let states = [
         "updated",
         "updated",
         "failed",
-        "running",
+        "pending",
         "updated",
         "unchanged",
         "pending",
@@ -82,8 +91,38 @@ async fn a_running_operations_counters_add_its_settled_head_the_items_up_to_its_
 }
 
 #[tokio::test]
+async fn items_taken_before_a_release_count_as_pending_until_the_next_claim() {
+    let app = without_workers().await;
+    let states = [
+        "updated",
+        "updated",
+        "failed",
+        "pending",
+        "updated",
+        "unchanged",
+        "pending",
+        "pending",
+        "pending",
+        "pending",
+    ];
+    stored(&app.db, "Running", states, 6, 2, 2).await;
+    // Released (a SIGTERM, a closed window): nobody holds the item up to the cursor.
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE operations SET lease_owner = NULL, lease_expires_at = NULL WHERE id = '{ID}'"
+        ))
+        .await
+        .unwrap();
+    let counted = counters(&app.db).await;
+    assert_eq!(
+        (counted.total, counted.pending, counted.running),
+        (10, 5, 0)
+    );
+}
+
+#[tokio::test]
 async fn a_finished_operation_not_folded_yet_has_every_item_after_its_head_counted() {
-    let app = spawn_app().await;
+    let app = without_workers().await;
     // As an operation finished before the settled head existed (head 0), or by a
     // cancel that settled its tail.
     let states = [

@@ -691,7 +691,7 @@ pub async fn operation_items(
     let operation = snapshot.operation;
     let (count, items) = operations::items(
         &state.db,
-        &operation.id,
+        &operation,
         params.status.map(Into::into),
         top,
         skip,
