@@ -15,9 +15,14 @@ point 10):
 Who wrote what is proven from the database itself: each replica connects with its own
 `application_name`, and triggers (created in the scratch database by this script,
 not by uplift) log every lease change, item settlement and `upgrade` event with the
-writing session's name, transaction id and `clock_timestamp()`. The fencing rule is
-then checked row by row: every item settled under generation g was settled by the
-replica that claimed g, before anyone claimed g + 1.
+writing session's name, transaction id and `clock_timestamp()`. An item's row does
+not name the generation that settles it (a claim writes nothing to its items), so the
+audit puts the newest generation the writing replica had claimed beside each
+settlement. The fencing rule is then checked row by row: every item settled under
+generation g was settled by the replica that claimed g, before anyone claimed g + 1.
+(A replica that lost g and later claimed g + 2 would have a late write under g
+counted under g + 2; here the other replica holds the operation to its end once it
+took it over, so the paused one cannot claim it again.)
 
 Usage: operation_crash.py BINARY [ITEMS]   (default 20000)"""
 import re
@@ -53,11 +58,14 @@ CREATE TRIGGER crash_audit_lease AFTER UPDATE ON operations FOR EACH ROW
     WHEN (OLD.lease_generation IS DISTINCT FROM NEW.lease_generation) EXECUTE FUNCTION crash_audit_lease();
 CREATE FUNCTION crash_audit_item() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     INSERT INTO crash_audit (what, app, txid, generation, seq, deployment_id, status, operation_id)
-    VALUES ('item', current_setting('application_name'), txid_current(), OLD.lease_generation, NEW.seq,
-            NEW.deployment_id, NEW.status, NEW.operation_id);
+    VALUES ('item', current_setting('application_name'), txid_current(),
+            (SELECT max(generation) FROM crash_audit WHERE what = 'lease' AND operation_id = NEW.operation_id
+                AND app = current_setting('application_name')),
+            NEW.seq, NEW.deployment_id, NEW.status, NEW.operation_id);
     RETURN NEW; END $$;
 CREATE TRIGGER crash_audit_item AFTER UPDATE ON operation_items FOR EACH ROW
-    WHEN (OLD.status = 'running' AND NEW.status NOT IN ('pending', 'running')) EXECUTE FUNCTION crash_audit_item();
+    WHEN (OLD.status IN ('pending', 'running') AND NEW.status NOT IN ('pending', 'running'))
+    EXECUTE FUNCTION crash_audit_item();
 CREATE FUNCTION crash_audit_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     INSERT INTO crash_audit (what, app, txid, deployment_id, operation_id)
     VALUES ('event', current_setting('application_name'), txid_current(), NEW.deployment_id, NEW.operation_id);
