@@ -57,7 +57,10 @@ class PrivateCluster:
 
     BIN_DIR = "/usr/lib/postgresql/15/bin"
 
-    def __init__(self):
+    def __init__(self, settings=None):
+        # Server settings passed as `-c name=value` at every start (a benchmark's
+        # buffer pool, say).
+        self.settings = dict(settings or {})
         self.dir = tempfile.mkdtemp(prefix="uplift-pg-")
         shutil.chown(self.dir, "postgres", "postgres")
         self.port = free_port()
@@ -75,7 +78,8 @@ class PrivateCluster:
         self._as_postgres(f"{self.BIN_DIR}/pg_ctl", "-D", self.dir, "-w", "-l", f"{self.dir}/log", action, extra)
 
     def start(self):
-        self.pg_ctl("start", f"-o '-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1'")
+        extra = "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        self.pg_ctl("start", f"-o '-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1{extra}'")
 
     def stop(self, mode="fast"):
         self.pg_ctl("stop", f"-m {mode}")

@@ -6,7 +6,7 @@
 use entity::operation;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 use serde_json::json;
-use uplift::operations::{self, Counters};
+use uplift::operations::{self, Counters, ItemStatus, OperationItem};
 
 use crate::helpers::{TestApp, WRITE_SCOPES, spawn_app_with};
 
@@ -117,6 +117,57 @@ async fn items_taken_before_a_release_count_as_pending_until_the_next_claim() {
     assert_eq!(
         (counted.total, counted.pending, counted.running),
         (10, 5, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_items_call_shows_the_pending_items_a_worker_took_as_running_and_filters_them_so() {
+    let app = without_workers().await;
+    let states = [
+        "updated", "pending", "failed", "pending", "updated", "pending", "pending", "pending",
+        "pending", "pending",
+    ];
+    // Taken up to seq 6 by a worker; seqs 2, 4 and 6 not settled yet.
+    stored(&app.db, "Running", states, 6, 1, 1).await;
+    let operation = operation::Entity::find_by_id(ID.to_string())
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let seqs = |items: Vec<OperationItem>| -> Vec<(i32, ItemStatus)> {
+        items.into_iter().map(|i| (i.seq, i.status)).collect()
+    };
+
+    let (n, all) = operations::items(&app.db, &operation, None, 5, 0)
+        .await
+        .unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(
+        seqs(all),
+        [
+            (1, ItemStatus::Updated),
+            (2, ItemStatus::Running),
+            (3, ItemStatus::Failed),
+            (4, ItemStatus::Running),
+            (5, ItemStatus::Updated)
+        ]
+    );
+    let (n, running) = operations::items(&app.db, &operation, Some(ItemStatus::Running), 50, 0)
+        .await
+        .unwrap();
+    assert_eq!((n, seqs(running).len()), (3, 3));
+    let (n, pending) = operations::items(&app.db, &operation, Some(ItemStatus::Pending), 2, 0)
+        .await
+        .unwrap();
+    assert_eq!(n, 4, "seqs 7 to 10");
+    assert_eq!(
+        seqs(pending),
+        [(7, ItemStatus::Pending), (8, ItemStatus::Pending)]
+    );
+    assert_eq!(
+        counters(&app.db).await.running,
+        3,
+        "as the counters count them"
     );
 }
 
