@@ -49,6 +49,20 @@ async fn without_workers() -> TestApp {
     spawn_app_with(|s| s.operation_workers = 0).await
 }
 
+/// Seq 4 is taken by the worker (up to the cursor 6, after the head 2) and not settled.
+const ONE_TAKEN: [&str; 10] = [
+    "updated",
+    "updated",
+    "failed",
+    "pending",
+    "updated",
+    "unchanged",
+    "pending",
+    "pending",
+    "pending",
+    "pending",
+];
+
 async fn counters(db: &DatabaseConnection) -> Counters {
     let operation = operation::Entity::find_by_id(ID.to_string())
         .one(db)
@@ -62,20 +76,7 @@ async fn counters(db: &DatabaseConnection) -> Counters {
 async fn a_running_operations_counters_add_its_settled_head_the_items_up_to_its_cursor_and_its_pending_tail()
  {
     let app = without_workers().await;
-    // Seq 4 is taken by the worker (up to the cursor) and not settled yet.
-    let states = [
-        "updated",
-        "updated",
-        "failed",
-        "pending",
-        "updated",
-        "unchanged",
-        "pending",
-        "pending",
-        "pending",
-        "pending",
-    ];
-    stored(&app.db, "Running", states, 6, 2, 2).await;
+    stored(&app.db, "Running", ONE_TAKEN, 6, 2, 2).await;
     assert_eq!(
         counters(&app.db).await,
         Counters {
@@ -93,19 +94,7 @@ async fn a_running_operations_counters_add_its_settled_head_the_items_up_to_its_
 #[tokio::test]
 async fn items_taken_before_a_release_count_as_pending_until_the_next_claim() {
     let app = without_workers().await;
-    let states = [
-        "updated",
-        "updated",
-        "failed",
-        "pending",
-        "updated",
-        "unchanged",
-        "pending",
-        "pending",
-        "pending",
-        "pending",
-    ];
-    stored(&app.db, "Running", states, 6, 2, 2).await;
+    stored(&app.db, "Running", ONE_TAKEN, 6, 2, 2).await;
     // Released (a SIGTERM, a closed window): nobody holds the item up to the cursor.
     app.db
         .execute_unprepared(&format!(
