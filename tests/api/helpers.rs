@@ -421,6 +421,28 @@ pub fn ids(deployments: &[&deployment::Model]) -> Vec<String> {
     deployments.iter().map(|d| d.id.clone()).collect()
 }
 
+/// Locks that keep items in flight.
+impl TestApp {
+    /// Holds the database's write path for deployments until dropped (rolled back):
+    /// PostgreSQL locks the table against writes (reads go on), SQLite takes the write
+    /// lock. An item that starts meanwhile waits for it (give the test's server a lock
+    /// timeout longer than the hold).
+    pub async fn hold_deployment_writes(
+        &self,
+        folder: &folder::Model,
+    ) -> sea_orm::DatabaseTransaction {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let blocker = self.db.begin().await.unwrap();
+        let sql = if is_postgres() {
+            "LOCK TABLE deployments IN EXCLUSIVE MODE".to_string()
+        } else {
+            format!("UPDATE folders SET name = name WHERE id = {}", folder.id)
+        };
+        blocker.execute_unprepared(&sql).await.unwrap();
+        blocker
+    }
+}
+
 /// Client applications and the token endpoint.
 impl TestApp {
     pub fn token_url(&self) -> String {

@@ -583,6 +583,102 @@ async fn cancel_stops_a_running_operation_and_a_finished_one_cannot_be_canceled(
 }
 
 #[tokio::test]
+async fn the_items_call_shows_the_items_a_worker_took_and_has_not_finished_as_running_and_filters_them_so()
+ {
+    use std::time::{Duration, Instant};
+    // Lock waits and leases longer than the test holds the lock.
+    let app = spawn_app_with(|s| {
+        s.operation_batch_items = 100;
+        s.lock_timeout_ms = 90_000;
+        s.operation_lease_seconds = 120;
+    })
+    .await;
+    let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;
+    let ids = seed_deployments(&app.db, &fleet.folder, fleet.published.app.id, 1, 400).await;
+    let token = app.token("ci-bot", WRITE_SCOPES);
+    let folder = &fleet.folder.key;
+    let id = started_operation(&app, &token, folder, &ids).await;
+
+    // The item in flight waits for the lock; once the counters stop moving, the rest
+    // of its batch is taken and not started.
+    let blocker = app.hold_deployment_writes(&fleet.folder).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        let before = app.operation(&token, folder, &id).json().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = app.operation(&token, folder, &id).json().await;
+        if before["counters"] == after["counters"] {
+            break after;
+        }
+        assert!(Instant::now() < deadline, "still moving: {after}");
+    };
+    assert_counters_add_up(&held);
+    let count = |name: &str| held["counters"][name].as_u64().unwrap();
+    let (updated, running, pending) = (count("updated"), count("running"), count("pending"));
+    assert!(updated >= 1 && running >= 1 && pending >= 1, "{held}");
+    assert_eq!(updated + running + pending, 400, "{held}");
+
+    let seqs_and_statuses = |page: &Value| -> Vec<(u64, String)> {
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["seq"].as_u64().unwrap(),
+                    i["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // One at a time, in order: the settled items, then the taken ones, then the rest.
+    let taken = app
+        .operation_items(&token, folder, &id, "status=running&top=1000")
+        .json()
+        .await;
+    assert_eq!(taken["count"], running);
+    let expected: Vec<(u64, String)> = (updated + 1..=updated + running)
+        .map(|seq| (seq, "running".to_string()))
+        .collect();
+    assert_eq!(seqs_and_statuses(&taken), expected);
+    let waiting = app
+        .operation_items(&token, folder, &id, "status=pending&top=2")
+        .json()
+        .await;
+    assert_eq!(waiting["count"], pending);
+    let next = updated + running + 1;
+    assert_eq!(
+        seqs_and_statuses(&waiting),
+        [
+            (next, "pending".to_string()),
+            (next + 1, "pending".to_string())
+        ]
+    );
+    let boundary = app
+        .operation_items(&token, folder, &id, &format!("top=2&skip={}", updated - 1))
+        .json()
+        .await;
+    assert_eq!(boundary["count"], 400);
+    assert_eq!(
+        seqs_and_statuses(&boundary),
+        [
+            (updated, "updated".to_string()),
+            (updated + 1, "running".to_string())
+        ]
+    );
+
+    blocker.rollback().await.unwrap();
+    let done = app.finished_operation(&token, folder, &id).await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    assert_eq!(done["counters"]["updated"], 400);
+    let none = app
+        .operation_items(&token, folder, &id, "status=running")
+        .json()
+        .await;
+    assert_eq!(none["count"], 0);
+}
+
+#[tokio::test]
 async fn revoking_the_creators_grant_stops_the_operation_before_its_next_batch() {
     let app = spawn_app_with(|s| s.operation_batch_items = 10).await;
     let fleet = app.fleet().administered_by("ci-bot").newer("1.1.0").await;

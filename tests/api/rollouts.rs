@@ -890,24 +890,6 @@ async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_ap
     );
 }
 
-/// Holds the database's write path for deployments until dropped (rolled back):
-/// PostgreSQL locks the table against writes (reads go on), SQLite takes the write
-/// lock. An item that starts meanwhile waits for it (the test's lock timeout is long).
-async fn hold_deployment_writes(
-    app: &TestApp,
-    folder: &folder::Model,
-) -> sea_orm::DatabaseTransaction {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-    let blocker = app.db.begin().await.unwrap();
-    let sql = if crate::helpers::is_postgres() {
-        "LOCK TABLE deployments IN EXCLUSIVE MODE".to_string()
-    } else {
-        format!("UPDATE folders SET name = name WHERE id = {}", folder.id)
-    };
-    blocker.execute_unprepared(&sql).await.unwrap();
-    blocker
-}
-
 #[tokio::test]
 async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_and_the_wave_goes_on_when_it_reopens()
  {
@@ -953,7 +935,7 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
         .ok()
         .await;
     // An item is in flight (waiting for the lock) when the window closes.
-    let blocker = hold_deployment_writes(&app, &folders[0]).await;
+    let blocker = app.hold_deployment_writes(&folders[0]).await;
     let wait = (closes - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
     tokio::time::sleep(wait).await;
     blocker.rollback().await.unwrap();
