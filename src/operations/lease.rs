@@ -149,8 +149,12 @@ where
 /// What a holder finds when its batch is done and it asks for the next one.
 #[derive(Debug)]
 pub enum NextBatch {
-    /// The next items after the claim cursor, which moved past them; the lease extended.
-    Items(Vec<operation_item::Model>),
+    /// The next items after the claim cursor, which moved past them; the lease
+    /// extended. `run_until` as the operation's row has it now.
+    Items {
+        items: Vec<operation_item::Model>,
+        run_until: Option<DateTime<Utc>>,
+    },
     /// Another operation waits for a worker: give this one back so that the next
     /// claim serves the one waiting longest.
     Yield,
@@ -200,7 +204,10 @@ where
     Ok(if items.is_empty() {
         NextBatch::Empty
     } else {
-        NextBatch::Items(items)
+        NextBatch::Items {
+            items,
+            run_until: operation.run_until,
+        }
     })
 }
 
@@ -367,6 +374,20 @@ async fn still_held<C: ConnectionTrait>(
         .lock_exclusive()
         .one(txn)
         .await
+}
+
+/// The operation's `run_until` as its row has it now (`None` when it is gone too).
+pub async fn run_until<C: ConnectionTrait>(
+    db: &C,
+    operation_id: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let found: Option<Option<DateTime<Utc>>> = operation::Entity::find_by_id(operation_id)
+        .select_only()
+        .column(operation::Column::RunUntil)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.flatten())
 }
 
 /// Extends the lease; `false` when this generation no longer holds the operation or

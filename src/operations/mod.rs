@@ -27,6 +27,7 @@ pub mod lease;
 mod monitor;
 mod request;
 mod retention;
+mod run_until;
 mod worker;
 
 pub use counters::Counters;

@@ -16,6 +16,7 @@ use std::{
     time::Duration,
 };
 
+use chrono::Utc;
 use entity::{
     folder,
     operation_item::{self, ItemStatus},
@@ -28,6 +29,7 @@ use super::{
     item::{self, ItemRun},
     lease::{self, Claim, NextBatch, StopReason},
     retention,
+    run_until::RunUntil,
 };
 use crate::{
     access::{self, Permission},
@@ -158,12 +160,14 @@ async fn run_claim(context: &Arc<Context>, claim: Claim, stop: &watch::Receiver<
     let actor = Actor::new(operation.created_by.clone(), operation.request_id.clone())
         .through_operation(operation.id.clone());
     let lost = Arc::new(AtomicBool::new(false));
+    let run_until = Arc::new(RunUntil::new(operation.run_until));
     let heartbeat = tokio::spawn(renew_while_running(
         db.clone(),
         operation.id.clone(),
         generation,
         context.policy.lease,
         lost.clone(),
+        run_until.clone(),
     ));
     let hold = Arc::new(Hold {
         context: context.clone(),
@@ -174,6 +178,7 @@ async fn run_claim(context: &Arc<Context>, claim: Claim, stop: &watch::Receiver<
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         failed: AtomicUsize::new(claim.failed_before),
         lost: lost.clone(),
+        run_until,
         revoked: AtomicBool::new(false),
         stop: stop.clone(),
         actor,
@@ -235,6 +240,8 @@ struct Hold {
     failed: AtomicUsize,
     /// The lease was taken over or the operation canceled.
     lost: Arc<AtomicBool>,
+    /// No item starts from then on (a window closed, a pause), though it was taken.
+    run_until: Arc<RunUntil>,
     /// The creator's `Apps.Edit` was found revoked before a batch.
     revoked: AtomicBool,
     stop: watch::Receiver<bool>,
@@ -253,6 +260,7 @@ impl Hold {
             || self.revoked.load(Ordering::SeqCst)
             || *self.stop.borrow()
             || self.spent()
+            || self.run_until.passed(Utc::now())
     }
 
     /// Queues the claimed batch, then each next one while the hold lasts: the
@@ -299,7 +307,10 @@ impl Hold {
             )
             .await;
             batch = match next {
-                Ok(NextBatch::Items(items)) => items,
+                Ok(NextBatch::Items { items, run_until }) => {
+                    self.run_until.set(run_until);
+                    items
+                }
                 Ok(NextBatch::Lost) => {
                     self.lost.store(true, Ordering::SeqCst);
                     return;
@@ -401,13 +412,19 @@ async fn renew_while_running(
     generation: i64,
     lease: Duration,
     lost: Arc<AtomicBool>,
+    run_until: Arc<RunUntil>,
 ) {
     let mut tick = tokio::time::interval(lease / 3);
     tick.tick().await;
     loop {
         tick.tick().await;
         match lease::renew(&db, &operation_id, generation, lease).await {
-            Ok(true) => {}
+            // A pause sets `run_until` to its instant: the items taken and not started
+            // wait for the next claim.
+            Ok(true) => match lease::run_until(&db, &operation_id).await {
+                Ok(until) => run_until.set(until),
+                Err(e) => tracing::warn!(error = %e, "could not read an operation's run_until"),
+            },
             Ok(false) => {
                 lost.store(true, Ordering::SeqCst);
                 return;
