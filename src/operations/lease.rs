@@ -159,8 +159,10 @@ pub enum NextBatch {
     /// claim serves the one waiting longest.
     Yield,
     /// No pending item is left, a cancel was asked for, or `run_until` passed:
-    /// release (which finishes the operation when nothing is left to run).
-    Empty,
+    /// release (which finishes the operation when nothing is left to run) once the
+    /// items started finish; `run_until` as the operation's row has it now (a pause
+    /// just asked for: the items taken ahead must not start).
+    Empty { run_until: Option<DateTime<Utc>> },
     /// The generation no longer holds the operation: write nothing more.
     Lost,
 }
@@ -185,7 +187,9 @@ where
         return Ok(NextBatch::Lost);
     };
     if operation.cancel_requested || operation.run_until.is_some_and(|until| until <= Utc::now()) {
-        return Ok(NextBatch::Empty);
+        return Ok(NextBatch::Empty {
+            run_until: operation.run_until,
+        });
     }
     if another_waits(&txn, operation_id).await? {
         return Ok(NextBatch::Yield);
@@ -202,7 +206,9 @@ where
     .await?;
     txn.commit().await?;
     Ok(if items.is_empty() {
-        NextBatch::Empty
+        NextBatch::Empty {
+            run_until: operation.run_until,
+        }
     } else {
         NextBatch::Items {
             items,

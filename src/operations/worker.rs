@@ -315,7 +315,11 @@ impl Hold {
                     self.lost.store(true, Ordering::SeqCst);
                     return;
                 }
-                Ok(NextBatch::Yield | NextBatch::Empty) => return,
+                Ok(NextBatch::Empty { run_until }) => {
+                    self.run_until.set(run_until);
+                    return;
+                }
+                Ok(NextBatch::Yield) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not take the next batch; releasing the operation");
                     return;
