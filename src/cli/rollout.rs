@@ -77,7 +77,7 @@ pub enum RolloutCommand {
     },
     /// Approve the next wave (a manual gate).
     Approve(ActionArgs),
-    /// Pause: no new batch of items starts.
+    /// Pause: no new item starts (items in flight finish).
     Pause(ActionArgs),
     /// Resume a paused rollout.
     Resume(ActionArgs),

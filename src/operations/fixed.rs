@@ -152,7 +152,7 @@ SELECT ?1, ?4 + t.key + 1, json_extract(t.value, '$[0]'), json_extract(t.value, 
 FROM json_each(?3) AS t
 "#;
 
-/// Sets the instant from which the operation takes no new batch (`None`: no limit).
+/// Sets the instant from which no item of the operation starts (`None`: no limit).
 pub async fn set_run_until<C: ConnectionTrait>(
     txn: &C,
     operation_id: &str,
