@@ -7,7 +7,7 @@
 //! the locked item row. SQLite: one write transaction that checks the same (and the
 //! operation's generation) before writing; SQLite's writes are serialised anyway.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{
     operation,
     operation_item::{self, ItemStatus},
@@ -30,24 +30,33 @@ pub enum ItemRun {
     Settled(ItemStatus),
     /// The claim no longer holds the item: nothing was written.
     Fenced,
+    /// The operation's `run_until` (a pause, a window's close) was at or before the
+    /// instant the item started, though the worker's copy did not say so yet: nothing
+    /// was written, the item waits for the next claim. SQLite only, where the item's
+    /// transaction reads the operation's row anyway; PostgreSQL's statement leaves
+    /// that row alone (see `OPERATION_ITEM`) and the worker's copy stops the items.
+    Halted {
+        run_until: Option<DateTime<Utc>>,
+    },
 }
 
-/// Upgrades (or, in a dry run, inspects) one item and records its outcome, fenced by
-/// `generation`. A database error leaves the item as it was (`pending`); the caller
-/// records it as a failure (`record_failure`).
+/// Upgrades (or, in a dry run, inspects) one item that `started` then and records its
+/// outcome, fenced by `generation`. A database error leaves the item as it was
+/// (`pending`); the caller records it as a failure (`record_failure`).
 pub async fn run<C>(
     db: &C,
     operation: &operation::Model,
     generation: i64,
     item: &operation_item::Model,
     actor: &Actor,
+    started: DateTime<Utc>,
 ) -> Result<ItemRun, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     match db.get_database_backend() {
         DbBackend::Postgres => run_statement(db, operation, generation, item, actor).await,
-        _ => run_transaction(db, operation, generation, item, actor).await,
+        _ => run_transaction(db, operation, generation, item, actor, started).await,
     }
 }
 
@@ -92,23 +101,33 @@ async fn run_transaction<C>(
     generation: i64,
     item: &operation_item::Model,
     actor: &Actor,
+    started: DateTime<Utc>,
 ) -> Result<ItemRun, DbErr>
 where
     C: ConnectionTrait + TransactionTrait,
 {
     let txn = db::begin_write(db).await?;
-    let live = operation::Entity::find_by_id(operation.id.clone())
+    let Some(live) = operation::Entity::find_by_id(operation.id.clone())
         .filter(operation::Column::LeaseGeneration.eq(generation))
         .filter(operation::Column::CancelRequested.eq(false))
         .one(&txn)
         .await?
+    else {
+        return Ok(ItemRun::Fenced);
+    };
+    // SQLite writes one transaction at a time: a pause committed before this one
+    // began is seen here, whatever the worker's copy says yet. An item that started
+    // before the limit and waited for the write lock past it is in flight: it runs.
+    if live.run_until.is_some_and(|until| until <= started) {
+        return Ok(ItemRun::Halted {
+            run_until: live.run_until,
+        });
+    }
+    let held = operation_item::Entity::find_by_id((operation.id.clone(), item.seq))
+        .filter(lease::still_takes(generation))
+        .one(&txn)
+        .await?
         .is_some();
-    let held = live
-        && operation_item::Entity::find_by_id((operation.id.clone(), item.seq))
-            .filter(lease::still_takes(generation))
-            .one(&txn)
-            .await?
-            .is_some();
     if !held {
         return Ok(ItemRun::Fenced);
     }

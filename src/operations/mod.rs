@@ -7,6 +7,7 @@
 //! lease.rs     claims, leases and their fencing generation, release, stop, finish
 //! item.rs      one item: its upgrade and its recorded outcome in one transaction
 //! worker.rs    the workers and the sweep each replica runs
+//! run_until.rs a holder's copy of `run_until`, checked as each item starts
 //! monitor.rs   reading operations and items; cancel
 //! counters.rs  counters counted from the items
 //! completion.rs the `operation.completed` webhook event, with the final status

@@ -1,7 +1,8 @@
 //! A holder's copy of its operation's `run_until`: the instant from which no item of
 //! it starts (a rollout's window closes, or it was paused). Items are checked against
 //! it as they start, in memory, so the per-item database path is unchanged; the copy
-//! is refreshed from the operation's row at every batch and lease renewal.
+//! is refreshed from the operation's row at every batch and every poll (the worker's
+//! `watch_while_running`), and on SQLite an item's transaction checks the row itself.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

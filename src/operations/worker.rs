@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{
     folder,
     operation_item::{self, ItemStatus},
@@ -161,11 +161,11 @@ async fn run_claim(context: &Arc<Context>, claim: Claim, stop: &watch::Receiver<
         .through_operation(operation.id.clone());
     let lost = Arc::new(AtomicBool::new(false));
     let run_until = Arc::new(RunUntil::new(operation.run_until));
-    let heartbeat = tokio::spawn(renew_while_running(
+    let heartbeat = tokio::spawn(watch_while_running(
         db.clone(),
         operation.id.clone(),
         generation,
-        context.policy.lease,
+        (context.policy.lease, context.policy.poll),
         lost.clone(),
         run_until.clone(),
     ));
@@ -256,11 +256,16 @@ impl Hold {
 
     /// Whether no further item may start.
     fn halted(&self) -> bool {
+        self.halted_at(Utc::now())
+    }
+
+    /// Whether an item starting at `now` may not start.
+    fn halted_at(&self, now: DateTime<Utc>) -> bool {
         self.lost.load(Ordering::SeqCst)
             || self.revoked.load(Ordering::SeqCst)
             || *self.stop.borrow()
             || self.spent()
-            || self.run_until.passed(Utc::now())
+            || self.run_until.passed(now)
     }
 
     /// Queues the claimed batch, then each next one while the hold lasts: the
@@ -339,7 +344,12 @@ impl Hold {
             // SQLite has one writer: an API call's write goes before the next item.
             db::yield_to_waiting_writers(Duration::from_millis(25)).await;
         }
-        match item::run(db, operation, generation, &item, actor).await {
+        // The item starts now (the write that went first may have been a pause).
+        let started = Utc::now();
+        if self.halted_at(started) {
+            return;
+        }
+        match item::run(db, operation, generation, &item, actor, started).await {
             Ok(ItemRun::Settled(status)) => {
                 context.metrics.operation_item(status.as_str());
                 if status == ItemStatus::Failed {
@@ -347,6 +357,7 @@ impl Hold {
                 }
             }
             Ok(ItemRun::Fenced) => self.lost.store(true, Ordering::SeqCst),
+            Ok(ItemRun::Halted { run_until }) => self.run_until.set(run_until),
             Err(e) => {
                 let code = if db::is_lock_conflict(&e) {
                     FailureCode::Conflict
@@ -410,30 +421,39 @@ async fn creator_may_edit(
     }
 }
 
-async fn renew_while_running(
+/// The hold's watch on its operation's row while it runs: renews the lease every third
+/// of it, and reads `run_until` at every poll. A pause sets `run_until` to its instant
+/// and nothing else tells the worker (the items stay `pending`, to run after a
+/// resume), so the items it took ahead (up to a batch and a half) stop starting
+/// within a poll of the pause, not at the next batch or renewal.
+async fn watch_while_running(
     db: DatabaseConnection,
     operation_id: String,
     generation: i64,
-    lease: Duration,
+    (lease, poll): (Duration, Duration),
     lost: Arc<AtomicBool>,
     run_until: Arc<RunUntil>,
 ) {
-    let mut tick = tokio::time::interval(lease / 3);
-    tick.tick().await;
+    let mut renewal = tokio::time::interval(lease / 3);
+    let mut watch = tokio::time::interval(poll);
+    for every in [&mut renewal, &mut watch] {
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+    }
     loop {
-        tick.tick().await;
-        match lease::renew(&db, &operation_id, generation, lease).await {
-            // A pause sets `run_until` to its instant: the items taken and not started
-            // wait for the next claim.
-            Ok(true) => match lease::run_until(&db, &operation_id).await {
+        tokio::select! {
+            _ = renewal.tick() => match lease::renew(&db, &operation_id, generation, lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "could not renew an operation's lease"),
+            },
+            _ = watch.tick() => match lease::run_until(&db, &operation_id).await {
                 Ok(until) => run_until.set(until),
                 Err(e) => tracing::warn!(error = %e, "could not read an operation's run_until"),
             },
-            Ok(false) => {
-                lost.store(true, Ordering::SeqCst);
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "could not renew an operation's lease"),
         }
     }
 }

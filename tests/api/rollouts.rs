@@ -1022,6 +1022,106 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
     );
 }
 
+#[tokio::test]
+async fn a_pause_mid_wave_starts_none_of_the_items_the_worker_took_ahead_and_resume_runs_each_once()
+{
+    use std::time::{Duration, Instant};
+    // Batches of six with one item at a time: when the pause comes, the worker has
+    // items queued behind the one in flight. Lock waits and leases outlast the test's
+    // hold on the deployments, and the worker watches its operation every 50 ms.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.operation_batch_items = 6;
+        s.lock_timeout_ms = 90_000;
+        s.operation_lease_seconds = 120;
+        s.operation_poll_ms = 50;
+    })
+    .await;
+    let (folders, deployments) = spread(&app, "lead", &[("East", 40)]).await;
+    let token = app.token("lead", ALL_SCOPES);
+    let created = app
+        .created_rollout(
+            &token,
+            json!({"name": "paused mid-wave", "waves": [{"gate": "manual", "maxConcurrency": 1}]}),
+        )
+        .await;
+    let rollout = id(&created);
+    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
+    app.rollout_action(&token, &rollout, "approve", "go")
+        .ok()
+        .await;
+    let updated = |r: &Value| r["waves"][0]["counters"]["updated"].as_u64().unwrap();
+    // The most items that may have settled once the pause is in: those settled
+    // before it and the one in flight.
+    let settled_at_pause = if crate::helpers::is_postgres() {
+        // One item waits for the deployments' lock, the next ones queued behind it;
+        // the pause does not write deployments, so it lands while the item waits.
+        let blocker = app.hold_deployment_writes(&folders[0]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = updated(&app.rollout(&token, &rollout).json().await);
+        let paused = app
+            .rollout_action(&token, &rollout, "pause", "hold on")
+            .json()
+            .await;
+        assert_eq!(paused["status"], "Paused");
+        // Long enough for the worker to see the pause, short of the lease.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        blocker.rollback().await.unwrap();
+        // The item in flight finishes.
+        before + 1
+    } else {
+        // No lock held: SQLite would make the pause wait for it. The one item that
+        // may finish after the pause's answer is one that started before the pause
+        // and waited for the write lock behind it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while updated(&app.rollout(&token, &rollout).json().await) < 2 {
+            assert!(Instant::now() < deadline, "the wave did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let paused = app
+            .rollout_action(&token, &rollout, "pause", "hold on")
+            .json()
+            .await;
+        assert_eq!(paused["status"], "Paused");
+        updated(&app.rollout(&token, &rollout).json().await) + 1
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stopped = loop {
+        let current = app.rollout(&token, &rollout).json().await;
+        if current["waves"][0]["counters"]["running"] == 0 {
+            break current;
+        }
+        assert!(Instant::now() < deadline, "still running: {current:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let settled = updated(&stopped);
+    assert!(
+        settled <= settled_at_pause,
+        "items started after the pause: {:#}",
+        stopped["waves"][0]["counters"]
+    );
+    if crate::helpers::is_postgres() {
+        assert_eq!(settled, settled_at_pause, "the item in flight finished");
+    }
+    assert!(settled < 40, "the wave ended before the pause");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = app.rollout(&token, &rollout).json().await;
+    assert_eq!(later["status"], "Paused");
+    assert_eq!(updated(&later), settled, "nothing starts while paused");
+
+    app.rollout_action(&token, &rollout, "resume", "go on")
+        .ok()
+        .await;
+    let done = app.rollout_in(&token, &rollout, "Succeeded").await;
+    assert_eq!(
+        done["waves"][0]["attempts"], 1,
+        "one operation, paused and continued"
+    );
+    for d in &deployments[0] {
+        assert_eq!(app.deployment(&d.id).await.version, 2);
+        assert_eq!(upgrades_of(&app, &d.id).await, 1, "upgraded exactly once");
+    }
+}
+
 /// Removes `folder` and its deployments from the database (with their history), as
 /// an operator's clean-up would: the API itself deletes no folder.
 async fn delete_folder(app: &TestApp, folder: &folder::Model) {
