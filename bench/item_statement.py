@@ -17,8 +17,12 @@ leaves it, the tables vacuumed, a checkpoint):
 
 8 pgbench clients, prepared statements as uplift's driver sends them, each client
 taking its own items (n = client + 1 + 8 k), N transactions in all; the two sides
-take turns going first. Prints every round's rates and the median ratio (of an even
-count the lower middle one). Checks that every deployment moved.
+take turns going first. `--spread` adds a third side, `spread`: the operation's
+statement with each client taking a run of N/8 items of its own (n = client × N/8 +
+k), so the items settled at once are N/8 apart instead of neighbours on one page of
+`operation_items` (as a worker settles a batch): what sharing a page costs them.
+Prints every round's rates and each side's median ratio to the sync side (of an
+even count the lower middle one). Checks that every deployment moved.
 """
 import argparse
 import os
@@ -31,13 +35,17 @@ import run
 CLIENTS = 8
 
 
-def script(binary, command, path, operation_id):
-    """A pgbench script of one statement from the binary, each client's next item."""
+def script(binary, command, path, operation_id, own=0):
+    """A pgbench script of one statement from the binary, each client's next item: the
+    next of all clients' in turn, or with `own`, the next of the client's own run of
+    that many items."""
     overrides = {1: "(SELECT id FROM bench_ids WHERE n = :n)"}
     if command == "operation-item":
         overrides.update({9: f"'{operation_id}'", 10: "1", 11: ":n", 12: "false"})
     sql = open(run.engine_sql(binary, path, command, overrides)).read()
     counter = f"\\set k :k + 1\n\\set n :client_id + 1 + {CLIENTS} * (:k - 1)\n"
+    if own:
+        counter = f"\\set k :k + 1\n\\set n :client_id * {own} + :k\n"
     # pgbench reads an SQL command up to its semicolon; SQL comments would swallow it.
     body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
     with open(path, "w") as f:
@@ -50,6 +58,7 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--spread", action="store_true", help="also the operation's items settled a run apart")
     options = parser.parse_args()
     binary = os.path.abspath(options.binary)
     size = options.size - options.size % CLIENTS
@@ -71,6 +80,9 @@ def main():
             "sync": script(binary, "upgrade-item", os.path.join(workdir, "sync.sql"), op),
             "operation": script(binary, "operation-item", os.path.join(workdir, "operation.sql"), op),
         }
+        if options.spread:
+            scripts["spread"] = script(binary, "operation-item", os.path.join(workdir, "spread.sql"), op,
+                                       size // CLIENTS)
         rates = {name: [] for name in scripts}
         for n in range(options.rounds):
             # Each side goes first every other round: the event tables only grow.
@@ -91,12 +103,14 @@ def main():
                     raise RuntimeError(f"{name}: {moved} of {size} deployments moved")
                 rates[name].append(float(re.search(r"tps = ([\d.]+) \(without", out).group(1)))
                 run.log(f"  round {n + 1} {name}: {rates[name][-1]:.0f} tps")
-        ratios = sorted(o / s for o, s in zip(rates["operation"], rates["sync"]))
         print(f"| statement | {size} items, {CLIENTS} clients, tps per round | median |")
         print("| --- | --- | ---: |")
         for name, values in rates.items():
             print(f"| {name} | {', '.join(f'{v:.0f}' for v in values)} | {sorted(values)[(len(values) - 1) // 2]:.0f} |")
-        print(f"| ratio | {', '.join(f'{r:.2f}' for r in ratios)} | {ratios[(len(ratios) - 1) // 2]:.2f} |")
+        for name in [n for n in rates if n != "sync"]:
+            ratios = sorted(o / s for o, s in zip(rates[name], rates["sync"]))
+            print(f"| ratio {name} / sync (sorted) | {', '.join(f'{r:.2f}' for r in ratios)} | "
+                  f"{ratios[(len(ratios) - 1) // 2]:.2f} |")
     finally:
         server.stop()
         db.drop()

@@ -13,6 +13,12 @@ started afresh on its database, a small run of each side to warm it, then the pa
 of bench/operations.py (the sync bulk call over every id in calls of 1,000, then one
 operation over the same ids, each on a freshly reset table). Prints every pair, then
 each variant's median and mean ratio. Nothing is asserted.
+
+`--one-database` seeds one database for every variant (they must not differ in
+`fillfactor`): variants that differ only in their binary are then compared on the
+same rows. With a database each, the sync side (the same code in every binary) ran
+faster on one variant's database than on the other's in most rounds, which skews the
+ratios between variants.
 """
 import argparse
 import os
@@ -28,14 +34,22 @@ def main():
     parser.add_argument("variants", help="BINARY[@FILLFACTOR],BINARY[@FILLFACTOR][,...]")
     parser.add_argument("--size", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--one-database", action="store_true", help="every variant on the same seeded database")
     options = parser.parse_args()
     variants = options.variants.split(",")
+    if options.one_database and len({v.partition("@")[2] for v in variants}) > 1:
+        parser.error("--one-database: the variants must have the same fillfactor")
     workdir = tempfile.mkdtemp(prefix="uplift-bench-ab-")
-    setups, ratios = {}, {v: [] for v in variants}
+    setups, ratios, databases = {}, {v: [] for v in variants}, []
     try:
         for n, variant in enumerate(variants):
             binary, _, fillfactor = variant.partition("@")
+            if options.one_database and setups:
+                _, db, seed_info, ids = next(iter(setups.values()))
+                setups[variant] = (os.path.abspath(binary), db, seed_info, ids)
+                continue
             db = run.Postgres()
+            databases.append(db)
             seeded = os.path.join(workdir, str(n))
             os.makedirs(seeded)
             seed_info, ids = run.seed(run.Server(os.path.abspath(binary), db.url), options.size, seeded)
@@ -69,7 +83,7 @@ def main():
             print(f"| {variant} | {statistics.median(rs):.3f} | {statistics.mean(rs):.3f} | "
                   f"{', '.join(f'{x:.2f}' for x in rs)} |")
     finally:
-        for _, db, _, _ in setups.values():
+        for db in databases:
             db.drop()
 
 
