@@ -890,19 +890,37 @@ async fn a_version_per_app_moves_each_app_to_its_own_version_and_checks_every_ap
     );
 }
 
+/// An app whose lock waits and leases outlast a test's hold on the deployments'
+/// writes (`hold_deployment_writes`), whose workers take `batch` items a claim and
+/// look at their operation every 50 ms.
+async fn spawn_app_outlasting_held_locks(batch: usize) -> TestApp {
+    crate::helpers::spawn_app_with(|s| {
+        s.operation_batch_items = batch;
+        s.lock_timeout_ms = 90_000;
+        s.operation_lease_seconds = 120;
+        s.operation_poll_ms = 50;
+    })
+    .await
+}
+
+/// Creates the rollout `plan` (its first wave behind a manual gate) and approves that
+/// wave; the rollout's id.
+async fn approved_rollout(app: &TestApp, token: &str, plan: Value) -> String {
+    let rollout = id(&app.created_rollout(token, plan).await);
+    app.rollout_in(token, &rollout, "AwaitingApproval").await;
+    app.rollout_action(token, &rollout, "approve", "go")
+        .ok()
+        .await;
+    rollout
+}
+
 #[tokio::test]
 async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_and_the_wave_goes_on_when_it_reopens()
  {
     use chrono::{Duration as Span, DurationRound, Utc};
     use std::time::Duration;
-    // One item per batch, and lock waits and leases longer than the test holds a lock.
-    let app = crate::helpers::spawn_app_with(|s| {
-        s.operation_batch_items = 1;
-        s.lock_timeout_ms = 90_000;
-        s.operation_lease_seconds = 120;
-        s.operation_poll_ms = 50;
-    })
-    .await;
+    // One item per batch.
+    let app = spawn_app_outlasting_held_locks(1).await;
     let (folders, deployments) = spread(&app, "lead", &[("East", 40)]).await;
     let token = app.token("lead", ALL_SCOPES);
     // Open this minute, closed the next, open again the one after (UTC, every day),
@@ -917,23 +935,19 @@ async fn a_window_closing_mid_wave_lets_items_in_flight_finish_starts_no_more_an
     );
     let hm = |t: chrono::DateTime<Utc>| t.format("%H:%M").to_string();
     let every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let created = app
-        .created_rollout(
-            &token,
-            json!({
-                "name": "interrupted",
-                "window": {"timeZone": "UTC", "weekly": [
-                    {"days": every_day, "start": hm(this_minute), "end": hm(closes)},
-                    {"days": every_day, "start": hm(reopens), "end": hm(reopens + Span::minutes(1))},
-                ]},
-                "waves": [{"gate": "manual", "maxConcurrency": 1}],
-            }),
-        ).await;
-    let rollout = id(&created);
-    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
-    app.rollout_action(&token, &rollout, "approve", "go")
-        .ok()
-        .await;
+    let rollout = approved_rollout(
+        &app,
+        &token,
+        json!({
+            "name": "interrupted",
+            "window": {"timeZone": "UTC", "weekly": [
+                {"days": every_day, "start": hm(this_minute), "end": hm(closes)},
+                {"days": every_day, "start": hm(reopens), "end": hm(reopens + Span::minutes(1))},
+            ]},
+            "waves": [{"gate": "manual", "maxConcurrency": 1}],
+        }),
+    )
+    .await;
     // An item is in flight (waiting for the lock) when the window closes.
     let blocker = app.hold_deployment_writes(&folders[0]).await;
     let wait = (closes - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
@@ -1027,28 +1041,16 @@ async fn a_pause_mid_wave_starts_none_of_the_items_the_worker_took_ahead_and_res
 {
     use std::time::{Duration, Instant};
     // Batches of six with one item at a time: when the pause comes, the worker has
-    // items queued behind the one in flight. Lock waits and leases outlast the test's
-    // hold on the deployments, and the worker watches its operation every 50 ms.
-    let app = crate::helpers::spawn_app_with(|s| {
-        s.operation_batch_items = 6;
-        s.lock_timeout_ms = 90_000;
-        s.operation_lease_seconds = 120;
-        s.operation_poll_ms = 50;
-    })
-    .await;
+    // items queued behind the one in flight.
+    let app = spawn_app_outlasting_held_locks(6).await;
     let (folders, deployments) = spread(&app, "lead", &[("East", 40)]).await;
     let token = app.token("lead", ALL_SCOPES);
-    let created = app
-        .created_rollout(
-            &token,
-            json!({"name": "paused mid-wave", "waves": [{"gate": "manual", "maxConcurrency": 1}]}),
-        )
-        .await;
-    let rollout = id(&created);
-    app.rollout_in(&token, &rollout, "AwaitingApproval").await;
-    app.rollout_action(&token, &rollout, "approve", "go")
-        .ok()
-        .await;
+    let rollout = approved_rollout(
+        &app,
+        &token,
+        json!({"name": "paused mid-wave", "waves": [{"gate": "manual", "maxConcurrency": 1}]}),
+    )
+    .await;
     let updated = |r: &Value| r["waves"][0]["counters"]["updated"].as_u64().unwrap();
     // The most items that may have settled once the pause is in: those settled
     // before it and the one in flight.
