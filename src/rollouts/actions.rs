@@ -161,7 +161,8 @@ async fn pause<C: ConnectionTrait>(
     now: chrono::DateTime<Utc>,
 ) -> Result<rollout::Model, Error> {
     if let Some(operation) = progress::running_operation(txn, current).await? {
-        // No new batch from now on; the items already taken finish.
+        // No item starts from now on (the worker holding the operation sees it within
+        // a poll); the items in flight finish.
         operations::set_run_until(txn, &operation.id, Some(now)).await?;
     }
     timeline::transition(

@@ -559,7 +559,7 @@ action_route!(
     Action::Pause,
     "/rollouts/{rollout_id}/pause",
     "Pause a rollout",
-    "No new batch of items starts; items in flight finish."
+    "No new item starts (within `UPLIFT_OPERATION_POLL_MS` of the pause: the worker holding the wave looks that often); items in flight finish."
 );
 action_route!(
     resume_rollout,
