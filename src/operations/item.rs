@@ -5,7 +5,8 @@
 //!
 //! PostgreSQL: one statement (like the bulk call's, `upgrade/postgres.rs`), fenced by
 //! the locked item row. SQLite: one write transaction that checks the same (and the
-//! operation's generation) before writing; SQLite's writes are serialised anyway.
+//! operation's generation, and that its `run_until` had not passed when the item
+//! started) before writing; SQLite's writes are serialised anyway.
 
 use chrono::{DateTime, Utc};
 use entity::{
