@@ -452,7 +452,9 @@ async fn watch_while_running(
             },
             _ = watch.tick() => match lease::run_until(&db, &operation_id).await {
                 Ok(until) => run_until.set(until),
-                Err(e) => tracing::warn!(error = %e, "could not read an operation's run_until"),
+                // Twice a second by default: a database that is away says so through
+                // the renewal's warning (and the items'), not through this one.
+                Err(e) => tracing::debug!(error = %e, "could not read an operation's run_until"),
             },
         }
     }
